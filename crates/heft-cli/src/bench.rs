@@ -1,0 +1,261 @@
+//! `heft bench`: GEMM throughput per shape, kernel and thread count, as
+//! GFLOP/s and as a fraction of the FMA peak measured in the same run.
+
+use clap::{Args, ValueEnum};
+use heft_kernels::dispatch::Isa;
+use heft_kernels::gemm::{Gemm, MatMut, MatRef};
+use heft_kernels::peak::peak_gflops;
+use std::time::{Duration, Instant};
+
+/// Options of `heft bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum, default_value_t = Target::Gemm)]
+    target: Target,
+    /// Kernels to measure: `auto` (the one heft selects: `HEFT_KERNEL` or
+    /// the fastest available), `all` (every kernel this CPU runs) or a
+    /// comma-separated list of avx512, avx2, portable.
+    #[arg(long, default_value = "auto")]
+    kernel: String,
+    /// Thread counts to measure, comma-separated.
+    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    threads: Vec<usize>,
+    /// Timed samples per shape; the table reports their median and best.
+    #[arg(long, default_value_t = 7)]
+    samples: usize,
+    /// Minimum duration of one sample, in milliseconds; short products are
+    /// repeated until a sample lasts this long.
+    #[arg(long, default_value_t = 40)]
+    sample_ms: u64,
+    /// Only shapes whose label contains this text (for example `12000`).
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// A benchmark family.
+#[derive(Clone, Copy, ValueEnum)]
+enum Target {
+    /// Single-precision GEMM on square and project shapes, plus the fused
+    /// argmax epilogue.
+    Gemm,
+}
+
+/// One measured shape: C (m x n) = A (m x k) * B (k x n); with `group`,
+/// the fused argmax count over groups of that many columns.
+struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+    group: Option<usize>,
+    /// B is read transposed, as `X * W^T` reads a PyTorch `[out, in]`
+    /// weight.
+    b_transposed: bool,
+}
+
+impl Shape {
+    fn label(&self) -> String {
+        let layout = if self.b_transposed { " B^T" } else { "" };
+        match self.group {
+            Some(g) => format!("{}x{}x{}{layout} argmax/{g}", self.m, self.k, self.n),
+            None => format!("{}x{}x{}{layout}", self.m, self.k, self.n),
+        }
+    }
+
+    fn flops(&self) -> f64 {
+        2.0 * self.m as f64 * self.k as f64 * self.n as f64
+    }
+}
+
+fn shapes() -> Vec<Shape> {
+    let plain = |m, k, n| Shape {
+        m,
+        k,
+        n,
+        group: None,
+        b_transposed: false,
+    };
+    let mut list: Vec<Shape> = [64, 128, 256, 512, 1024, 2048]
+        .into_iter()
+        .map(|s| plain(s, s, s))
+        .collect();
+    for (m, k, n) in [
+        (12000, 128, 10),
+        (12000, 128, 320),
+        (12000, 784, 128),
+        (100, 784, 128),
+        (100, 128, 10),
+        (1, 784, 128),
+    ] {
+        list.push(plain(m, k, n));
+    }
+    list.push(Shape {
+        m: 12000,
+        k: 784,
+        n: 128,
+        group: None,
+        b_transposed: true,
+    });
+    list.push(Shape {
+        m: 12000,
+        k: 128,
+        n: 10,
+        group: Some(10),
+        b_transposed: false,
+    });
+    list.push(Shape {
+        m: 12000,
+        k: 128,
+        n: 640,
+        group: Some(10),
+        b_transposed: false,
+    });
+    list
+}
+
+fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
+    if text.trim() == "auto" {
+        let isa =
+            Isa::from_env().map_err(|e| format!("{}: {e}", heft_kernels::dispatch::KERNEL_ENV))?;
+        return Ok(vec![isa.unwrap_or_else(Isa::detect)]);
+    }
+    if text.trim() == "all" {
+        return Ok(Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_available())
+            .collect());
+    }
+    text.split(',')
+        .map(|name| {
+            let isa: Isa = name.parse().map_err(|e| format!("--kernel: {e}"))?;
+            isa.check_available().map_err(|e| format!("--kernel: {e}"))
+        })
+        .collect()
+}
+
+/// Runs `heft bench`.
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    match args.target {
+        Target::Gemm => bench_gemm(args),
+    }
+}
+
+fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
+    let kernels = parse_kernels(&args.kernel)?;
+    if args.threads.is_empty() || args.threads.contains(&0) {
+        return Err(format!(
+            "--threads: {:?} must list thread counts of at least 1",
+            args.threads
+        ));
+    }
+    if args.samples == 0 {
+        return Err("--samples: must be at least 1".to_string());
+    }
+    println!(
+        "heft bench gemm: f32, median and best of {} samples of at least {} ms",
+        args.samples, args.sample_ms
+    );
+    for &isa in &kernels {
+        let peak = best_of(5, || peak_gflops(isa, 20_000_000).unwrap_or(0.0));
+        println!();
+        println!("kernel {isa}: FMA peak {peak:.1} GFLOP/s per core (measured now)");
+        println!(
+            "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9}",
+            "shape (m x k x n)", "threads", "median ms", "GFLOP/s", "best", "% peak"
+        );
+        for shape in shapes() {
+            if let Some(filter) = &args.filter {
+                if !shape.label().contains(filter.as_str()) {
+                    continue;
+                }
+            }
+            for &threads in &args.threads {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .map_err(|e| format!("failed to start {threads} threads: {e}"))?;
+                let gemm = Gemm::with_isa(isa).map_err(|e| e.to_string())?;
+                let times = pool.install(|| time_shape(gemm, &shape, args));
+                let median = median(&times);
+                let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
+                let gflops = shape.flops() / median / 1e9;
+                let best_gflops = shape.flops() / best / 1e9;
+                let fraction = 100.0 * gflops / (peak * threads as f64);
+                println!(
+                    "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {:>8.1}%",
+                    shape.label(),
+                    threads,
+                    median * 1e3,
+                    gflops,
+                    best_gflops,
+                    fraction
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
+    (0..runs).map(|_| f()).fold(0.0, f64::max)
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[sorted.len() / 2]
+}
+
+/// Returns the seconds per product of `samples` timed samples.
+fn time_shape(gemm: Gemm, shape: &Shape, args: &BenchArgs) -> Vec<f64> {
+    let (m, k, n) = (shape.m, shape.k, shape.n);
+    let a: Vec<f32> = (0..m * k)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..k * n)
+        .map(|i| ((i * 104_729) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    let mut c = vec![0.0f32; m * n];
+    let labels: Vec<u32> = (0..m)
+        .map(|i| (i % shape.group.unwrap_or(1)) as u32)
+        .collect();
+    let mut counts = vec![0u64; shape.group.map_or(0, |g| n / g)];
+    let a_view = MatRef::row_major(&a, m, k).expect("buffer sized for the shape");
+    let b_view = if shape.b_transposed {
+        MatRef::row_major(&b, n, k)
+            .expect("buffer sized for the shape")
+            .t()
+    } else {
+        MatRef::row_major(&b, k, n).expect("buffer sized for the shape")
+    };
+    let mut once = || match shape.group {
+        Some(g) => gemm
+            .argmax_count(a_view, b_view, None, g, &labels, &mut counts)
+            .expect("valid shapes"),
+        None => gemm
+            .run(
+                1.0,
+                a_view,
+                b_view,
+                0.0,
+                MatMut::row_major(&mut c, m, n).expect("buffer sized for the shape"),
+            )
+            .expect("valid shapes"),
+    };
+    // Warm up caches and thread pools, then size the repetitions.
+    let start = Instant::now();
+    once();
+    once();
+    let per_call = start.elapsed().as_secs_f64() / 2.0;
+    let min_sample = Duration::from_millis(args.sample_ms).as_secs_f64();
+    let reps = ((min_sample / per_call.max(1e-9)).ceil() as usize).max(1);
+    (0..args.samples)
+        .map(|_| {
+            let start = Instant::now();
+            for _ in 0..reps {
+                once();
+            }
+            start.elapsed().as_secs_f64() / reps as f64
+        })
+        .collect()
+}

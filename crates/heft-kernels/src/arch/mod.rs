@@ -1,0 +1,140 @@
+//! Microkernels, one per instruction set, all generated from one body.
+//!
+//! [`microkernel!`] expands the register-blocked tile loop for a vector
+//! type given as a handful of operations (zero, splat, load, store, fused
+//! multiply-add, multiply). Each instruction set instantiates it inside a
+//! `#[target_feature]` function, so the intrinsics inline into a body
+//! compiled for that instruction set while the crate stays built for the
+//! baseline target.
+
+/// Expands to an `unsafe fn(&TileArgs)` microkernel.
+///
+/// `mr` rows by `nv` vectors of `lanes` floats per tile row, A read from
+/// packed micro-panels (`packed = true`) or in place (`packed = false`).
+/// The contract is the one documented on `TileArgs`.
+macro_rules! microkernel {
+    (
+        $(#[$attr:meta])*
+        fn $name:ident;
+        packed = $packed:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
+        zero = $zero:expr,
+        splat = |$sx:ident| $splat:expr,
+        load = |$lp:ident| $load:expr,
+        store = |$sp:ident, $sv:ident| $store:expr,
+        fmadd = |$fa:ident, $fb:ident, $fc:ident| $fmadd:expr,
+        mul = |$ma:ident, $mb:ident| $mul:expr $(,)?
+    ) => {
+        $(#[$attr])*
+        pub(crate) unsafe fn $name(args: &$crate::gemm::kernel::TileArgs) {
+            const MR: usize = $mr;
+            const NV: usize = $nv;
+            const LANES: usize = $lanes;
+            const NR: usize = NV * LANES;
+            const PACKED: bool = $packed;
+
+            $(#[$attr])*
+            #[inline]
+            unsafe fn splat($sx: f32) -> $v {
+                $splat
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn load($lp: *const f32) -> $v {
+                // SAFETY: callers pass a pointer to LANES readable floats.
+                unsafe { $load }
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn store($sp: *mut f32, $sv: $v) {
+                // SAFETY: callers pass a pointer to LANES writable floats.
+                unsafe { $store }
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn fmadd($fa: $v, $fb: $v, $fc: $v) -> $v {
+                $fmadd
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn mul($ma: $v, $mb: $v) -> $v {
+                $mul
+            }
+
+            let $crate::gemm::kernel::TileArgs {
+                kc, a, a_rs, b, c, c_rs, c_cs, alpha, beta,
+            } = *args;
+            let zero: $v = $zero;
+            let mut acc: [[$v; NV]; MR] = [[zero; NV]; MR];
+            let mut a_ptr = a;
+            let mut b_ptr = b;
+            for _ in 0..kc {
+                let mut bv: [$v; NV] = [zero; NV];
+                for v in 0..NV {
+                    // SAFETY: the packed B micro-panel holds NR floats per
+                    // step of k and this is step < kc (TileArgs contract).
+                    bv[v] = unsafe { load(b_ptr.add(v * LANES)) };
+                }
+                for i in 0..MR {
+                    let offset = if PACKED { i } else { i * a_rs };
+                    // SAFETY: row i < MR of A exists at step < kc in either
+                    // layout (TileArgs contract).
+                    let ai = unsafe { splat(*a_ptr.add(offset)) };
+                    for v in 0..NV {
+                        // SAFETY: register arithmetic on the kernel's own
+                        // instruction set, which the caller has checked.
+                        acc[i][v] = unsafe { fmadd(ai, bv[v], acc[i][v]) };
+                    }
+                }
+                // SAFETY: advancing to step + 1 <= kc stays within or one
+                // past the end of both micro-panels.
+                unsafe {
+                    a_ptr = a_ptr.add(if PACKED { MR } else { 1 });
+                    b_ptr = b_ptr.add(NR);
+                }
+            }
+
+            // SAFETY: register arithmetic on the kernel's instruction set.
+            let alpha_v = unsafe { splat(alpha) };
+            // SAFETY: as for `alpha_v`.
+            let beta_v = unsafe { splat(beta) };
+            if c_cs == 1 {
+                for i in 0..MR {
+                    for v in 0..NV {
+                        // SAFETY: the tile's MR x NR elements are writable
+                        // (TileArgs contract) and contiguous along a row.
+                        unsafe {
+                            let p = c.add(i * c_rs + v * LANES);
+                            let t = mul(acc[i][v], alpha_v);
+                            let r = if beta == 0.0 { t } else { fmadd(load(p), beta_v, t) };
+                            store(p, r);
+                        }
+                    }
+                }
+            } else {
+                let mut tile = [0.0f32; MR * NR];
+                for i in 0..MR {
+                    for v in 0..NV {
+                        // SAFETY: `tile` has MR * NR elements and this
+                        // writes LANES of them starting at i * NR + v * LANES.
+                        unsafe { store(tile.as_mut_ptr().add(i * NR + v * LANES), acc[i][v]) };
+                    }
+                }
+                for i in 0..MR {
+                    for j in 0..NR {
+                        let t = tile[i * NR + j] * alpha;
+                        // SAFETY: element (i, j) of the tile is writable
+                        // (TileArgs contract).
+                        unsafe {
+                            let p = c.add(i * c_rs + j * c_cs);
+                            *p = if beta == 0.0 { t } else { (*p).mul_add(beta, t) };
+                        }
+                    }
+                }
+            }
+        }
+    };
+}
+
+pub(crate) mod portable;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86_64;

@@ -1,0 +1,82 @@
+//! x86-64 microkernels: AVX-512F (12 x 32) and AVX2 + FMA (6 x 16).
+//!
+//! - AVX-512: 12 rows by 2 vectors of 16 lanes is 24 accumulators, plus 2
+//!   B vectors and 1 broadcast: 27 of the 32 zmm registers. Per step of k
+//!   the kernel issues 24 FMAs against 2 loads and 12 broadcasts, so two
+//!   FMA ports stay busy while two load ports keep up.
+//! - AVX2: 6 rows by 2 vectors of 8 lanes is 12 accumulators, plus 2 B
+//!   vectors and 1 broadcast: 15 of the 16 ymm registers. A larger tile
+//!   would spill and run at about half speed.
+//!
+//! The functions are only reached through `KernelSpec` entries that
+//! `gemm::kernel::spec` returns for an available `Isa`.
+
+use super::super::gemm::blocking;
+use super::super::gemm::kernel::KernelSpec;
+use core::arch::x86_64::*;
+
+microkernel! {
+    #[target_feature(enable = "avx512f")]
+    fn avx512_packed;
+    packed = true, mr = 12, nv = 2, lanes = 16, vector = __m512,
+    zero = _mm512_setzero_ps(),
+    splat = |x| _mm512_set1_ps(x),
+    load = |p| _mm512_loadu_ps(p),
+    store = |p, v| _mm512_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+    mul = |a, b| _mm512_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx512f")]
+    fn avx512_direct;
+    packed = false, mr = 12, nv = 2, lanes = 16, vector = __m512,
+    zero = _mm512_setzero_ps(),
+    splat = |x| _mm512_set1_ps(x),
+    load = |p| _mm512_loadu_ps(p),
+    store = |p, v| _mm512_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+    mul = |a, b| _mm512_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_packed;
+    packed = true, mr = 6, nv = 2, lanes = 8, vector = __m256,
+    zero = _mm256_setzero_ps(),
+    splat = |x| _mm256_set1_ps(x),
+    load = |p| _mm256_loadu_ps(p),
+    store = |p, v| _mm256_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+    mul = |a, b| _mm256_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_direct;
+    packed = false, mr = 6, nv = 2, lanes = 8, vector = __m256,
+    zero = _mm256_setzero_ps(),
+    splat = |x| _mm256_set1_ps(x),
+    load = |p| _mm256_loadu_ps(p),
+    store = |p, v| _mm256_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+    mul = |a, b| _mm256_mul_ps(a, b),
+}
+
+/// The AVX-512 kernel's table entry.
+pub(crate) static AVX512: KernelSpec = KernelSpec {
+    mr: 12,
+    nr: 32,
+    blocking: blocking::AVX512,
+    packed_a: avx512_packed,
+    direct_a: avx512_direct,
+};
+
+/// The AVX2 + FMA kernel's table entry.
+pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
+    mr: 6,
+    nr: 16,
+    blocking: blocking::AVX2_FMA,
+    packed_a: avx2_packed,
+    direct_a: avx2_direct,
+};

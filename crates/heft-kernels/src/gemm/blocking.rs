@@ -1,0 +1,66 @@
+//! Cache block sizes and the arithmetic behind them.
+//!
+//! The loop nest keeps three working sets in three cache levels:
+//!
+//! - L1: one packed B micro-panel (`KC x NR` floats), reused by every
+//!   `MR`-row micro-panel of A in the block, plus the A micro-panel being
+//!   streamed (`MR x KC`).
+//! - L2: the `MC x KC` block of A, reused across all `NR` panels of B.
+//! - L3 (or L2 when it is large): the packed `KC x NC` block of B, reused
+//!   across all `MC` blocks of A.
+//!
+//! The figures assume the smallest caches common on current x86-64 server
+//! cores: 32 KiB L1d (48 KiB on Ice Lake and later), 1 MiB L2 (2 MiB on
+//! Sapphire Rapids, 1 MiB on Zen 4), and a shared L3 of several MiB.
+
+/// Block sizes of the three outer loops, in elements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Blocking {
+    /// Rows of A per L2 block; a multiple of MR.
+    pub mc: usize,
+    /// Depth of one pass over k; also the length of the FMA chains before
+    /// they are added into C.
+    pub kc: usize,
+    /// Columns of B per packed block; a multiple of NR.
+    pub nc: usize,
+}
+
+/// AVX-512, tile 12 x 32.
+///
+/// - KC = 256: the B micro-panel is 256 * 32 * 4 B = 32 KiB and the A
+///   micro-panel 12 * 256 * 4 B = 12 KiB, 44 KiB in all, within a 48 KiB
+///   L1d. On a 32 KiB L1d the B panel alone fits and A streams from L2,
+///   which the 2 loads per cycle absorb: 2 B vectors and 12 A broadcasts
+///   feed 24 FMAs per step of k.
+/// - MC = 192: the A block is 192 * 256 * 4 B = 192 KiB, a fifth of a
+///   1 MiB L2, which leaves room for the B panels streaming through.
+/// - NC = 3072: the packed B block is 256 * 3072 * 4 B = 3 MiB, for L3.
+pub(crate) const AVX512: Blocking = Blocking {
+    mc: 192,
+    kc: 256,
+    nc: 3072,
+};
+
+/// AVX2, tile 6 x 16.
+///
+/// - KC = 256: B micro-panel 256 * 16 * 4 B = 16 KiB plus the A micro-panel
+///   6 * 256 * 4 B = 6 KiB fit a 32 KiB L1d with room to spare.
+/// - MC = 120: A block 120 * 256 * 4 B = 120 KiB in L2.
+/// - NC = 3072: B block 3 MiB, for L3.
+pub(crate) const AVX2_FMA: Blocking = Blocking {
+    mc: 120,
+    kc: 256,
+    nc: 3072,
+};
+
+/// Portable, tile 6 x 8.
+///
+/// - KC = 256: B micro-panel 256 * 8 * 4 B = 8 KiB plus A micro-panel
+///   6 KiB in L1d.
+/// - MC = 120: A block 120 KiB in L2.
+/// - NC = 3072: B block 3 MiB, for L3.
+pub(crate) const PORTABLE: Blocking = Blocking {
+    mc: 120,
+    kc: 256,
+    nc: 3072,
+};

@@ -1,0 +1,193 @@
+//! The fused argmax-and-count epilogue used to score candidate weight sets.
+//!
+//! For `P` candidates of `g` classes each, `B` holds the candidates' weight
+//! matrices side by side (`k x P*g`). Rows of A are processed in blocks
+//! whose product rows fit in L2: each block's logits are computed into a
+//! thread-local scratch with the same tiles as [`Gemm::run`], reduced to
+//! per-candidate hit counts, and overwritten by the next block, so the
+//! `m x P*g` product never reaches memory.
+//!
+//! [`Gemm::run`]: super::Gemm::run
+
+use super::kernel::KernelSpec;
+use super::loops::{self, Bias, Block, Post, RawC};
+use super::view::MatRef;
+use crate::AlignedVec;
+use std::cell::RefCell;
+
+/// Scratch rows of logits per block are capped at this many floats, 256 KiB:
+/// an eighth to a quarter of a 1-2 MiB L2, beside the A block.
+const SCRATCH_FLOATS: usize = 64 * 1024;
+
+thread_local! {
+    static LOGITS: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+}
+
+/// Returns the index of the largest value: the first one on ties, and the
+/// first NaN if there is one (NaN counts as larger than any number, as in
+/// `torch.argmax`). `None` for an empty slice.
+pub fn argmax_group(values: &[f32]) -> Option<usize> {
+    let (&first, rest) = values.split_first()?;
+    if first.is_nan() {
+        return Some(0);
+    }
+    let mut best = 0;
+    let mut best_value = first;
+    for (j, &x) in rest.iter().enumerate() {
+        if x.is_nan() {
+            return Some(j + 1);
+        }
+        if x > best_value {
+            best = j + 1;
+            best_value = x;
+        }
+    }
+    Some(best)
+}
+
+/// Fills `counts[p]` with the rows whose argmax over columns
+/// `p * group..(p + 1) * group` of `A * B + bias` equals the label.
+/// Arguments were checked by `Gemm::argmax_count`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn argmax_count(
+    spec: &KernelSpec,
+    parallel: bool,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    bias: Option<&[f32]>,
+    group: usize,
+    labels: &[u32],
+    counts: &mut [u64],
+) {
+    counts.fill(0);
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (mr, nr) = (spec.mr, spec.nr);
+    let kc = spec.blocking.kc;
+    let panels = n.div_ceil(nr);
+    let direct_a = loops::reads_a_in_place(&a, n, nr);
+    let post = Post {
+        bias: bias.map_or(Bias::None, Bias::PerCol),
+        relu: false,
+    };
+
+    // Rows per block: a multiple of MR whose logits fit the scratch cap,
+    // and no more than the MC block the A panels are sized for.
+    let rows_per_block = (SCRATCH_FLOATS / (n * mr)).max(1) * mr;
+    let rows_per_block = rows_per_block.min(spec.blocking.mc.max(mr));
+    let blocks = m.div_ceil(rows_per_block);
+
+    // Pack all of B once: one set of panels per KC step, shared read-only.
+    let k_steps: Vec<usize> = (0..k).step_by(kc).collect();
+    let step_len = |kcb: usize| panels * kcb * nr;
+    let b_len: usize = k_steps.iter().map(|&pc| step_len(kc.min(k - pc))).sum();
+
+    loops::with_b_buffer(b_len, |b_buffer| {
+        let mut offset = 0;
+        for &pc in &k_steps {
+            let kcb = kc.min(k - pc);
+            let len = step_len(kcb);
+            loops::pack_b_block(
+                parallel,
+                &b,
+                pc,
+                kcb,
+                0,
+                n,
+                nr,
+                &mut b_buffer[offset..offset + len],
+            );
+            offset += len;
+        }
+        let b_packed: &[f32] = b_buffer;
+
+        let tally = |block: usize, local: &mut [u64]| {
+            let i0 = block * rows_per_block;
+            let rows = rows_per_block.min(m - i0);
+            let Some(rows_of_a) = a.submatrix(i0, 0, rows, k) else {
+                return;
+            };
+            with_logits(rows * n, |logits| {
+                let c = RawC {
+                    ptr: logits.as_mut_ptr(),
+                    rs: n,
+                    cs: 1,
+                };
+                if k == 0 {
+                    logits.fill(0.0);
+                }
+                let mut offset = 0;
+                for &pc in &k_steps {
+                    let kcb = kc.min(k - pc);
+                    let len = step_len(kcb);
+                    let block = Block {
+                        spec,
+                        a: &rows_of_a,
+                        direct_a,
+                        b_packed: &b_packed[offset..offset + len],
+                        i0: 0,
+                        mcb: rows,
+                        jc: 0,
+                        ncb: n,
+                        pc,
+                        kcb,
+                        alpha: 1.0,
+                        beta: if pc == 0 { 0.0 } else { 1.0 },
+                        post: None,
+                    };
+                    // SAFETY: `logits` is a rows x n row-major buffer owned
+                    // by this thread, which is exactly the region written.
+                    unsafe { block.run(c, 0..panels) };
+                    offset += len;
+                }
+                for (i, row) in logits.chunks_exact_mut(n).enumerate() {
+                    if !matches!(post.bias, Bias::None) {
+                        for (j, x) in row.iter_mut().enumerate() {
+                            *x = post.apply_bias(*x, j);
+                        }
+                    }
+                    let label = labels[i0 + i] as usize;
+                    for (p, logits_p) in row.chunks_exact(group).enumerate() {
+                        if argmax_group(logits_p) == Some(label) {
+                            local[p] += 1;
+                        }
+                    }
+                }
+            });
+        };
+
+        let threads = loops::thread_count(parallel);
+        if threads <= 1 || blocks == 1 {
+            for block in 0..blocks {
+                tally(block, counts);
+            }
+            return;
+        }
+        // One partial count vector per task, summed afterwards: integer
+        // sums, so the order of addition cannot change the result.
+        let tasks = (threads * 4).min(blocks);
+        let per_task = blocks.div_ceil(tasks);
+        let tasks = blocks.div_ceil(per_task);
+        let partial: Vec<std::sync::Mutex<Vec<u64>>> = (0..tasks)
+            .map(|_| std::sync::Mutex::new(vec![0; counts.len()]))
+            .collect();
+        loops::for_each_task(parallel, tasks, |task| {
+            let mut local = partial[task].lock().unwrap_or_else(|e| e.into_inner());
+            for block in task * per_task..((task + 1) * per_task).min(blocks) {
+                tally(block, &mut local);
+            }
+        });
+        for part in partial {
+            let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+            for (total, x) in counts.iter_mut().zip(part) {
+                *total += x;
+            }
+        }
+    });
+}
+
+fn with_logits<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    loops::with_scratch(&LOGITS, len, f)
+}

@@ -1,0 +1,87 @@
+//! The microkernel contract and the table of kernels per instruction set.
+
+use super::blocking::Blocking;
+use crate::dispatch::Isa;
+
+/// Arguments of one microkernel call: an `MR x NR` tile of C.
+///
+/// # Contract
+///
+/// - `a` points at an `MR x kc` block of A. With a packed-A kernel,
+///   element `(i, p)` is `a[p * MR + i]` (one contiguous column of MR values
+///   per step of k). With a direct-A kernel, element `(i, p)` is
+///   `a[i * a_rs + p]` (rows of A read in place). All `MR` rows must exist.
+/// - `b` points at a packed `kc x NR` micro-panel: element `(p, j)` is
+///   `b[p * NR + j]`, with columns past the matrix edge zero-filled.
+/// - `c` points at element `(0, 0)` of an `MR x NR` tile, element `(i, j)`
+///   at `c[i * c_rs + j * c_cs]`. Every element of the tile must be valid
+///   to write. Edge tiles are computed into a scratch tile by the caller.
+/// - The kernel stores `c = c * beta + (acc * alpha)` with one rounding
+///   for the multiply-add, where `acc` is the fused multiply-add chain over
+///   `p = 0..kc` in increasing order. When `beta == 0`, C is never read.
+/// - `kc` may be 0, which stores `c * beta` (or 0 when `beta == 0`).
+#[derive(Clone, Copy)]
+pub(crate) struct TileArgs {
+    pub kc: usize,
+    pub a: *const f32,
+    pub a_rs: usize,
+    pub b: *const f32,
+    pub c: *mut f32,
+    pub c_rs: usize,
+    pub c_cs: usize,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// A microkernel entry point. Unsafe because it reads and writes through
+/// the raw pointers of [`TileArgs`] and may need CPU features.
+pub(crate) type TileFn = unsafe fn(&TileArgs);
+
+/// A kernel: its register tile, its block sizes and its two entry points.
+pub(crate) struct KernelSpec {
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// Columns of the register tile (a multiple of the vector width).
+    pub nr: usize,
+    /// Cache block sizes.
+    pub blocking: Blocking,
+    /// Entry point reading A from packed micro-panels.
+    pub packed_a: TileFn,
+    /// Entry point reading A's rows in place (`col_stride == 1`).
+    pub direct_a: TileFn,
+}
+
+impl KernelSpec {
+    /// Checks the invariants the loop nest relies on. Compiles to nothing
+    /// in release builds.
+    fn debug_check(&self) -> &Self {
+        debug_assert!(self.mr >= 1 && self.nr >= 1);
+        debug_assert!(self.mr <= MAX_TILE_ROWS && self.mr * self.nr <= MAX_TILE);
+        debug_assert!(self.blocking.mc.is_multiple_of(self.mr));
+        debug_assert!(self.blocking.nc.is_multiple_of(self.nr));
+        debug_assert!(self.blocking.kc >= 1);
+        self
+    }
+}
+
+/// Largest `MR` of any kernel.
+pub(crate) const MAX_TILE_ROWS: usize = 16;
+/// Largest `MR * NR` of any kernel; sizes the scratch tile for edges.
+pub(crate) const MAX_TILE: usize = 16 * 32;
+
+/// Returns the kernel table entry for `isa`.
+///
+/// The caller guarantees `isa` is available on this CPU: [`Isa`] values
+/// reach here only through `Gemm`, whose constructors check availability.
+pub(crate) fn spec(isa: Isa) -> &'static KernelSpec {
+    let spec = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &crate::arch::x86_64::AVX512,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => &crate::arch::x86_64::AVX2_FMA,
+        #[cfg(not(target_arch = "x86_64"))]
+        Isa::Avx512 | Isa::Avx2Fma => &crate::arch::portable::PORTABLE,
+        Isa::Portable => &crate::arch::portable::PORTABLE,
+    };
+    spec.debug_check()
+}

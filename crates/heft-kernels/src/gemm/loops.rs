@@ -1,0 +1,529 @@
+//! The BLIS loop nest around the microkernel.
+//!
+//! ```text
+//! jc: columns of C and B in blocks of NC       B block packed once per (jc, pc)
+//!  pc: the k dimension in blocks of KC          sequential: fixes the sum order
+//!   ic: rows of C and A in blocks of MC         parallel tasks (with jr chunks)
+//!    jr: columns in micro-panels of NR          B micro-panel held in L1
+//!     ir: rows in micro-panels of MR            one microkernel call per tile
+//! ```
+//!
+//! Threads split only the (ic, jr) tiles of one (jc, pc) step, and each tile
+//! is computed by one microkernel call whatever the split, so every element
+//! of C sees the same operations in the same order for any thread count.
+
+use super::kernel::{KernelSpec, TileArgs, TileFn, MAX_TILE};
+use super::pack;
+use super::view::{MatMut, MatRef};
+use super::Epilogue;
+use crate::AlignedVec;
+use std::cell::RefCell;
+
+/// The bias of an epilogue, along the axis it applies to in the problem the
+/// loops compute (columns normally, rows when the problem was transposed).
+#[derive(Clone, Copy)]
+pub(crate) enum Bias<'a> {
+    None,
+    PerCol(&'a [f32]),
+    PerRow(&'a [f32]),
+}
+
+/// The post-product operations, in the orientation of the computed problem.
+#[derive(Clone, Copy)]
+pub(crate) struct Post<'a> {
+    pub bias: Bias<'a>,
+    pub relu: bool,
+}
+
+impl Post<'_> {
+    fn is_identity(&self) -> bool {
+        matches!(self.bias, Bias::None) && !self.relu
+    }
+
+    #[inline]
+    fn apply(&self, x: f32, row: usize, col: usize) -> f32 {
+        let x = match self.bias {
+            Bias::None => x,
+            Bias::PerCol(bias) => x + bias[col],
+            Bias::PerRow(bias) => x + bias[row],
+        };
+        // `x < 0.0` is false for NaN, so NaN passes through ReLU.
+        if self.relu && x < 0.0 {
+            0.0
+        } else {
+            x
+        }
+    }
+}
+
+/// Raw parts of C, shared by the tasks that write its disjoint tiles.
+#[derive(Clone, Copy)]
+pub(crate) struct RawC {
+    pub ptr: *mut f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+// SAFETY: `RawC` is only used to write disjoint tiles of one `MatMut` from
+// several threads inside a scope that outlives every task (see `gemm`).
+unsafe impl Send for RawC {}
+// SAFETY: as above; no two tasks touch the same element.
+unsafe impl Sync for RawC {}
+
+thread_local! {
+    static B_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+    static A_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+}
+
+/// Runs `f` on a thread-local scratch buffer of at least `len` floats.
+///
+/// A nested call on the same thread (a GEMM run from inside a rayon task
+/// while this thread waits in another GEMM) gets a fresh buffer instead.
+pub(crate) fn with_scratch<R>(
+    key: &'static std::thread::LocalKey<RefCell<AlignedVec>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    key.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffer) => {
+            buffer.ensure_len(len);
+            f(&mut buffer.as_mut_slice()[..len])
+        }
+        Err(_) => f(AlignedVec::zeros(len).as_mut_slice()),
+    })
+}
+
+pub(crate) fn with_b_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_scratch(&B_BUFFER, len, f)
+}
+
+pub(crate) fn with_a_buffer<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    with_scratch(&A_BUFFER, len, f)
+}
+
+/// Returns the number of threads tasks may run on.
+pub(crate) fn thread_count(parallel: bool) -> usize {
+    #[cfg(feature = "parallel")]
+    if parallel {
+        return rayon::current_num_threads();
+    }
+    let _ = parallel;
+    1
+}
+
+/// Runs `f(0..tasks)`, on the rayon pool when `parallel`.
+pub(crate) fn for_each_task(parallel: bool, tasks: usize, f: impl Fn(usize) + Send + Sync) {
+    #[cfg(feature = "parallel")]
+    if parallel && tasks > 1 && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        (0..tasks).into_par_iter().for_each(f);
+        return;
+    }
+    let _ = parallel;
+    (0..tasks).for_each(f);
+}
+
+/// Packs a `kc x nc` block of B into micro-panels, on the pool when
+/// `parallel` and there is more than one panel.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_b_block(
+    parallel: bool,
+    b: &MatRef<'_>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    out: &mut [f32],
+) {
+    let panels = nc.div_ceil(nr);
+    #[cfg(feature = "parallel")]
+    if parallel && panels > 1 && rayon::current_num_threads() > 1 {
+        use rayon::prelude::*;
+        out[..panels * kc * nr]
+            .par_chunks_mut(kc * nr)
+            .enumerate()
+            .for_each(|(panel, dst)| {
+                let j = panel * nr;
+                pack::pack_b_panel(b, k0, kc, j0 + j, (nc - j).min(nr), nr, dst);
+            });
+        return;
+    }
+    let _ = parallel;
+    pack::pack_b(b, k0, kc, j0, nc, nr, out);
+}
+
+/// Computes one `rows x cols` tile of C at `(row, col)` (`rows <= MR`,
+/// `cols <= NR`), going through a scratch tile at the edges.
+///
+/// # Safety
+///
+/// `a`, `a_rs`, `b` and `kc` satisfy the `TileArgs` contract for `tile`,
+/// and elements `(row..row + rows, col..col + cols)` of `c` are valid and
+/// written by no other thread during the call.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+pub(crate) unsafe fn run_tile(
+    spec: &KernelSpec,
+    tile: TileFn,
+    kc: usize,
+    a: *const f32,
+    a_rs: usize,
+    b: *const f32,
+    c: RawC,
+    (row, col, rows, cols): (usize, usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+) {
+    if rows == spec.mr && cols == spec.nr {
+        let args = TileArgs {
+            kc,
+            a,
+            a_rs,
+            b,
+            // SAFETY: (row, col) is inside C (caller contract).
+            c: unsafe { c.ptr.add(row * c.rs + col * c.cs) },
+            c_rs: c.rs,
+            c_cs: c.cs,
+            alpha,
+            beta,
+        };
+        // SAFETY: the full tile is inside C and the operands satisfy the
+        // contract (caller contract); `tile` belongs to an available ISA.
+        unsafe { tile(&args) };
+        return;
+    }
+    let mut scratch = [0.0f32; MAX_TILE];
+    let args = TileArgs {
+        kc,
+        a,
+        a_rs,
+        b,
+        c: scratch.as_mut_ptr(),
+        c_rs: spec.nr,
+        c_cs: 1,
+        alpha,
+        beta: 0.0,
+    };
+    // SAFETY: `scratch` holds MR * NR <= MAX_TILE floats and beta = 0 means
+    // it is never read; the operands satisfy the contract (caller contract).
+    unsafe { tile(&args) };
+    for i in 0..rows {
+        for j in 0..cols {
+            let t = scratch[i * spec.nr + j];
+            // SAFETY: (row + i, col + j) is inside the tile (caller contract).
+            unsafe {
+                let p = c.ptr.add((row + i) * c.rs + (col + j) * c.cs);
+                *p = if beta == 0.0 {
+                    t
+                } else {
+                    (*p).mul_add(beta, t)
+                };
+            }
+        }
+    }
+}
+
+/// Applies `post` to the tile at `(row, col)`.
+///
+/// # Safety
+///
+/// As for [`run_tile`]: the tile is inside C and owned by this thread.
+unsafe fn post_tile(
+    post: &Post<'_>,
+    c: RawC,
+    (row, col, rows, cols): (usize, usize, usize, usize),
+) {
+    for i in row..row + rows {
+        for j in col..col + cols {
+            // SAFETY: (i, j) is inside the tile (caller contract).
+            unsafe {
+                let p = c.ptr.add(i * c.rs + j * c.cs);
+                *p = post.apply(*p, i, j);
+            }
+        }
+    }
+}
+
+/// Computes `C <- post(alpha * A * B + beta * C)` for checked shapes.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm(
+    spec: &KernelSpec,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) {
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
+    if alpha == 0.0 || k == 0 {
+        scale(
+            beta,
+            c,
+            Post {
+                bias,
+                relu: epilogue.relu,
+            },
+        );
+        return;
+    }
+    // Padding waste of each orientation: C^T = B^T A^T computes the same
+    // sums, so pick the one whose tiles cover fewer idle lanes.
+    let padded = |x: usize, t: usize| x.div_ceil(t) * t;
+    let normal = padded(m, spec.mr) * padded(n, spec.nr);
+    let swapped = padded(n, spec.mr) * padded(m, spec.nr);
+    let c_rs = c.row_stride();
+    let c_cs = c.col_stride();
+    let ptr = c.data_mut().as_mut_ptr();
+    if swapped < normal {
+        let raw = RawC {
+            ptr,
+            rs: c_cs,
+            cs: c_rs,
+        };
+        let post = Post {
+            bias: epilogue.bias.map_or(Bias::None, Bias::PerRow),
+            relu: epilogue.relu,
+        };
+        blocked(spec, parallel, alpha, b.t(), a.t(), beta, raw, post);
+    } else {
+        let raw = RawC {
+            ptr,
+            rs: c_rs,
+            cs: c_cs,
+        };
+        blocked(
+            spec,
+            parallel,
+            alpha,
+            a,
+            b,
+            beta,
+            raw,
+            Post {
+                bias,
+                relu: epilogue.relu,
+            },
+        );
+    }
+}
+
+/// Computes `C <- post(beta * C)`, the result when the product is empty or
+/// `alpha == 0`.
+fn scale(beta: f32, mut c: MatMut<'_>, post: Post<'_>) {
+    let (rows, cols, rs, cs) = (c.rows(), c.cols(), c.row_stride(), c.col_stride());
+    let data = c.data_mut();
+    for i in 0..rows {
+        for j in 0..cols {
+            let x = &mut data[i * rs + j * cs];
+            let scaled = if beta == 0.0 { 0.0 } else { *x * beta };
+            *x = post.apply(scaled, i, j);
+        }
+    }
+}
+
+/// The loop nest for `m, n, k >= 1` and `alpha != 0`, with C as raw parts
+/// of a `MatMut` of shape `a.rows() x b.cols()` that the caller borrows
+/// mutably for the whole call.
+#[allow(clippy::too_many_arguments)]
+fn blocked(
+    spec: &KernelSpec,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: RawC,
+    post: Post<'_>,
+) {
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    let nr = spec.nr;
+    let blocking = spec.blocking;
+    let direct_a = reads_a_in_place(&a, n, spec.nr);
+    let threads = thread_count(parallel);
+    let b_len = blocking.kc.min(k) * padded_len(blocking.nc.min(n), nr);
+
+    with_b_buffer(b_len, |b_buffer| {
+        for jc in (0..n).step_by(blocking.nc) {
+            let ncb = blocking.nc.min(n - jc);
+            let panels = ncb.div_ceil(nr);
+            for pc in (0..k).step_by(blocking.kc) {
+                let kcb = blocking.kc.min(k - pc);
+                pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, b_buffer);
+                let b_packed: &[f32] = b_buffer;
+                let beta_pass = if pc == 0 { beta } else { 1.0 };
+                let last_pass = pc + kcb == k;
+
+                // Split the (ic, jr) tiles into tasks: whole MC blocks when
+                // there are enough of them, else chunks of NR panels.
+                let row_blocks = m.div_ceil(blocking.mc);
+                let chunks = if threads > 1 {
+                    (threads * 4).div_ceil(row_blocks).clamp(1, panels)
+                } else {
+                    1
+                };
+                let per_chunk = panels.div_ceil(chunks);
+                let chunks = panels.div_ceil(per_chunk);
+
+                for_each_task(parallel, row_blocks * chunks, |task| {
+                    let i0 = (task / chunks) * blocking.mc;
+                    let mcb = blocking.mc.min(m - i0);
+                    let first_panel = (task % chunks) * per_chunk;
+                    let panel_range = first_panel..(first_panel + per_chunk).min(panels);
+                    let block = Block {
+                        spec,
+                        a: &a,
+                        direct_a,
+                        b_packed,
+                        i0,
+                        mcb,
+                        jc,
+                        ncb,
+                        pc,
+                        kcb,
+                        alpha,
+                        beta: beta_pass,
+                        post: last_pass.then_some(&post),
+                    };
+                    // SAFETY: this task owns rows i0..i0 + mcb and the
+                    // columns of its panel range inside C, which the
+                    // caller borrows mutably for the whole call.
+                    unsafe { block.run(c, panel_range) };
+                });
+            }
+        }
+    });
+}
+
+/// Decides whether the kernel reads A's rows in place instead of packing
+/// them: only for contiguous rows and few columns of C. Each packed A
+/// element is reused `n` times, so with `n` of a few micro-panels the copy
+/// costs as much as the products; with wider C the packed layout wins, as
+/// it avoids cache-set conflicts between rows whose stride is a multiple of
+/// 4 KiB and keeps the A block contiguous in L2.
+pub(crate) fn reads_a_in_place(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
+    a.col_stride() == 1 && n <= 2 * nr
+}
+
+fn padded_len(x: usize, t: usize) -> usize {
+    x.div_ceil(t) * t
+}
+
+/// One MC x (panel range) block of one (jc, pc) step.
+pub(crate) struct Block<'s, 'a> {
+    pub spec: &'s KernelSpec,
+    pub a: &'s MatRef<'a>,
+    pub direct_a: bool,
+    pub b_packed: &'s [f32],
+    pub i0: usize,
+    pub mcb: usize,
+    pub jc: usize,
+    pub ncb: usize,
+    pub pc: usize,
+    pub kcb: usize,
+    pub alpha: f32,
+    pub beta: f32,
+    pub post: Option<&'s Post<'s>>,
+}
+
+impl Block<'_, '_> {
+    /// Computes the block's tiles for the NR panels in `panels`.
+    ///
+    /// # Safety
+    ///
+    /// `c` describes a matrix covering rows `i0..i0 + mcb` and columns
+    /// `jc..jc + ncb`, and no other thread writes those tiles meanwhile.
+    pub(crate) unsafe fn run(&self, c: RawC, panels: std::ops::Range<usize>) {
+        let (mr, nr, kcb) = (self.spec.mr, self.spec.nr, self.kcb);
+        let row_panels = self.mcb.div_ceil(mr);
+        let full_rows = self.mcb / mr;
+        // Packed A holds every micro-panel, direct A only the partial one.
+        let a_len = if self.direct_a {
+            mr * kcb
+        } else {
+            row_panels * mr * kcb
+        };
+        with_a_buffer(a_len, |a_buffer| {
+            if self.direct_a {
+                if full_rows < row_panels {
+                    let i = full_rows * mr;
+                    pack::pack_a_panel(
+                        self.a,
+                        self.i0 + i,
+                        self.mcb - i,
+                        self.pc,
+                        kcb,
+                        mr,
+                        a_buffer,
+                    );
+                }
+            } else {
+                for (ip, dst) in a_buffer.chunks_exact_mut(mr * kcb).enumerate() {
+                    let i = ip * mr;
+                    pack::pack_a_panel(
+                        self.a,
+                        self.i0 + i,
+                        (self.mcb - i).min(mr),
+                        self.pc,
+                        kcb,
+                        mr,
+                        dst,
+                    );
+                }
+            }
+            let a_data = self.a.data();
+            let a_rs = self.a.row_stride();
+            for jp in panels {
+                let j = jp * nr;
+                let cols = nr.min(self.ncb - j);
+                let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
+                for ip in 0..row_panels {
+                    let i = ip * mr;
+                    let rows = mr.min(self.mcb - i);
+                    let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
+                        let offset = (self.i0 + i) * a_rs + self.pc;
+                        (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
+                    } else if self.direct_a {
+                        (a_buffer.as_ptr(), 0, self.spec.packed_a)
+                    } else {
+                        (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
+                    };
+                    let region = (self.i0 + i, self.jc + j, rows, cols);
+                    // SAFETY: the A rows exist (full direct panels lie
+                    // inside A, partial ones were packed with zero rows),
+                    // the B panel holds kcb * nr floats, and the tile is
+                    // owned by this task (caller contract).
+                    unsafe {
+                        run_tile(
+                            self.spec, tile, kcb, a_ptr, a_stride, b_panel, c, region, self.alpha,
+                            self.beta,
+                        );
+                        if let Some(post) = self.post {
+                            if !post.is_identity() {
+                                post_tile(post, c, region);
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Post<'_> {
+    /// Adds the per-column bias only; used by the fused epilogue, whose
+    /// logits are never ReLU'd.
+    #[inline]
+    pub(crate) fn apply_bias(&self, x: f32, col: usize) -> f32 {
+        match self.bias {
+            Bias::PerCol(bias) => x + bias[col],
+            _ => x,
+        }
+    }
+}

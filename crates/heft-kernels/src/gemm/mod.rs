@@ -1,0 +1,329 @@
+//! Single-precision GEMM: `C <- alpha * A * B + beta * C` on strided views.
+//!
+//! The structure follows BLIS: five loops around a register-blocked
+//! microkernel, with B packed into `KC x NR` micro-panels and A read in
+//! place when its rows are contiguous (packed into `MR x KC` micro-panels
+//! otherwise). See [`loops`](self) for the loop nest and `blocking` for the
+//! cache arithmetic behind the block sizes.
+//!
+//! # Numerical contract
+//!
+//! - Every element of C is one fused multiply-add chain over `k` in
+//!   increasing order, restarted every `KC` steps and added into C. The
+//!   tiling, the thread count and the operand layout do not change that
+//!   order, so results are bitwise identical with 1 or N threads, for a
+//!   transposed or padded operand, and between [`Gemm::run`] and
+//!   [`Gemm::argmax_count`]. Different kernels ([`Isa`]) may round
+//!   differently.
+//! - `beta == 0` means C is never read: NaN or infinity in C is
+//!   overwritten.
+//! - `alpha == 0` or `k == 0` skips the product: C becomes `beta * C`
+//!   (then the epilogue), and NaN in A or B is not propagated, as in the
+//!   reference BLAS.
+
+pub(crate) mod blocking;
+mod fused;
+pub(crate) mod kernel;
+mod loops;
+mod pack;
+mod view;
+
+pub use fused::argmax_group;
+pub use view::{LayoutError, MatMut, MatRef};
+
+use crate::dispatch::{self, Isa, IsaError};
+use std::fmt;
+
+/// Operations applied to each finished element of C, in order: add
+/// `bias[j]` to column `j`, then `max(x, 0)` if `relu` is set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// One value per column of C, added after the product.
+    pub bias: Option<&'a [f32]>,
+    /// Replace negative results (not NaN) by zero.
+    pub relu: bool,
+}
+
+/// Invalid GEMM arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GemmError {
+    /// The shapes of A, B and C do not chain.
+    Shape {
+        /// The operation that was called.
+        op: &'static str,
+        /// `(rows, cols)` of A.
+        a: (usize, usize),
+        /// `(rows, cols)` of B.
+        b: (usize, usize),
+        /// `(rows, cols)` of C, or `(rows of A, cols of B)` for fused calls.
+        c: (usize, usize),
+    },
+    /// A slice has the wrong length.
+    Length {
+        /// The operation that was called.
+        op: &'static str,
+        /// Which argument: `"bias"`, `"labels"` or `"counts"`.
+        what: &'static str,
+        /// The length the shapes require.
+        expected: usize,
+        /// The length given.
+        actual: usize,
+    },
+    /// The argmax group size is zero or does not divide the columns of B.
+    Group {
+        /// Columns of B.
+        cols: usize,
+        /// Requested group size.
+        group: usize,
+    },
+    /// A label is not below the group size.
+    Label {
+        /// Row of the offending label.
+        row: usize,
+        /// Its value.
+        label: u32,
+        /// The group size it must be below.
+        group: usize,
+    },
+}
+
+impl fmt::Display for GemmError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GemmError::Shape { op, a, b, c } => write!(
+                f,
+                "{op}: shapes do not chain: A is {}x{}, B is {}x{}, C is {}x{} \
+                 (need A m x k, B k x n, C m x n)",
+                a.0, a.1, b.0, b.1, c.0, c.1
+            ),
+            GemmError::Length {
+                op,
+                what,
+                expected,
+                actual,
+            } => write!(f, "{op}: {what} has {actual} elements, expected {expected}"),
+            GemmError::Group { cols, group } => write!(
+                f,
+                "argmax_count: group size {group} does not divide the {cols} columns of B \
+                 (use classes per candidate, at least 1)"
+            ),
+            GemmError::Label { row, label, group } => write!(
+                f,
+                "argmax_count: label {label} at row {row} is not below the group size {group}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for GemmError {}
+
+/// A GEMM configuration: which kernel runs and whether blocks of C are
+/// spread over the rayon thread pool.
+///
+/// Threads come from the pool the call runs in, so
+/// `pool.install(|| gemm.run(...))` sets the thread count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gemm {
+    isa: Isa,
+    parallel: bool,
+}
+
+impl Default for Gemm {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gemm {
+    /// Uses the process-wide kernel ([`dispatch::selected`]) and runs in
+    /// parallel when the `parallel` feature is on.
+    pub fn new() -> Self {
+        Gemm {
+            isa: dispatch::selected(),
+            parallel: cfg!(feature = "parallel"),
+        }
+    }
+
+    /// Uses the given kernel.
+    ///
+    /// # Errors
+    ///
+    /// [`IsaError::Unavailable`] if this CPU cannot run it.
+    pub fn with_isa(isa: Isa) -> Result<Self, IsaError> {
+        Ok(Gemm {
+            isa: isa.check_available()?,
+            ..Self::new()
+        })
+    }
+
+    /// Runs every call on the calling thread only.
+    pub fn sequential(self) -> Self {
+        Gemm {
+            parallel: false,
+            ..self
+        }
+    }
+
+    /// Returns the kernel this configuration runs.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Returns the register tile `(MR, NR)` of the kernel.
+    pub fn tile(&self) -> (usize, usize) {
+        let spec = kernel::spec(self.isa);
+        (spec.mr, spec.nr)
+    }
+
+    /// Computes `C <- alpha * A * B + beta * C`.
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError::Shape`] if A is not `m x k`, B `k x n` and C `m x n`.
+    pub fn run(
+        &self,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        c: MatMut<'_>,
+    ) -> Result<(), GemmError> {
+        self.run_with(alpha, a, b, beta, c, Epilogue::default())
+    }
+
+    /// Computes `C <- epilogue(alpha * A * B + beta * C)`.
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError::Shape`] for shapes that do not chain and
+    /// [`GemmError::Length`] for a bias whose length is not `n`.
+    pub fn run_with(
+        &self,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+        epilogue: Epilogue<'_>,
+    ) -> Result<(), GemmError> {
+        const OP: &str = "gemm";
+        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
+            return Err(shape_error(OP, &a, &b, (c.rows(), c.cols())));
+        }
+        if let Some(bias) = epilogue.bias {
+            check_len(OP, "bias", c.cols(), bias.len())?;
+        }
+        loops::gemm(
+            kernel::spec(self.isa),
+            self.parallel,
+            alpha,
+            a,
+            b,
+            beta,
+            c.rb(),
+            epilogue,
+        );
+        Ok(())
+    }
+
+    /// Counts, for each group of `group` consecutive columns of
+    /// `A * B + bias`, the rows whose argmax within the group equals the
+    /// row's label, without storing the product.
+    ///
+    /// With `P` candidates of `group = classes` columns each, `counts[p]`
+    /// is candidate `p`'s number of correct predictions. Ties go to the
+    /// lowest index and NaN counts as larger than any number (the first NaN
+    /// wins), as `torch.argmax` does; see [`argmax_group`].
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError`] if `A` is not `m x k` with `B` `k x n`, if `group`
+    /// does not divide `n`, if `bias` is not `n` long, `labels` not `m`
+    /// long, `counts` not `n / group` long, or a label is not below
+    /// `group`.
+    pub fn argmax_count(
+        &self,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        bias: Option<&[f32]>,
+        group: usize,
+        labels: &[u32],
+        counts: &mut [u64],
+    ) -> Result<(), GemmError> {
+        const OP: &str = "argmax_count";
+        let (m, n) = (a.rows(), b.cols());
+        if a.cols() != b.rows() {
+            return Err(shape_error(OP, &a, &b, (m, n)));
+        }
+        if group == 0 || n % group != 0 {
+            return Err(GemmError::Group { cols: n, group });
+        }
+        if let Some(bias) = bias {
+            check_len(OP, "bias", n, bias.len())?;
+        }
+        check_len(OP, "labels", m, labels.len())?;
+        check_len(OP, "counts", n / group, counts.len())?;
+        if let Some(row) = labels.iter().position(|&l| l as usize >= group) {
+            return Err(GemmError::Label {
+                row,
+                label: labels[row],
+                group,
+            });
+        }
+        fused::argmax_count(
+            kernel::spec(self.isa),
+            self.parallel,
+            a,
+            b,
+            bias,
+            group,
+            labels,
+            counts,
+        );
+        Ok(())
+    }
+}
+
+/// Computes `C <- alpha * A * B + beta * C` with the default [`Gemm`].
+///
+/// # Errors
+///
+/// [`GemmError::Shape`] if the shapes do not chain.
+pub fn sgemm(
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+) -> Result<(), GemmError> {
+    Gemm::new().run(alpha, a, b, beta, c)
+}
+
+#[cold]
+#[inline(never)]
+fn shape_error(op: &'static str, a: &MatRef<'_>, b: &MatRef<'_>, c: (usize, usize)) -> GemmError {
+    GemmError::Shape {
+        op,
+        a: (a.rows(), a.cols()),
+        b: (b.rows(), b.cols()),
+        c,
+    }
+}
+
+fn check_len(
+    op: &'static str,
+    what: &'static str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), GemmError> {
+    if expected == actual {
+        Ok(())
+    } else {
+        Err(GemmError::Length {
+            op,
+            what,
+            expected,
+            actual,
+        })
+    }
+}

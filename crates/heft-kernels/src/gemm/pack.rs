@@ -1,0 +1,113 @@
+//! Packing of operand blocks into the micro-panel layouts of the kernels.
+//!
+//! Packing is safe code over the view's slice: the view was checked when it
+//! was built, so every index below is in bounds.
+
+use super::view::MatRef;
+
+/// Packs `B[k0..k0 + kc, j0..j0 + nc]` into `ceil(nc / nr)` micro-panels of
+/// `kc x nr` floats (row `p` of a panel holds columns `j..j + nr` at step
+/// `p`), zero-filling columns past `nc`. `out` must hold
+/// `ceil(nc / nr) * nr * kc` floats.
+pub(crate) fn pack_b(
+    b: &MatRef<'_>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    out: &mut [f32],
+) {
+    let panel_len = kc * nr;
+    for (panel, dst) in out
+        .chunks_exact_mut(panel_len)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
+        pack_b_panel(
+            b,
+            k0,
+            kc,
+            j0 + panel * nr,
+            (nc - panel * nr).min(nr),
+            nr,
+            dst,
+        );
+    }
+}
+
+/// Packs one `kc x nr` micro-panel whose first `width` columns are real.
+pub(crate) fn pack_b_panel(
+    b: &MatRef<'_>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    width: usize,
+    nr: usize,
+    dst: &mut [f32],
+) {
+    let data = b.data();
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    if width < nr {
+        dst.fill(0.0);
+    }
+    if cs == 1 {
+        for (p, row) in dst.chunks_exact_mut(nr).enumerate() {
+            let start = (k0 + p) * rs + j0;
+            row[..width].copy_from_slice(&data[start..start + width]);
+        }
+    } else if rs == 1 {
+        // Columns of B are contiguous: read each column once, write strided.
+        for j in 0..width {
+            let col = &data[j0 * cs + j * cs + k0..][..kc];
+            for (p, &x) in col.iter().enumerate() {
+                dst[p * nr + j] = x;
+            }
+        }
+    } else {
+        for p in 0..kc {
+            for j in 0..width {
+                dst[p * nr + j] = data[(k0 + p) * rs + (j0 + j) * cs];
+            }
+        }
+    }
+}
+
+/// Packs rows `i0..i0 + rows` (at most `mr`) and columns `k0..k0 + kc` of
+/// A into one `mr x kc` micro-panel (element `(i, p)` at `p * mr + i`),
+/// zero-filling rows past `rows`.
+pub(crate) fn pack_a_panel(
+    a: &MatRef<'_>,
+    i0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    mr: usize,
+    dst: &mut [f32],
+) {
+    let data = a.data();
+    let (rs, cs) = (a.row_stride(), a.col_stride());
+    let dst = &mut dst[..kc * mr];
+    if rows < mr {
+        dst.fill(0.0);
+    }
+    if rs == 1 {
+        for (p, col) in dst.chunks_exact_mut(mr).enumerate() {
+            let start = (k0 + p) * cs + i0;
+            col[..rows].copy_from_slice(&data[start..start + rows]);
+        }
+    } else if cs == 1 {
+        for i in 0..rows {
+            let row = &data[(i0 + i) * rs + k0..][..kc];
+            for (p, &x) in row.iter().enumerate() {
+                dst[p * mr + i] = x;
+            }
+        }
+    } else {
+        for p in 0..kc {
+            for i in 0..rows {
+                dst[p * mr + i] = data[(i0 + i) * rs + (k0 + p) * cs];
+            }
+        }
+    }
+}

@@ -1,0 +1,630 @@
+//! GEMM against a naive f64 reference, for every kernel this CPU runs.
+
+mod common;
+
+use common::{kernels, Rng};
+use heft_kernels::dispatch::Isa;
+use heft_kernels::gemm::{argmax_group, Epilogue, Gemm, GemmError, MatMut, MatRef};
+use heft_kernels::reference;
+
+/// A matrix stored inside a larger buffer: `rows x cols` at the given
+/// strides, with every element outside the logical region set to NaN.
+struct Stored {
+    data: Vec<f32>,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+}
+
+impl Stored {
+    /// Lays out `rows x cols` row-major (`col_major == false`) or
+    /// column-major, with `pad` unused elements after each row or column.
+    fn new(
+        rows: usize,
+        cols: usize,
+        col_major: bool,
+        pad: usize,
+        fill: impl FnMut() -> f32,
+    ) -> Self {
+        let (rs, cs) = if col_major {
+            (1, rows + pad)
+        } else {
+            (cols + pad, 1)
+        };
+        let len = if col_major {
+            (rows + pad) * cols.max(1)
+        } else {
+            (cols + pad) * rows.max(1)
+        } + pad;
+        let mut data = vec![f32::NAN; len];
+        let mut fill = fill;
+        for i in 0..rows {
+            for j in 0..cols {
+                data[i * rs + j * cs] = fill();
+            }
+        }
+        Stored {
+            data,
+            rows,
+            cols,
+            rs,
+            cs,
+        }
+    }
+
+    fn view(&self) -> MatRef<'_> {
+        MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
+    }
+
+    fn view_mut(&mut self) -> MatMut<'_> {
+        MatMut::new(&mut self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
+    }
+
+    fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[i * self.rs + j * self.cs]
+    }
+
+    fn set(&mut self, i: usize, j: usize, x: f32) {
+        self.data[i * self.rs + j * self.cs] = x;
+    }
+
+    /// Asserts that every element outside the logical region is still NaN.
+    fn assert_poison_intact(&self, context: &str) {
+        let mut inside = vec![false; self.data.len()];
+        for i in 0..self.rows {
+            for j in 0..self.cols {
+                inside[i * self.rs + j * self.cs] = true;
+            }
+        }
+        for (idx, (&x, &is_inside)) in self.data.iter().zip(&inside).enumerate() {
+            assert!(
+                is_inside || x.is_nan(),
+                "{context}: element {idx} outside C was written ({x})"
+            );
+        }
+    }
+}
+
+/// Every m, n, k in 0..=2 * max(MR, NR) with small integers, so every
+/// result is exact and compared bit for bit. Layouts alternate between
+/// row-major and column-major with padding, and alpha and beta cycle
+/// through 0, 1 and other values.
+#[test]
+fn exhaustive_small_shapes_exact() {
+    for gemm in kernels() {
+        let (mr, nr) = gemm.tile();
+        let limit = 2 * mr.max(nr);
+        let mut rng = Rng::new(0x5EED ^ limit as u64);
+        let mut calls = 0usize;
+        for m in 0..=limit {
+            let a = Stored::new(m, limit, m % 2 == 1, 3, || rng.small_int());
+            for n in 0..=limit {
+                let b = Stored::new(limit, n, n % 2 == 1, 2, || rng.small_int());
+                let c0 = Stored::new(m, n, (m + n) % 2 == 1, 1, || rng.small_int());
+                // Running sums over k of A[i, p] * B[p, j], exact in f64.
+                let mut prefix = vec![0.0f64; m * n];
+                for k in 0..=limit {
+                    if k > 0 {
+                        for i in 0..m {
+                            for j in 0..n {
+                                prefix[i * n + j] +=
+                                    f64::from(a.get(i, k - 1)) * f64::from(b.get(k - 1, j));
+                            }
+                        }
+                    }
+                    let (alpha, beta) =
+                        [(1.0, 0.0), (-1.5, 0.5), (0.0, 1.0), (1.0, 1.0), (2.0, -0.5)]
+                            [(m + 2 * n + 3 * k) % 5];
+                    let mut c = Stored {
+                        data: c0.data.clone(),
+                        ..c0
+                    };
+                    if beta == 0.0 {
+                        for i in 0..m {
+                            for j in 0..n {
+                                c.set(i, j, f32::NAN);
+                            }
+                        }
+                    }
+                    let a_view = a.view().submatrix(0, 0, m, k).unwrap();
+                    let b_view = b.view().submatrix(0, 0, k, n).unwrap();
+                    gemm.run(alpha, a_view, b_view, beta, c.view_mut()).unwrap();
+                    calls += 1;
+                    for i in 0..m {
+                        for j in 0..n {
+                            let product = if alpha == 0.0 {
+                                0.0
+                            } else {
+                                f64::from(alpha) * prefix[i * n + j]
+                            };
+                            let previous = if beta == 0.0 {
+                                0.0
+                            } else {
+                                f64::from(beta) * f64::from(c0.get(i, j))
+                            };
+                            let expected = (product + previous) as f32;
+                            let got = c.get(i, j);
+                            assert!(
+                                got == expected,
+                                "{}: m={m} n={n} k={k} alpha={alpha} beta={beta}: C[{i},{j}] = {got}, expected {expected}",
+                                gemm.isa()
+                            );
+                        }
+                    }
+                    c.assert_poison_intact(&format!("{} m={m} n={n} k={k}", gemm.isa()));
+                }
+            }
+        }
+        println!("{}: {calls} exact GEMMs up to {limit}", gemm.isa());
+    }
+}
+
+/// Random floats on shapes that cross MR, NR, MC, KC and NC, in every
+/// combination of transposed operands, padded strides and alpha and beta
+/// in {0, 1, other}, within the f32 error bound `2 k eps |A||B|`.
+#[test]
+fn block_crossing_shapes_all_layouts() {
+    let shapes = [
+        (1, 1, 1),
+        (13, 33, 257),
+        (193, 35, 300),
+        (7, 3073, 17),
+        (385, 70, 513),
+        (200, 1, 90),
+        (1, 200, 90),
+        (45, 33, 33),
+    ];
+    let mut rng = Rng::new(42);
+    for gemm in kernels() {
+        for &(m, n, k) in &shapes {
+            for layout in 0..8 {
+                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+                for (alpha, beta) in [
+                    (1.0, 0.0),
+                    (0.0, 0.5),
+                    (-1.25, 1.0),
+                    (1.0, 1.0),
+                    (0.0, 0.0),
+                    (0.75, -2.0),
+                ] {
+                    let mut a = Stored::new(m, k, a_t, 5, || rng.float());
+                    let b = Stored::new(k, n, b_t, 3, || rng.float());
+                    let mut c = Stored::new(m, n, c_t, 2, || rng.float());
+                    if alpha == 0.0 && m > 0 && k > 0 {
+                        a.set(0, 0, f32::NAN);
+                    }
+                    if beta == 0.0 && m > 0 && n > 0 {
+                        c.set(m - 1, n - 1, f32::NAN);
+                    }
+                    let expected = reference::gemm_f64(alpha, a.view(), b.view(), beta, c.view());
+                    let scale = reference::magnitude(alpha, a.view(), b.view(), beta, c.view());
+                    gemm.run(alpha, a.view(), b.view(), beta, c.view_mut())
+                        .unwrap();
+                    let context = format!(
+                        "{} {m}x{n}x{k} layout {layout} alpha {alpha} beta {beta}",
+                        gemm.isa()
+                    );
+                    let bound = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
+                    for i in 0..m {
+                        for j in 0..n {
+                            let got = f64::from(c.get(i, j));
+                            let want = expected[i * n + j];
+                            let tolerance = bound * scale[i * n + j] + 1e-30;
+                            assert!(
+                                (got - want).abs() <= tolerance,
+                                "{context}: C[{i},{j}] = {got}, expected {want} within {tolerance}"
+                            );
+                        }
+                    }
+                    c.assert_poison_intact(&context);
+                }
+            }
+        }
+    }
+}
+
+/// Bias and ReLU epilogue against the reference, including NaN passing
+/// through ReLU unchanged.
+#[test]
+fn epilogue_bias_relu() {
+    let mut rng = Rng::new(7);
+    for gemm in kernels() {
+        for &(m, n, k) in &[(1, 1, 1), (31, 45, 70), (200, 10, 128), (10, 200, 128)] {
+            let a = Stored::new(m, k, false, 0, || rng.float());
+            let b = Stored::new(k, n, true, 0, || rng.float());
+            let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+            let mut c = Stored::new(m, n, false, 0, || 0.0);
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                relu: true,
+            };
+            gemm.run_with(1.0, a.view(), b.view(), 0.0, c.view_mut(), epilogue)
+                .unwrap();
+            let expected = reference::gemm_f64(1.0, a.view(), b.view(), 0.0, c.view());
+            for i in 0..m {
+                for j in 0..n {
+                    let want = (expected[i * n + j] + f64::from(bias[j])).max(0.0);
+                    let got = f64::from(c.get(i, j));
+                    assert!(
+                        (got - want).abs() <= 1e-4,
+                        "{} {m}x{n}x{k}: C[{i},{j}] = {got}, expected {want}",
+                        gemm.isa()
+                    );
+                }
+            }
+        }
+        let a = [f32::NAN, 1.0];
+        let b = [1.0, -1.0];
+        let mut c = [0.0f32; 2];
+        let epilogue = Epilogue {
+            bias: None,
+            relu: true,
+        };
+        let a = MatRef::row_major(&a, 2, 1).unwrap();
+        let b = MatRef::row_major(&b, 1, 2).unwrap();
+        let mut c4 = [0.0f32; 4];
+        gemm.run_with(
+            1.0,
+            a,
+            b,
+            0.0,
+            MatMut::row_major(&mut c4, 2, 2).unwrap(),
+            epilogue,
+        )
+        .unwrap();
+        assert!(
+            c4[0].is_nan() && c4[1].is_nan(),
+            "NaN row must stay NaN through ReLU: {c4:?}"
+        );
+        assert_eq!(&c4[2..], &[1.0, 0.0]);
+        c[0] = 1.0;
+        assert_eq!(c[0], 1.0);
+    }
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|x| x.to_bits()).collect()
+}
+
+fn pool(threads: usize) -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+}
+
+/// Bitwise-identical results with 1, 2 and 3 threads, and with the
+/// sequential configuration.
+#[test]
+fn thread_count_does_not_change_bits() {
+    let mut rng = Rng::new(99);
+    for isa in Isa::ALL {
+        let Ok(gemm) = Gemm::with_isa(isa) else {
+            println!("skipping kernel {isa}: not supported by this CPU");
+            continue;
+        };
+        for &(m, n, k, b_t) in &[
+            (300, 600, 300, false),
+            (1000, 128, 10, true),
+            (2000, 10, 128, true),
+            (97, 3100, 270, false),
+        ] {
+            let a = Stored::new(m, k, false, 0, || rng.float());
+            let b = Stored::new(k, n, b_t, 0, || rng.float());
+            let c0 = Stored::new(m, n, false, 0, || rng.float());
+            let run = |gemm: Gemm| {
+                let mut c = Stored {
+                    data: c0.data.clone(),
+                    ..c0
+                };
+                gemm.run(0.5, a.view(), b.view(), 2.0, c.view_mut())
+                    .unwrap();
+                bits(&c.data)
+            };
+            let sequential = run(gemm.sequential());
+            for threads in [1, 2, 3] {
+                let result = pool(threads).install(|| run(gemm));
+                assert!(
+                    result == sequential,
+                    "{isa} {m}x{n}x{k}: {threads} threads differ from sequential"
+                );
+            }
+        }
+    }
+}
+
+/// The fused argmax count equals "multiply with bias, then argmax each
+/// group" on data with frequent ties (small integers), NaN rows of A and a
+/// NaN column of B, for 1, 2 and 3 threads.
+#[test]
+fn fused_argmax_matches_multiply_then_argmax() {
+    let mut rng = Rng::new(2024);
+    for isa in Isa::ALL {
+        let Ok(gemm) = Gemm::with_isa(isa) else {
+            println!("skipping kernel {isa}: not supported by this CPU");
+            continue;
+        };
+        for &(m, k, classes, candidates) in &[
+            (1, 1, 1, 1),
+            (37, 5, 3, 7),
+            (500, 128, 10, 10),
+            (1003, 64, 10, 64),
+            (250, 300, 7, 3),
+            (40, 0, 4, 2),
+        ] {
+            let n = classes * candidates;
+            let mut a = Stored::new(m, k, false, 0, || rng.small_int());
+            let mut b = Stored::new(k, n, false, 0, || (rng.small_int() / 2.0).round());
+            if m > 3 && k > 0 {
+                for p in 0..k {
+                    a.set(3, p, f32::NAN);
+                }
+            }
+            if n > 2 && k > 0 {
+                for p in 0..k {
+                    b.set(p, 2, f32::NAN);
+                }
+            }
+            let bias: Vec<f32> = (0..n).map(|_| rng.small_int()).collect();
+            let labels: Vec<u32> = (0..m).map(|_| rng.below(classes as u64) as u32).collect();
+
+            let mut logits = vec![0.0f32; m * n];
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                relu: false,
+            };
+            gemm.sequential()
+                .run_with(
+                    1.0,
+                    a.view(),
+                    b.view(),
+                    0.0,
+                    MatMut::row_major(&mut logits, m, n).unwrap(),
+                    epilogue,
+                )
+                .unwrap();
+            let mut expected = vec![0u64; candidates];
+            if n > 0 {
+                for (i, row) in logits.chunks_exact(n).enumerate() {
+                    for (p, group) in row.chunks_exact(classes).enumerate() {
+                        if argmax_group(group) == Some(labels[i] as usize) {
+                            expected[p] += 1;
+                        }
+                    }
+                }
+            }
+            for threads in [1, 2, 3] {
+                let mut counts = vec![u64::MAX; candidates];
+                pool(threads)
+                    .install(|| {
+                        gemm.argmax_count(
+                            a.view(),
+                            b.view(),
+                            Some(&bias),
+                            classes,
+                            &labels,
+                            &mut counts,
+                        )
+                    })
+                    .unwrap();
+                assert_eq!(
+                    counts, expected,
+                    "{isa} m={m} k={k} classes={classes} candidates={candidates} threads={threads}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn argmax_group_ties_and_nan() {
+    assert_eq!(argmax_group(&[]), None);
+    assert_eq!(argmax_group(&[1.0, 3.0, 3.0]), Some(1));
+    assert_eq!(argmax_group(&[0.0, -0.0]), Some(0));
+    assert_eq!(argmax_group(&[1.0, f32::NAN, 5.0, f32::NAN]), Some(1));
+    assert_eq!(argmax_group(&[f32::NAN, 1.0]), Some(0));
+    assert_eq!(
+        argmax_group(&[f32::NEG_INFINITY, f32::NEG_INFINITY]),
+        Some(0)
+    );
+    assert_eq!(argmax_group(&[-1.0, f32::INFINITY, 2.0]), Some(1));
+}
+
+/// A = 0..1484 as 45 x 33 times the 33 x 33 identity must give A exactly.
+#[test]
+fn identity_product_is_exact() {
+    let a: Vec<f32> = (0..45 * 33).map(|x| x as f32).collect();
+    let mut identity = vec![0.0f32; 33 * 33];
+    for i in 0..33 {
+        identity[i * 33 + i] = 1.0;
+    }
+    for gemm in kernels() {
+        let mut c = vec![f32::NAN; 45 * 33];
+        gemm.run(
+            1.0,
+            MatRef::row_major(&a, 45, 33).unwrap(),
+            MatRef::row_major(&identity, 33, 33).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, 45, 33).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c, a, "{}", gemm.isa());
+    }
+}
+
+/// A^T A sums the same products in the same order for (i, j) and (j, i),
+/// so it must be exactly symmetric with a non-negative diagonal.
+#[test]
+fn gram_matrix_is_symmetric() {
+    let mut rng = Rng::new(5);
+    let a: Vec<f32> = (0..50 * 50).map(|_| rng.float()).collect();
+    for gemm in kernels() {
+        let view = MatRef::row_major(&a, 50, 50).unwrap();
+        let mut c = vec![0.0f32; 50 * 50];
+        gemm.run(
+            1.0,
+            view.t(),
+            view,
+            0.0,
+            MatMut::row_major(&mut c, 50, 50).unwrap(),
+        )
+        .unwrap();
+        for i in 0..50 {
+            assert!(c[i * 50 + i] >= 0.0);
+            for j in 0..i {
+                assert_eq!(
+                    c[i * 50 + j].to_bits(),
+                    c[j * 50 + i].to_bits(),
+                    "{} ({i}, {j})",
+                    gemm.isa()
+                );
+            }
+        }
+    }
+}
+
+/// Operands starting 0..8 floats past a 64-byte boundary give bitwise the
+/// same result.
+#[test]
+fn misaligned_operands_same_bits() {
+    let (m, n, k) = (37, 45, 70);
+    let mut rng = Rng::new(11);
+    let a: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
+    let b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+    for gemm in kernels() {
+        let mut first: Option<Vec<u32>> = None;
+        for offset in 0..8 {
+            let mut a_buf = heft_kernels::AlignedVec::zeros(m * k + offset);
+            a_buf.as_mut_slice()[offset..].copy_from_slice(&a);
+            let mut b_buf = heft_kernels::AlignedVec::zeros(k * n + offset);
+            b_buf.as_mut_slice()[offset..].copy_from_slice(&b);
+            let mut c_buf = heft_kernels::AlignedVec::zeros(m * n + offset);
+            gemm.run(
+                1.0,
+                MatRef::row_major(&a_buf.as_slice()[offset..], m, k).unwrap(),
+                MatRef::row_major(&b_buf.as_slice()[offset..], k, n).unwrap(),
+                0.0,
+                MatMut::row_major(&mut c_buf.as_mut_slice()[offset..], m, n).unwrap(),
+            )
+            .unwrap();
+            let result = bits(&c_buf.as_slice()[offset..]);
+            match &first {
+                None => first = Some(result),
+                Some(expected) => assert!(&result == expected, "{} offset {offset}", gemm.isa()),
+            }
+        }
+    }
+}
+
+#[test]
+fn shape_errors_name_operation_and_shapes() {
+    let data = [0.0f32; 64];
+    let mut out = [0.0f32; 64];
+    let gemm = Gemm::new();
+    let err = gemm
+        .run(
+            1.0,
+            MatRef::row_major(&data, 3, 4).unwrap(),
+            MatRef::row_major(&data, 5, 6).unwrap(),
+            0.0,
+            MatMut::row_major(&mut out, 3, 6).unwrap(),
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("gemm:"), "{text}");
+    assert!(
+        text.contains("A is 3x4") && text.contains("B is 5x6") && text.contains("C is 3x6"),
+        "{text}"
+    );
+
+    let bias = [0.0f32; 5];
+    let err = gemm
+        .run_with(
+            1.0,
+            MatRef::row_major(&data, 3, 4).unwrap(),
+            MatRef::row_major(&data, 4, 6).unwrap(),
+            0.0,
+            MatMut::row_major(&mut out, 3, 6).unwrap(),
+            Epilogue {
+                bias: Some(&bias),
+                relu: false,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::Length {
+            op: "gemm",
+            what: "bias",
+            expected: 6,
+            actual: 5
+        }
+    );
+
+    let a = MatRef::row_major(&data, 2, 4).unwrap();
+    let b = MatRef::row_major(&data, 4, 6).unwrap();
+    let mut counts = [0u64; 2];
+    let err = gemm
+        .argmax_count(a, b, None, 4, &[0, 0], &mut counts)
+        .unwrap_err();
+    assert_eq!(err, GemmError::Group { cols: 6, group: 4 });
+    let err = gemm
+        .argmax_count(a, b, None, 3, &[0, 3], &mut counts)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::Label {
+            row: 1,
+            label: 3,
+            group: 3
+        }
+    );
+    assert!(err.to_string().contains("label 3 at row 1"), "{err}");
+    let err = gemm
+        .argmax_count(a, b, None, 3, &[0], &mut counts)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GemmError::Length {
+                what: "labels",
+                expected: 2,
+                actual: 1,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn empty_inner_dimension_scales_c() {
+    for gemm in kernels() {
+        let mut c = [1.0f32, f32::NAN, 3.0, 4.0];
+        gemm.run(
+            1.0,
+            MatRef::row_major(&[], 2, 0).unwrap(),
+            MatRef::row_major(&[], 0, 2).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            [0.0; 4],
+            "{}: beta = 0 with k = 0 must zero C, NaN included",
+            gemm.isa()
+        );
+        let mut c = [1.0f32, 2.0, 3.0, 4.0];
+        gemm.run(
+            1.0,
+            MatRef::row_major(&[], 2, 0).unwrap(),
+            MatRef::row_major(&[], 0, 2).unwrap(),
+            0.5,
+            MatMut::row_major(&mut c, 2, 2).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
+    }
+}
