@@ -63,6 +63,75 @@ microkernel! {
     mul = |a, b| _mm256_mul_ps(a, b),
 }
 
+microkernel! {
+    #[target_feature(enable = "avx512f")]
+    fn avx512_narrow_packed;
+    packed = true, mr = 24, nv = 1, lanes = 16, vector = __m512,
+    zero = _mm512_setzero_ps(),
+    splat = |x| _mm512_set1_ps(x),
+    load = |p| _mm512_loadu_ps(p),
+    store = |p, v| _mm512_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+    mul = |a, b| _mm512_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx512f")]
+    fn avx512_narrow_direct;
+    packed = false, mr = 24, nv = 1, lanes = 16, vector = __m512,
+    zero = _mm512_setzero_ps(),
+    splat = |x| _mm512_set1_ps(x),
+    load = |p| _mm512_loadu_ps(p),
+    store = |p, v| _mm512_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+    mul = |a, b| _mm512_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_narrow_packed;
+    packed = true, mr = 12, nv = 1, lanes = 8, vector = __m256,
+    zero = _mm256_setzero_ps(),
+    splat = |x| _mm256_set1_ps(x),
+    load = |p| _mm256_loadu_ps(p),
+    store = |p, v| _mm256_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+    mul = |a, b| _mm256_mul_ps(a, b),
+}
+
+microkernel! {
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_narrow_direct;
+    packed = false, mr = 12, nv = 1, lanes = 8, vector = __m256,
+    zero = _mm256_setzero_ps(),
+    splat = |x| _mm256_set1_ps(x),
+    load = |p| _mm256_loadu_ps(p),
+    store = |p, v| _mm256_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+    mul = |a, b| _mm256_mul_ps(a, b),
+}
+
+/// The AVX-512 narrow kernel (24 x 16): 24 accumulators, 1 B vector and 1
+/// broadcast, 26 of 32 registers. For C with at most 16 columns it wastes
+/// fewer lanes than 12 x 32, at the cost of one broadcast per FMA.
+pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
+    mr: 24,
+    nr: 16,
+    blocking: blocking::AVX512_NARROW,
+    packed_a: avx512_narrow_packed,
+    direct_a: avx512_narrow_direct,
+};
+
+/// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
+/// broadcast, 14 of 16 registers.
+pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
+    mr: 12,
+    nr: 8,
+    blocking: blocking::AVX2_FMA_NARROW,
+    packed_a: avx2_narrow_packed,
+    direct_a: avx2_narrow_direct,
+};
+
 /// The AVX-512 kernel's table entry.
 pub(crate) static AVX512: KernelSpec = KernelSpec {
     mr: 12,

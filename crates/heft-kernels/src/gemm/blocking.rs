@@ -64,3 +64,21 @@ pub(crate) const PORTABLE: Blocking = Blocking {
     kc: 256,
     nc: 3072,
 };
+
+/// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
+/// identical sums. B micro-panel 256 * 16 * 4 B = 16 KiB, A micro-panel
+/// 24 * 256 * 4 B = 24 KiB, 40 KiB of a 48 KiB L1d. MC = 192 (a multiple
+/// of 24) keeps the A block at 192 KiB.
+pub(crate) const AVX512_NARROW: Blocking = Blocking {
+    mc: 192,
+    kc: 256,
+    nc: 3072,
+};
+
+/// AVX2 narrow tile 12 x 8: same KC as the wide tile. B micro-panel 8 KiB,
+/// A micro-panel 12 KiB in L1d, MC = 120 as for the wide tile.
+pub(crate) const AVX2_FMA_NARROW: Blocking = Blocking {
+    mc: 120,
+    kc: 256,
+    nc: 3072,
+};

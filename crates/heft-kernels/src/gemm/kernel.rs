@@ -65,9 +65,26 @@ impl KernelSpec {
 }
 
 /// Largest `MR` of any kernel.
-pub(crate) const MAX_TILE_ROWS: usize = 16;
+pub(crate) const MAX_TILE_ROWS: usize = 24;
 /// Largest `MR * NR` of any kernel; sizes the scratch tile for edges.
-pub(crate) const MAX_TILE: usize = 16 * 32;
+pub(crate) const MAX_TILE: usize = 12 * 32;
+
+/// Returns the narrow kernel of `isa`, one vector wide and twice as tall,
+/// for products with few columns, or `None` if the ISA has none.
+///
+/// It computes the same sums in the same order as [`spec`] (same KC), so
+/// choosing it by shape never changes a result.
+pub(crate) fn narrow(isa: Isa) -> Option<&'static KernelSpec> {
+    let spec = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &crate::arch::x86_64::AVX512_NARROW,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2Fma => &crate::arch::x86_64::AVX2_FMA_NARROW,
+        _ => return None,
+    };
+    debug_assert_eq!(spec.blocking.kc, self::spec(isa).blocking.kc);
+    Some(spec.debug_check())
+}
 
 /// Returns the kernel table entry for `isa`.
 ///

@@ -169,6 +169,16 @@ impl Gemm {
         self.isa
     }
 
+    /// Returns the kernel variants the GEMM chooses from by shape: the
+    /// main tile first, then the narrow one where the ISA has it.
+    fn kernels(&self) -> ([&'static kernel::KernelSpec; 2], usize) {
+        let main = kernel::spec(self.isa);
+        match kernel::narrow(self.isa) {
+            Some(narrow) => ([main, narrow], 2),
+            None => ([main, main], 1),
+        }
+    }
+
     /// Returns the register tile `(MR, NR)` of the kernel.
     pub fn tile(&self) -> (usize, usize) {
         let spec = kernel::spec(self.isa);
@@ -213,8 +223,9 @@ impl Gemm {
         if let Some(bias) = epilogue.bias {
             check_len(OP, "bias", c.cols(), bias.len())?;
         }
+        let (kernels, count) = self.kernels();
         loops::gemm(
-            kernel::spec(self.isa),
+            &kernels[..count],
             self.parallel,
             alpha,
             a,

@@ -1,0 +1,485 @@
+//! Delimited reader, tokeniser, vocabulary, text corpus and its cache.
+
+mod common;
+
+use std::borrow::Cow;
+
+use common::{assert_error, TempDir};
+use heft_data::embedded;
+use heft_data::text::delimited::DelimitedReader;
+use heft_data::text::{tokenize, Vocab, PAD_ID, UNK_ID};
+use heft_data::{CachePolicy, CacheStatus, Column, ErrorKind, Location, TextCorpus, TextOptions};
+
+fn fields(data: &[u8], delimiter: u8) -> Vec<Vec<String>> {
+    DelimitedReader::new(data, delimiter)
+        .map(|r| {
+            r.unwrap()
+                .fields
+                .iter()
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn reader_handles_quotes_delimiters_and_newlines() {
+    let data = b"a,b,c\r\n1,\"x, y\",\"say \"\"hi\"\"\"\n2,\"two\r\nlines\",\n\n3,,\"\"";
+    assert_eq!(
+        fields(data, b','),
+        vec![
+            vec!["a", "b", "c"],
+            vec!["1", "x, y", "say \"hi\""],
+            vec!["2", "two\r\nlines", ""],
+            vec!["3", "", ""],
+        ]
+    );
+}
+
+#[test]
+fn reader_reports_lines_and_offsets() {
+    let data = b"h1\th2\n\"a\nb\"\tc\nd\te\n";
+    let records: Vec<_> = DelimitedReader::new(data, b'\t')
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert_eq!(
+        (records[1].number, records[1].line, records[1].offset),
+        (1, 2, 6)
+    );
+    assert_eq!(
+        (records[2].number, records[2].line, records[2].offset),
+        (2, 4, 14)
+    );
+    assert!(matches!(records[1].fields[0], Cow::Borrowed(_)));
+}
+
+#[test]
+fn reader_keeps_lone_cr_and_inner_quotes() {
+    assert_eq!(fields(b"a\rb,c\"d\n", b','), vec![vec!["a\rb", "c\"d"]]);
+}
+
+#[test]
+fn reader_rejects_unterminated_quote() {
+    let mut reader = DelimitedReader::new(b"a,b\n1,\"open\n2,3\n", b',');
+    reader.next().unwrap().unwrap();
+    let err = reader.next().unwrap().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+    assert_eq!(
+        err.location(),
+        Some(Location::Record { record: 1, byte: 4 })
+    );
+    assert!(reader.next().is_none(), "reader continues after an error");
+}
+
+#[test]
+fn reader_rejects_text_after_closing_quote() {
+    let err = DelimitedReader::new(b"\"ab\"c,d\n", b',')
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Malformed);
+}
+
+#[test]
+fn reader_rejects_quote_delimiter() {
+    let err = DelimitedReader::new(b"a", b'"')
+        .next()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn tokenize_lowercases_and_splits() {
+    let tokens: Vec<String> = tokenize("Don't STOP—it's 2024! 'Great' café’s e-mail ''").collect();
+    assert_eq!(
+        tokens,
+        [
+            "don't",
+            "stop",
+            "it's",
+            "2024",
+            "great",
+            "café’s",
+            "e",
+            "mail"
+        ]
+    );
+}
+
+#[test]
+fn vocab_orders_by_count_then_token() {
+    let counts = [("b", 3), ("a", 3), ("c", 5), ("rare", 1), ("d", 2)]
+        .into_iter()
+        .map(|(t, c)| (t.to_string(), c))
+        .collect();
+    let vocab = Vocab::from_counts(&counts, 2, 5);
+    assert_eq!(vocab.tokens(), ["c", "a", "b"]);
+    assert_eq!(vocab.len(), 5);
+    assert_eq!(vocab.id("c"), 2);
+    assert_eq!(vocab.id("d"), UNK_ID);
+    assert_eq!(vocab.id("rare"), UNK_ID);
+    assert_eq!(vocab.token(PAD_ID), Some("<pad>"));
+    assert_eq!(vocab.token(4), Some("b"));
+    assert_eq!(vocab.token(5), None);
+}
+
+fn options(cache: CachePolicy) -> TextOptions {
+    TextOptions {
+        label_column: Column::Name("label".into()),
+        text_column: Column::Name("text".into()),
+        max_len: 4,
+        valid_share: 0.25,
+        seed: 5,
+        cache,
+        ..TextOptions::default()
+    }
+}
+
+/// The texts of `SMALL_CSV`, in record order.
+const SMALL_TEXTS: [&str; 8] = [
+    "Good good film",
+    "Bad, bad, bad film; truly bad",
+    "It was\nfine",
+    "good",
+    "awful and bad",
+    "ok",
+    "great good",
+    "",
+];
+
+const SMALL_CSV: &[u8] = b"id,label,text\n\
+1,pos,Good good film\n\
+2,neg,\"Bad, bad, bad film; truly bad\"\n\
+3,neu,\"It was\nfine\"\n\
+4,pos,good\n\
+5,neg,awful and bad\n\
+6,neu,ok\n\
+7,pos,great good\n\
+8,neg,\"\"\n";
+
+#[test]
+fn corpus_encodes_labels_lengths_and_ids() {
+    let dir = TempDir::new("corpus");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let corpus = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    assert_eq!(corpus.cache_status(), &CacheStatus::Disabled);
+    assert_eq!(corpus.len(), 8);
+    assert_eq!(corpus.classes(), ["neg", "neu", "pos"]);
+    assert_eq!(corpus.labels(), [2, 0, 1, 2, 0, 1, 2, 0]);
+    assert_eq!(corpus.lengths(), [3, 4, 3, 1, 3, 1, 2, 0]);
+    assert_eq!(corpus.valid_indices().len(), 2);
+    assert_eq!(corpus.train_indices().len(), 6);
+
+    // The vocabulary comes from the training records only: every token of
+    // a training record has an id, and a token seen only in validation
+    // records is unknown.
+    let vocab = corpus.vocab();
+    let train_tokens: std::collections::HashSet<String> = corpus
+        .train_indices()
+        .iter()
+        .flat_map(|&i| tokenize(SMALL_TEXTS[i as usize]))
+        .collect();
+    assert_eq!(vocab.len(), train_tokens.len() + 2);
+    for &v in corpus.valid_indices() {
+        let length = corpus.lengths()[v as usize] as usize;
+        let row = corpus.sequence(v as usize).unwrap();
+        for (token, &id) in tokenize(SMALL_TEXTS[v as usize]).zip(row) {
+            let expected = if train_tokens.contains(&token) {
+                vocab.id(&token)
+            } else {
+                UNK_ID
+            };
+            assert_eq!(id, expected, "token {token:?} of validation record {v}");
+        }
+        assert!(
+            row[length..].iter().all(|&id| id == PAD_ID),
+            "padding after length"
+        );
+    }
+
+    // Record 1: "bad bad bad film" truncated to 4 tokens.
+    let row = corpus.sequence(1).unwrap();
+    if vocab.id("bad") != UNK_ID {
+        assert_eq!(&row[..3], &[vocab.id("bad"); 3]);
+    }
+    assert_eq!(corpus.sequence(7).unwrap(), &[PAD_ID; 4]);
+}
+
+#[test]
+fn corpus_split_is_seeded() {
+    let dir = TempDir::new("seeded");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let a = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    let b = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    assert_eq!(a.valid_indices(), b.valid_indices());
+    let other_seed = TextOptions {
+        seed: 6,
+        ..options(CachePolicy::Off)
+    };
+    let splits: Vec<Vec<u32>> = (0..8)
+        .map(|seed| {
+            let opts = TextOptions {
+                seed,
+                ..other_seed.clone()
+            };
+            TextCorpus::load(&path, &opts)
+                .unwrap()
+                .valid_indices()
+                .to_vec()
+        })
+        .collect();
+    assert!(splits.iter().any(|s| s != &splits[0]), "seed has no effect");
+}
+
+#[test]
+fn fill_batch_copies_rows() {
+    let dir = TempDir::new("text-batch");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let corpus = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    let mut ids = vec![9u32; 8];
+    let mut lengths = [9u32; 2];
+    let mut labels = [9u32; 2];
+    corpus
+        .fill_batch(&[1, 6], &mut ids, &mut lengths, &mut labels)
+        .unwrap();
+    assert_eq!(&ids[..4], corpus.sequence(1).unwrap());
+    assert_eq!(&ids[4..], corpus.sequence(6).unwrap());
+    assert_eq!(lengths, [4, 2]);
+    assert_eq!(labels, [0, 2]);
+    let err = corpus
+        .fill_batch(&[8], &mut [0; 4], &mut [0], &mut [0])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+}
+
+#[test]
+fn cache_is_hit_then_rebuilt_on_change() {
+    let dir = TempDir::new("cache");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let opts = options(CachePolicy::BesideSource);
+
+    let first = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(first.cache_status(), &CacheStatus::Rebuilt);
+    let cache_path = first.cache_path().unwrap().to_path_buf();
+    assert_eq!(cache_path, dir.join("small.csv.heft-cache"));
+
+    let second = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(second.cache_status(), &CacheStatus::Hit);
+    assert_eq!(second.ids(), first.ids());
+    assert_eq!(second.lengths(), first.lengths());
+    assert_eq!(second.labels(), first.labels());
+    assert_eq!(second.train_indices(), first.train_indices());
+    assert_eq!(second.classes(), first.classes());
+    assert_eq!(second.vocab(), first.vocab());
+    // `second` maps the cache file, which the steps below rewrite.
+    drop(second);
+
+    // Changing an option rebuilds.
+    let longer = TextOptions {
+        max_len: 5,
+        ..opts.clone()
+    };
+    let third = TextCorpus::load(&path, &longer).unwrap();
+    assert_eq!(third.cache_status(), &CacheStatus::Rebuilt);
+    assert_eq!(third.max_len(), 5);
+
+    // Changing the source (size and content) rebuilds.
+    let mut grown = SMALL_CSV.to_vec();
+    grown.extend_from_slice(b"9,neu,meh\n");
+    std::fs::write(&path, &grown).unwrap();
+    let fourth = TextCorpus::load(&path, &longer).unwrap();
+    assert_eq!(fourth.cache_status(), &CacheStatus::Rebuilt);
+    assert_eq!(fourth.len(), 9);
+
+    // A damaged cache is rebuilt, not trusted.
+    let mut bytes = std::fs::read(&cache_path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] = 0xff;
+    std::fs::write(&cache_path, &bytes).unwrap();
+    let fifth = TextCorpus::load(&path, &longer).unwrap();
+    assert_eq!(fifth.cache_status(), &CacheStatus::Rebuilt);
+    assert_eq!(fifth.ids(), fourth.ids());
+
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn cache_in_chosen_directory() {
+    let dir = TempDir::new("cache-dir");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let cache_dir = dir.join("cache/nested");
+    let opts = options(CachePolicy::Dir(cache_dir.clone()));
+    let first = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(first.cache_status(), &CacheStatus::Rebuilt);
+    assert!(first.cache_path().unwrap().starts_with(&cache_dir));
+    let second = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(second.cache_status(), &CacheStatus::Hit);
+    assert!(!dir.join("small.csv.heft-cache").exists());
+}
+
+#[test]
+fn cache_dir_creation_failure_is_io_error() {
+    let dir = TempDir::new("cache-fail");
+    let path = dir.write("small.csv", SMALL_CSV);
+    // A regular file where the cache directory should be.
+    let blocker = dir.write("blocker", b"");
+    let opts = options(CachePolicy::Dir(blocker.join("sub")));
+    let err = TextCorpus::load(&path, &opts).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Io);
+}
+
+#[test]
+fn missing_named_column() {
+    let dir = TempDir::new("missing-name");
+    let path = dir.write("c.csv", b"label,body\npos,fine\n");
+    let err = assert_error(
+        TextCorpus::load(&path, &options(CachePolicy::Off)),
+        ErrorKind::MissingColumn,
+        &path,
+    );
+    assert!(err.message().contains("\"text\""), "{err}");
+}
+
+#[test]
+fn missing_field_in_record() {
+    let dir = TempDir::new("missing-field");
+    let path = dir.write("c.csv", b"label,text\npos,fine\nneg\nneu,ok\n");
+    let err = assert_error(
+        TextCorpus::load(&path, &options(CachePolicy::Off)),
+        ErrorKind::MissingColumn,
+        &path,
+    );
+    assert_eq!(
+        err.location(),
+        Some(Location::Record {
+            record: 2,
+            byte: 20
+        })
+    );
+    assert!(err.message().contains("line 3"), "{err}");
+}
+
+#[test]
+fn invalid_utf8_names_record() {
+    let dir = TempDir::new("utf8");
+    let path = dir.write("c.csv", b"label,text\npos,fine\nneg,caf\xe9 bad\n");
+    let err = assert_error(
+        TextCorpus::load(&path, &options(CachePolicy::Off)),
+        ErrorKind::InvalidUtf8,
+        &path,
+    );
+    assert!(
+        matches!(err.location(), Some(Location::Record { record: 2, .. })),
+        "{err}"
+    );
+    let lossy = TextOptions {
+        lossy_utf8: true,
+        ..options(CachePolicy::Off)
+    };
+    let corpus = TextCorpus::load(&path, &lossy).unwrap();
+    assert_eq!(corpus.len(), 2);
+}
+
+#[test]
+fn empty_corpus() {
+    let dir = TempDir::new("empty-corpus");
+    let header_only = dir.write("h.csv", b"label,text\n\r\n");
+    assert_error(
+        TextCorpus::load(&header_only, &options(CachePolicy::Off)),
+        ErrorKind::EmptyCorpus,
+        &header_only,
+    );
+    let empty = dir.write("e.csv", b"");
+    assert_error(
+        TextCorpus::load(&empty, &options(CachePolicy::Off)),
+        ErrorKind::EmptyCorpus,
+        &empty,
+    );
+}
+
+#[test]
+fn malformed_csv_names_file() {
+    let dir = TempDir::new("malformed");
+    let path = dir.write("m.csv", b"label,text\npos,\"never closed\n");
+    assert_error(
+        TextCorpus::load(&path, &options(CachePolicy::Off)),
+        ErrorKind::Malformed,
+        &path,
+    );
+}
+
+#[test]
+fn invalid_options_are_rejected() {
+    let dir = TempDir::new("bad-options");
+    let path = dir.write("s.csv", SMALL_CSV);
+    let zero_len = TextOptions {
+        max_len: 0,
+        ..options(CachePolicy::Off)
+    };
+    assert_error(
+        TextCorpus::load(&path, &zero_len),
+        ErrorKind::InvalidArgument,
+        &path,
+    );
+    let share = TextOptions {
+        valid_share: 1.0,
+        ..options(CachePolicy::Off)
+    };
+    assert_error(
+        TextCorpus::load(&path, &share),
+        ErrorKind::InvalidArgument,
+        &path,
+    );
+}
+
+#[test]
+fn tab_delimited_without_header() {
+    let dir = TempDir::new("tsv");
+    let path = dir.write("t.tsv", b"b\tHello world\na\thello\n");
+    let opts = TextOptions {
+        delimiter: b'\t',
+        has_header: false,
+        max_len: 3,
+        valid_share: 0.0,
+        cache: CachePolicy::Off,
+        ..TextOptions::default()
+    };
+    let corpus = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(corpus.classes(), ["a", "b"]);
+    assert_eq!(corpus.labels(), [1, 0]);
+    assert_eq!(corpus.vocab().tokens(), ["hello", "world"]);
+    assert_eq!(corpus.sequence(0).unwrap(), &[2, 3, PAD_ID]);
+}
+
+#[test]
+fn embedded_sentiment_loads_balanced() {
+    let dir = TempDir::new("embedded-sentiment");
+    let opts = TextOptions {
+        cache: CachePolicy::Dir(dir.path().to_path_buf()),
+        ..embedded::sentiment_options()
+    };
+    let corpus = embedded::sentiment(&opts).unwrap();
+    assert_eq!(corpus.len(), 6_000);
+    assert_eq!(corpus.classes(), ["negative", "neutral", "positive"]);
+    let mut counts = [0usize; 3];
+    for &label in corpus.labels() {
+        counts[label as usize] += 1;
+    }
+    assert_eq!(counts, [2_000; 3]);
+    assert_eq!(corpus.valid_indices().len(), 1_200);
+    assert!(
+        corpus.vocab().len() > 5_000,
+        "vocabulary of {}",
+        corpus.vocab().len()
+    );
+    let reloaded = embedded::sentiment(&opts).unwrap();
+    assert_eq!(reloaded.cache_status(), &CacheStatus::Hit);
+}
