@@ -173,6 +173,8 @@ fn block_crossing_shapes_all_layouts() {
         (385, 70, 513),
         (200, 1, 90),
         (1, 200, 90),
+        (1, 300, 600),
+        (600, 1, 300),
         (45, 33, 33),
     ];
     let mut rng = Rng::new(42);

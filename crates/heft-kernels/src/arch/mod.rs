@@ -135,6 +135,87 @@ macro_rules! microkernel {
     };
 }
 
+/// Expands to an `unsafe fn(&RowArgs)` kernel for one row of C: `nv`
+/// accumulators of `lanes` floats run along a row of B read in place, so a
+/// matrix-vector product needs no packing.
+///
+/// Each lane computes the same fused multiply-add chain over `p` as the
+/// tile kernels, so a row product rounds exactly like a GEMM row.
+macro_rules! row_kernel {
+    (
+        $(#[$attr:meta])*
+        fn $name:ident;
+        nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
+        zero = $zero:expr,
+        splat = |$sx:ident| $splat:expr,
+        load = |$lp:ident| $load:expr,
+        store = |$sp:ident, $sv:ident| $store:expr,
+        fmadd = |$fa:ident, $fb:ident, $fc:ident| $fmadd:expr,
+        mul = |$ma:ident, $mb:ident| $mul:expr $(,)?
+    ) => {
+        $(#[$attr])*
+        pub(crate) unsafe fn $name(args: &$crate::gemm::kernel::RowArgs) {
+            const NV: usize = $nv;
+            const LANES: usize = $lanes;
+
+            $(#[$attr])*
+            #[inline]
+            unsafe fn splat($sx: f32) -> $v {
+                $splat
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn load($lp: *const f32) -> $v {
+                // SAFETY: callers pass a pointer to LANES readable floats.
+                unsafe { $load }
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn store($sp: *mut f32, $sv: $v) {
+                // SAFETY: callers pass a pointer to LANES writable floats.
+                unsafe { $store }
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn fmadd($fa: $v, $fb: $v, $fc: $v) -> $v {
+                $fmadd
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn mul($ma: $v, $mb: $v) -> $v {
+                $mul
+            }
+
+            let $crate::gemm::kernel::RowArgs { kc, a, a_stride, b, b_rs, c, alpha, beta } = *args;
+            let zero: $v = $zero;
+            let mut acc: [$v; NV] = [zero; NV];
+            for p in 0..kc {
+                // SAFETY: element p < kc of the A row and row p of B exist
+                // (RowArgs contract); register arithmetic otherwise.
+                unsafe {
+                    let ap = splat(*a.add(p * a_stride));
+                    let row = b.add(p * b_rs);
+                    for v in 0..NV {
+                        acc[v] = fmadd(ap, load(row.add(v * LANES)), acc[v]);
+                    }
+                }
+            }
+            // SAFETY: the NV * LANES elements at `c` are writable and
+            // contiguous (RowArgs contract).
+            unsafe {
+                let alpha_v = splat(alpha);
+                let beta_v = splat(beta);
+                for v in 0..NV {
+                    let p = c.add(v * LANES);
+                    let t = mul(acc[v], alpha_v);
+                    let r = if beta == 0.0 { t } else { fmadd(load(p), beta_v, t) };
+                    store(p, r);
+                }
+            }
+        }
+    };
+}
+
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;

@@ -6,7 +6,7 @@
 //! `wide` computes the multiply-add with two roundings.
 
 use super::super::gemm::blocking;
-use super::super::gemm::kernel::KernelSpec;
+use super::super::gemm::kernel::{KernelSpec, RowKernel};
 use wide::f32x8;
 
 microkernel! {
@@ -31,6 +31,17 @@ microkernel! {
     mul = |a, b| a * b,
 }
 
+row_kernel! {
+    fn row;
+    nv = 4, lanes = 8, vector = f32x8,
+    zero = f32x8::ZERO,
+    splat = |x| f32x8::splat(x),
+    load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
+    store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
+    fmadd = |a, b, c| a.mul_add(b, c),
+    mul = |a, b| a * b,
+}
+
 /// The portable kernel's table entry.
 pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     mr: 6,
@@ -38,4 +49,8 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     blocking: blocking::PORTABLE,
     packed_a: tile_packed,
     direct_a: tile_direct,
+    row: RowKernel {
+        width: 32,
+        run: row,
+    },
 };

@@ -12,7 +12,7 @@
 //! `gemm::kernel::spec` returns for an available `Isa`.
 
 use super::super::gemm::blocking;
-use super::super::gemm::kernel::KernelSpec;
+use super::super::gemm::kernel::{KernelSpec, RowKernel};
 use core::arch::x86_64::*;
 
 microkernel! {
@@ -111,6 +111,42 @@ microkernel! {
     mul = |a, b| _mm256_mul_ps(a, b),
 }
 
+row_kernel! {
+    #[target_feature(enable = "avx512f")]
+    fn avx512_row;
+    nv = 8, lanes = 16, vector = __m512,
+    zero = _mm512_setzero_ps(),
+    splat = |x| _mm512_set1_ps(x),
+    load = |p| _mm512_loadu_ps(p),
+    store = |p, v| _mm512_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+    mul = |a, b| _mm512_mul_ps(a, b),
+}
+
+row_kernel! {
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2_row;
+    nv = 8, lanes = 8, vector = __m256,
+    zero = _mm256_setzero_ps(),
+    splat = |x| _mm256_set1_ps(x),
+    load = |p| _mm256_loadu_ps(p),
+    store = |p, v| _mm256_storeu_ps(p, v),
+    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+    mul = |a, b| _mm256_mul_ps(a, b),
+}
+
+/// Row kernel for AVX-512: 8 accumulators of 16 lanes, 128 columns of C.
+const AVX512_ROW: RowKernel = RowKernel {
+    width: 128,
+    run: avx512_row,
+};
+
+/// Row kernel for AVX2: 8 accumulators of 8 lanes, 64 columns of C.
+const AVX2_ROW: RowKernel = RowKernel {
+    width: 64,
+    run: avx2_row,
+};
+
 /// The AVX-512 narrow kernel (24 x 16): 24 accumulators, 1 B vector and 1
 /// broadcast, 26 of 32 registers. For C with at most 16 columns it wastes
 /// fewer lanes than 12 x 32, at the cost of one broadcast per FMA.
@@ -120,6 +156,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX512_NARROW,
     packed_a: avx512_narrow_packed,
     direct_a: avx512_narrow_direct,
+    row: AVX512_ROW,
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -130,6 +167,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA_NARROW,
     packed_a: avx2_narrow_packed,
     direct_a: avx2_narrow_direct,
+    row: AVX2_ROW,
 };
 
 /// The AVX-512 kernel's table entry.
@@ -139,6 +177,7 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     blocking: blocking::AVX512,
     packed_a: avx512_packed,
     direct_a: avx512_direct,
+    row: AVX512_ROW,
 };
 
 /// The AVX2 + FMA kernel's table entry.
@@ -148,4 +187,5 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA,
     packed_a: avx2_packed,
     direct_a: avx2_direct,
+    row: AVX2_ROW,
 };

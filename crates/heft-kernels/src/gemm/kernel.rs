@@ -33,6 +33,37 @@ pub(crate) struct TileArgs {
     pub beta: f32,
 }
 
+/// Arguments of one row-kernel call: `NV * LANES` consecutive elements of
+/// one row of C.
+///
+/// # Contract
+///
+/// - `a` points at element 0 of a row of A; element `p < kc` is at
+///   `a[p * a_stride]`.
+/// - `b` points at `B[0, j0]`; row `p < kc` starts at `b[p * b_rs]` and its
+///   `NV * LANES` elements are contiguous.
+/// - `c` points at `NV * LANES` contiguous writable elements.
+/// - The kernel stores `c = c * beta + (acc * alpha)` as [`TileArgs`]
+///   describes, never reading C when `beta == 0`.
+#[derive(Clone, Copy)]
+pub(crate) struct RowArgs {
+    pub kc: usize,
+    pub a: *const f32,
+    pub a_stride: usize,
+    pub b: *const f32,
+    pub b_rs: usize,
+    pub c: *mut f32,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+/// A row-kernel entry point and the number of C elements it covers.
+#[derive(Clone, Copy)]
+pub(crate) struct RowKernel {
+    pub width: usize,
+    pub run: unsafe fn(&RowArgs),
+}
+
 /// A microkernel entry point. Unsafe because it reads and writes through
 /// the raw pointers of [`TileArgs`] and may need CPU features.
 pub(crate) type TileFn = unsafe fn(&TileArgs);
@@ -49,6 +80,8 @@ pub(crate) struct KernelSpec {
     pub packed_a: TileFn,
     /// Entry point reading A's rows in place (`col_stride == 1`).
     pub direct_a: TileFn,
+    /// Kernel for matrix-vector products with B's rows read in place.
+    pub row: RowKernel,
 }
 
 impl KernelSpec {

@@ -12,7 +12,7 @@
 //! is computed by one microkernel call whatever the split, so every element
 //! of C sees the same operations in the same order for any thread count.
 
-use super::kernel::{KernelSpec, TileArgs, TileFn, MAX_TILE};
+use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn, MAX_TILE};
 use super::pack;
 use super::view::{MatMut, MatRef};
 use super::Epilogue;
@@ -267,6 +267,38 @@ pub(crate) fn gemm(
         scale(beta, c, Post { bias, relu });
         return;
     }
+    if m == 1 && b.col_stride() == 1 {
+        let raw = RawC {
+            ptr: c.data_mut().as_mut_ptr(),
+            rs: c.row_stride(),
+            cs: c.col_stride(),
+        };
+        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
+        // SAFETY: `raw` covers the 1 x n view `c`, borrowed mutably here.
+        unsafe { row_product(kernels[0], alpha, &a, &b, beta, raw, &Post { bias, relu }) };
+        return;
+    }
+    if n == 1 && a.row_stride() == 1 {
+        let raw = RawC {
+            ptr: c.data_mut().as_mut_ptr(),
+            rs: c.col_stride(),
+            cs: c.row_stride(),
+        };
+        let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
+        // SAFETY: `raw` covers C^T, the 1 x m transpose of the view `c`.
+        unsafe {
+            row_product(
+                kernels[0],
+                alpha,
+                &b.t(),
+                &a.t(),
+                beta,
+                raw,
+                &Post { bias, relu },
+            )
+        };
+        return;
+    }
     let (spec, swap) = choose_plan(kernels, &a, &b);
     let c_rs = c.row_stride();
     let c_cs = c.col_stride();
@@ -341,6 +373,74 @@ fn plan_cost(spec: &KernelSpec, a: &MatRef<'_>, b: &MatRef<'_>) -> f64 {
         (m * k) as f64 * copy_cost(a.row_stride() == 1)
     };
     products + pack_b + pack_a
+}
+
+/// Computes the 1 x n product `C <- post(alpha * a * B + beta * C)` with
+/// the row kernel, reading B's contiguous rows in place.
+///
+/// Each element is the same fused multiply-add chain over `p`, restarted
+/// every KC steps, as in the tile kernels, so the result equals what the
+/// blocked path computes. Columns past the last full kernel width use
+/// scalar `mul_add`, which rounds like one vector lane.
+///
+/// # Safety
+///
+/// `a` is 1 x k, `b` is k x n with `col_stride == 1`, and `c` describes a
+/// writable 1 x n matrix that no other thread touches during the call.
+unsafe fn row_product(
+    spec: &KernelSpec,
+    alpha: f32,
+    a: &MatRef<'_>,
+    b: &MatRef<'_>,
+    beta: f32,
+    c: RawC,
+    post: &Post<'_>,
+) {
+    let (k, n) = (a.cols(), b.cols());
+    let width = spec.row.width;
+    let (a_data, a_stride) = (a.data(), a.col_stride());
+    let (b_data, b_rs) = (b.data(), b.row_stride());
+    for pc in (0..k).step_by(spec.blocking.kc) {
+        let kcb = spec.blocking.kc.min(k - pc);
+        let beta_pass = if pc == 0 { beta } else { 1.0 };
+        let full = if c.cs == 1 { n / width * width } else { 0 };
+        for j0 in (0..full).step_by(width) {
+            let args = RowArgs {
+                kc: kcb,
+                a: a_data[pc * a_stride..].as_ptr(),
+                a_stride,
+                b: b_data[pc * b_rs + j0..].as_ptr(),
+                b_rs,
+                // SAFETY: j0 + width <= n, inside the row of C.
+                c: unsafe { c.ptr.add(j0) },
+                alpha,
+                beta: beta_pass,
+            };
+            // SAFETY: the A elements and B rows exist for p < kcb, the
+            // width elements of C are contiguous and owned by this call.
+            unsafe { (spec.row.run)(&args) };
+        }
+        for j in full..n {
+            let mut acc = 0.0f32;
+            for p in pc..pc + kcb {
+                acc = a_data[p * a_stride].mul_add(b_data[p * b_rs + j], acc);
+            }
+            let t = acc * alpha;
+            // SAFETY: j < n, inside the row of C (caller contract).
+            unsafe {
+                let x = c.ptr.add(j * c.cs);
+                *x = if beta_pass == 0.0 {
+                    t
+                } else {
+                    (*x).mul_add(beta_pass, t)
+                };
+            }
+        }
+    }
+    if !post.is_identity() {
+        // SAFETY: the row of C is owned by this call (caller contract).
+        unsafe { post_tile(post, c, (0, 0, 1, n)) };
+    }
 }
 
 /// Computes `C <- post(beta * C)`, the result when the product is empty or
@@ -508,21 +608,24 @@ impl Block<'_, '_> {
             }
             let a_data = self.a.data();
             let a_rs = self.a.row_stride();
-            for jp in panels {
-                let j = jp * nr;
-                let cols = nr.min(self.ncb - j);
-                let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
-                for ip in 0..row_panels {
-                    let i = ip * mr;
-                    let rows = mr.min(self.mcb - i);
-                    let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
-                        let offset = (self.i0 + i) * a_rs + self.pc;
-                        (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
-                    } else if self.direct_a {
-                        (a_buffer.as_ptr(), 0, self.spec.packed_a)
-                    } else {
-                        (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
-                    };
+            // Loop order: each A micro-panel (MR x KC, the broadcast
+            // operand) stays in L1 while the B micro-panels of the range
+            // stream past it from L2.
+            for ip in 0..row_panels {
+                let i = ip * mr;
+                let rows = mr.min(self.mcb - i);
+                let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
+                    let offset = (self.i0 + i) * a_rs + self.pc;
+                    (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
+                } else if self.direct_a {
+                    (a_buffer.as_ptr(), 0, self.spec.packed_a)
+                } else {
+                    (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
+                };
+                for jp in panels.clone() {
+                    let j = jp * nr;
+                    let cols = nr.min(self.ncb - j);
+                    let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
                     let region = (self.i0 + i, self.jc + j, rows, cols);
                     // SAFETY: the A rows exist (full direct panels lie
                     // inside A, partial ones were packed with zero rows),
