@@ -3,6 +3,7 @@
 mod common;
 
 use common::{kernels, Rng};
+
 use heft_kernels::dispatch::Isa;
 use heft_kernels::gemm::{argmax_group, Epilogue, Gemm, GemmError, MatMut, MatRef};
 use heft_kernels::reference;
@@ -303,7 +304,7 @@ fn thread_count_does_not_change_bits() {
     let mut rng = Rng::new(99);
     for isa in Isa::ALL {
         let Ok(gemm) = Gemm::with_isa(isa) else {
-            println!("skipping kernel {isa}: not supported by this CPU");
+            common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
         for &(m, n, k, b_t) in &[
@@ -344,7 +345,7 @@ fn fused_argmax_matches_multiply_then_argmax() {
     let mut rng = Rng::new(2024);
     for isa in Isa::ALL {
         let Ok(gemm) = Gemm::with_isa(isa) else {
-            println!("skipping kernel {isa}: not supported by this CPU");
+            common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
         for &(m, k, classes, candidates) in &[
@@ -628,5 +629,51 @@ fn empty_inner_dimension_scales_c() {
         )
         .unwrap();
         assert_eq!(c, [0.5, 1.0, 1.5, 2.0]);
+    }
+}
+
+/// Storing A, B and C row-major or column-major (which changes the tile
+/// orientation the GEMM picks) gives bitwise the same C, with alpha and
+/// beta away from 0 and 1 so every rounding step is exercised.
+#[test]
+fn layout_does_not_change_bits() {
+    let mut rng = Rng::new(31);
+    for gemm in kernels() {
+        for &(m, n, k) in &[
+            (6, 8, 4),
+            (12, 16, 8),
+            (7, 9, 5),
+            (6, 100, 4),
+            (37, 70, 300),
+            (300, 10, 129),
+        ] {
+            let a_values: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
+            let b_values: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+            let c_values: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
+            let mut results = Vec::new();
+            for layout in 0..8 {
+                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+                let mut next = a_values.iter().copied();
+                let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
+                let mut next = b_values.iter().copied();
+                let b = Stored::new(k, n, b_t, 0, || next.next().unwrap());
+                let mut next = c_values.iter().copied();
+                let mut c = Stored::new(m, n, c_t, 0, || next.next().unwrap());
+                gemm.run(0.8, a.view(), b.view(), 0.3, c.view_mut())
+                    .unwrap();
+                let row_major: Vec<u32> = (0..m)
+                    .flat_map(|i| (0..n).map(move |j| (i, j)))
+                    .map(|(i, j)| c.get(i, j).to_bits())
+                    .collect();
+                results.push(row_major);
+            }
+            for (layout, result) in results.iter().enumerate() {
+                assert!(
+                    result == &results[0],
+                    "{} {m}x{n}x{k}: layout {layout} differs from layout 0",
+                    gemm.isa()
+                );
+            }
+        }
     }
 }

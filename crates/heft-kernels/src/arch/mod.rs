@@ -22,7 +22,8 @@ macro_rules! microkernel {
         load = |$lp:ident| $load:expr,
         store = |$sp:ident, $sv:ident| $store:expr,
         fmadd = |$fa:ident, $fb:ident, $fc:ident| $fmadd:expr,
-        mul = |$ma:ident, $mb:ident| $mul:expr $(,)?
+        mul = |$ma:ident, $mb:ident| $mul:expr,
+        scalar_fma = $scalar_fma:expr $(,)?
     ) => {
         $(#[$attr])*
         pub(crate) unsafe fn $name(args: &$crate::gemm::kernel::TileArgs) {
@@ -126,7 +127,7 @@ macro_rules! microkernel {
                         // (TileArgs contract).
                         unsafe {
                             let p = c.add(i * c_rs + j * c_cs);
-                            *p = if beta == 0.0 { t } else { (*p).mul_add(beta, t) };
+                            *p = if beta == 0.0 { t } else { ($scalar_fma)(*p, beta, t) };
                         }
                     }
                 }
@@ -214,6 +215,14 @@ macro_rules! row_kernel {
             }
         }
     };
+}
+
+/// Returns `a * b + c` with two roundings: the scalar twin of the
+/// portable kernel's multiply-add, which `wide` fuses on some targets and
+/// not others, so the portable kernel spells it out as multiply then add.
+#[inline]
+pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
+    a * b + c
 }
 
 pub(crate) mod portable;

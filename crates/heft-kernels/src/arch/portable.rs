@@ -2,8 +2,9 @@
 //!
 //! Six accumulators of 8 lanes take 12 of the 16 SSE registers on baseline
 //! x86-64 (where `f32x8` is two 128-bit halves) and 6 of 32 on AArch64, so
-//! the tile never spills on either. Without FMA in the compile target,
-//! `wide` computes the multiply-add with two roundings.
+//! the tile never spills on either. The multiply-add is written as a
+//! multiply then an add (two roundings) because `wide` fuses it on some
+//! targets only, and the scalar edge paths must round exactly like a lane.
 
 use super::super::gemm::blocking;
 use super::super::gemm::kernel::{KernelSpec, RowKernel};
@@ -16,8 +17,9 @@ microkernel! {
     splat = |x| f32x8::splat(x),
     load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
     store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a.mul_add(b, c),
+    fmadd = |a, b, c| a * b + c,
     mul = |a, b| a * b,
+    scalar_fma = super::unfused_mul_add,
 }
 
 microkernel! {
@@ -27,8 +29,9 @@ microkernel! {
     splat = |x| f32x8::splat(x),
     load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
     store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a.mul_add(b, c),
+    fmadd = |a, b, c| a * b + c,
     mul = |a, b| a * b,
+    scalar_fma = super::unfused_mul_add,
 }
 
 row_kernel! {
@@ -38,7 +41,7 @@ row_kernel! {
     splat = |x| f32x8::splat(x),
     load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
     store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a.mul_add(b, c),
+    fmadd = |a, b, c| a * b + c,
     mul = |a, b| a * b,
 }
 
@@ -53,4 +56,5 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
         width: 32,
         run: row,
     },
+    scalar_fma: super::unfused_mul_add,
 };

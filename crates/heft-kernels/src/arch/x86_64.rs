@@ -25,6 +25,7 @@ microkernel! {
     store = |p, v| _mm512_storeu_ps(p, v),
     fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
     mul = |a, b| _mm512_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -37,6 +38,7 @@ microkernel! {
     store = |p, v| _mm512_storeu_ps(p, v),
     fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
     mul = |a, b| _mm512_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -49,6 +51,7 @@ microkernel! {
     store = |p, v| _mm256_storeu_ps(p, v),
     fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
     mul = |a, b| _mm256_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -61,6 +64,7 @@ microkernel! {
     store = |p, v| _mm256_storeu_ps(p, v),
     fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
     mul = |a, b| _mm256_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -73,6 +77,7 @@ microkernel! {
     store = |p, v| _mm512_storeu_ps(p, v),
     fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
     mul = |a, b| _mm512_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -85,6 +90,7 @@ microkernel! {
     store = |p, v| _mm512_storeu_ps(p, v),
     fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
     mul = |a, b| _mm512_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -97,6 +103,7 @@ microkernel! {
     store = |p, v| _mm256_storeu_ps(p, v),
     fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
     mul = |a, b| _mm256_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 microkernel! {
@@ -109,6 +116,7 @@ microkernel! {
     store = |p, v| _mm256_storeu_ps(p, v),
     fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
     mul = |a, b| _mm256_mul_ps(a, b),
+    scalar_fma = f32::mul_add,
 }
 
 row_kernel! {
@@ -157,6 +165,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     packed_a: avx512_narrow_packed,
     direct_a: avx512_narrow_direct,
     row: AVX512_ROW,
+    scalar_fma: f32::mul_add,
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -168,6 +177,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     packed_a: avx2_narrow_packed,
     direct_a: avx2_narrow_direct,
     row: AVX2_ROW,
+    scalar_fma: f32::mul_add,
 };
 
 /// The AVX-512 kernel's table entry.
@@ -178,6 +188,7 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     packed_a: avx512_packed,
     direct_a: avx512_direct,
     row: AVX512_ROW,
+    scalar_fma: f32::mul_add,
 };
 
 /// The AVX2 + FMA kernel's table entry.
@@ -188,4 +199,5 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     packed_a: avx2_packed,
     direct_a: avx2_direct,
     row: AVX2_ROW,
+    scalar_fma: f32::mul_add,
 };

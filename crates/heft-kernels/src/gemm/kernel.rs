@@ -82,6 +82,9 @@ pub(crate) struct KernelSpec {
     pub direct_a: TileFn,
     /// Kernel for matrix-vector products with B's rows read in place.
     pub row: RowKernel,
+    /// `a * b + c` rounded exactly as one lane of the kernel's vector
+    /// multiply-add, for the scalar edge paths.
+    pub scalar_fma: fn(f32, f32, f32) -> f32,
 }
 
 impl KernelSpec {

@@ -216,7 +216,7 @@ pub(crate) unsafe fn run_tile(
                 *p = if beta == 0.0 {
                     t
                 } else {
-                    (*p).mul_add(beta, t)
+                    (spec.scalar_fma)(*p, beta, t)
                 };
             }
         }
@@ -381,7 +381,7 @@ fn plan_cost(spec: &KernelSpec, a: &MatRef<'_>, b: &MatRef<'_>) -> f64 {
 /// Each element is the same fused multiply-add chain over `p`, restarted
 /// every KC steps, as in the tile kernels, so the result equals what the
 /// blocked path computes. Columns past the last full kernel width use
-/// scalar `mul_add`, which rounds like one vector lane.
+/// the kernel's scalar multiply-add, which rounds like one vector lane.
 ///
 /// # Safety
 ///
@@ -423,7 +423,7 @@ unsafe fn row_product(
         for j in full..n {
             let mut acc = 0.0f32;
             for p in pc..pc + kcb {
-                acc = a_data[p * a_stride].mul_add(b_data[p * b_rs + j], acc);
+                acc = (spec.scalar_fma)(a_data[p * a_stride], b_data[p * b_rs + j], acc);
             }
             let t = acc * alpha;
             // SAFETY: j < n, inside the row of C (caller contract).
@@ -432,7 +432,7 @@ unsafe fn row_product(
                 *x = if beta_pass == 0.0 {
                     t
                 } else {
-                    (*x).mul_add(beta_pass, t)
+                    (spec.scalar_fma)(*x, beta_pass, t)
                 };
             }
         }

@@ -47,9 +47,16 @@ pub fn kernels() -> Vec<Gemm> {
         .filter_map(|isa| match Gemm::with_isa(isa) {
             Ok(gemm) => Some(gemm.sequential()),
             Err(err) => {
-                println!("skipping kernel {isa}: {err}");
+                report_skip(&format!("skipping kernel {isa}: {err}"));
                 None
             }
         })
         .collect()
+}
+
+/// Prints a line that the test harness does not capture, so a skipped
+/// kernel shows in the output of a plain `cargo test`.
+pub fn report_skip(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
