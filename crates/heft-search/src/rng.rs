@@ -12,6 +12,7 @@
 //! computed by hand.
 
 use std::collections::VecDeque;
+use wide::f32x8;
 
 /// A source of random draws.
 ///
@@ -46,7 +47,19 @@ pub trait RandomSource: Send {
         }
     }
 
-    /// Fills `out` with standard normal draws, one [`normal`](RandomSource::normal) per element.
+    /// Fills `out` with uniform draws in `[0, 1)` for the canonical modes.
+    ///
+    /// The default is [`fill_uniform`](RandomSource::fill_uniform). A source
+    /// may derive the values differently (with fewer random bits each, for
+    /// speed), so the stream may differ from that of `fill_uniform`.
+    fn fill_uniform_fast(&mut self, out: &mut [f32]) {
+        self.fill_uniform(out);
+    }
+
+    /// Fills `out` with standard normal draws.
+    ///
+    /// The default takes one [`normal`](RandomSource::normal) per element.
+    /// [`SplitMix`] uses a faster f32 sampler with other values.
     fn fill_normal(&mut self, out: &mut [f32]) {
         for x in out {
             *x = self.normal() as f32;
@@ -112,11 +125,58 @@ impl SplitMix {
         (Self::at(key, index) >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
     }
 
-    fn normal_at(key: u64, index: u64) -> f32 {
-        let u1 = 1.0 - (Self::at(key, index) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        let u2 = (Self::at(key, index + 1) >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
-        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    /// Returns the two 24-bit uniform draws in `[0, 1)` of draw `index`:
+    /// bits 40 to 63, then bits 16 to 39.
+    #[inline]
+    fn uniform_pair_at(key: u64, index: u64) -> [f32; 2] {
+        let h = Self::at(key, index);
+        [
+            (h >> 40) as f32 * UNIT_24,
+            ((h >> 16) & 0xff_ffff) as f32 * UNIT_24,
+        ]
     }
+
+    /// Returns the normal block that starts at draw `first`: Box-Muller in
+    /// f32 on the draws `first..first + 8`, cosine values in lanes 0 to 7
+    /// and sine values in lanes 8 to 15.
+    ///
+    /// The radius takes `u1 = 1 - k / 2^24` from bits 40 to 63 (so `u1 > 0`
+    /// and `|z| <= sqrt(2 ln 2^24) = 5.77`) and the angle `2 pi u2` from bits
+    /// 16 to 39. `ln` and `sin_cos` are the polynomial approximations of
+    /// `wide` 1.7, which use fused multiply-adds only when the build enables
+    /// FMA, so the last bits can differ between builds, never between runs.
+    fn normal_block_at(key: u64, first: u64) -> [f32; NORMAL_BLOCK] {
+        let mut u1 = [0.0f32; HASHES_PER_NORMAL_BLOCK];
+        let mut angle = [0.0f32; HASHES_PER_NORMAL_BLOCK];
+        for (lane, (a, b)) in u1.iter_mut().zip(&mut angle).enumerate() {
+            let [high, low] = Self::uniform_pair_at(key, first.wrapping_add(lane as u64));
+            *a = 1.0 - high;
+            *b = std::f32::consts::TAU * low;
+        }
+        let radius = (f32x8::splat(-2.0) * f32x8::from(u1).ln()).sqrt();
+        let (sin, cos) = f32x8::from(angle).sin_cos();
+        let mut block = [0.0f32; NORMAL_BLOCK];
+        let (cos_half, sin_half) = block.split_at_mut(HASHES_PER_NORMAL_BLOCK);
+        cos_half.copy_from_slice(&(radius * cos).to_array());
+        sin_half.copy_from_slice(&(radius * sin).to_array());
+        block
+    }
+}
+
+/// `2^-24`, the step of a 24-bit uniform draw.
+const UNIT_24: f32 = 1.0 / (1u32 << 24) as f32;
+
+/// Normal draws per block of [`SplitMix::fill_normal`].
+const NORMAL_BLOCK: usize = 16;
+
+/// 64-bit draws per normal block: each gives a cosine and a sine value.
+const HASHES_PER_NORMAL_BLOCK: usize = NORMAL_BLOCK / 2;
+
+/// Returns the 64-bit draws that `SplitMix::fill_normal` takes for `len` values.
+/// A last block of at most 8 values uses its cosine lanes only.
+fn normal_draw_count(len: usize) -> u64 {
+    (HASHES_PER_NORMAL_BLOCK * (len / NORMAL_BLOCK)
+        + (len % NORMAL_BLOCK).min(HASHES_PER_NORMAL_BLOCK)) as u64
 }
 
 impl RandomSource for SplitMix {
@@ -131,10 +191,27 @@ impl RandomSource for SplitMix {
         self.counter = base.wrapping_add(out.len() as u64);
     }
 
+    /// Takes one 64-bit draw for every two values, see [`uniform_pair_at`](SplitMix::uniform_pair_at).
+    fn fill_uniform_fast(&mut self, out: &mut [f32]) {
+        let (key, base) = (self.key, self.counter);
+        fill_blocks(out, 2, |block, values| {
+            let pair = Self::uniform_pair_at(key, base.wrapping_add(1 + block as u64));
+            values.copy_from_slice(&pair[..values.len()]);
+        });
+        self.counter = base.wrapping_add(out.len().div_ceil(2) as u64);
+    }
+
+    /// Fills `out` block by block with [`normal_block_at`](SplitMix::normal_block_at):
+    /// values `16 b .. 16 b + 16` come from the draws `8 b + 1 .. 8 b + 9`
+    /// after the counter.
     fn fill_normal(&mut self, out: &mut [f32]) {
         let (key, base) = (self.key, self.counter);
-        fill_indexed(out, |i| Self::normal_at(key, base + 1 + 2 * i as u64));
-        self.counter = base.wrapping_add(2 * out.len() as u64);
+        fill_blocks(out, NORMAL_BLOCK, |block, values| {
+            let first = base.wrapping_add(1 + (HASHES_PER_NORMAL_BLOCK * block) as u64);
+            let normals = Self::normal_block_at(key, first);
+            values.copy_from_slice(&normals[..values.len()]);
+        });
+        self.counter = base.wrapping_add(normal_draw_count(out.len()));
     }
 
     fn state(&self) -> Option<[u64; 2]> {
@@ -145,6 +222,28 @@ impl RandomSource for SplitMix {
         self.key = state[0];
         self.counter = state[1];
         true
+    }
+}
+
+/// Calls `fill(b, values)` for each block `b` of `block_len` elements of
+/// `out` (the last may be shorter), in parallel chunks for long buffers.
+fn fill_blocks(out: &mut [f32], block_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+    const CHUNK: usize = 1 << 14;
+    debug_assert_eq!(CHUNK % block_len, 0);
+    #[cfg(feature = "parallel")]
+    if out.len() >= PARALLEL_FILL_MIN {
+        use rayon::prelude::*;
+        out.par_chunks_mut(CHUNK)
+            .enumerate()
+            .for_each(|(c, chunk)| {
+                for (k, values) in chunk.chunks_mut(block_len).enumerate() {
+                    fill(c * (CHUNK / block_len) + k, values);
+                }
+            });
+        return;
+    }
+    for (b, values) in out.chunks_mut(block_len).enumerate() {
+        fill(b, values);
     }
 }
 
@@ -272,11 +371,55 @@ mod tests {
             assert_eq!(x, expected, "element {i}");
         }
         assert_eq!(a, b);
-        let mut normals = vec![0.0f32; PARALLEL_FILL_MIN + 5];
-        a.fill_normal(&mut normals);
-        for &x in &normals {
-            assert_eq!(x, b.normal() as f32);
+    }
+
+    #[test]
+    fn splitmix_fast_fills_match_blockwise() {
+        let mut whole = SplitMix::new(7);
+        let mut pieces = whole.clone();
+        let len = PARALLEL_FILL_MIN + 13;
+        let mut buf = vec![0.0f32; len];
+        whole.fill_uniform_fast(&mut buf);
+        let mut piece = [0.0f32; 2];
+        for (b, chunk) in buf.chunks(2).enumerate() {
+            pieces.fill_uniform_fast(&mut piece[..chunk.len()]);
+            assert_eq!(chunk, &piece[..chunk.len()], "uniform block {b}");
         }
+        assert_eq!(whole, pieces);
+
+        let mut normals = vec![0.0f32; len];
+        whole.fill_normal(&mut normals);
+        let mut piece = [0.0f32; NORMAL_BLOCK];
+        for (b, chunk) in normals.chunks(NORMAL_BLOCK).enumerate() {
+            pieces.fill_normal(&mut piece[..chunk.len()]);
+            assert_eq!(chunk, &piece[..chunk.len()], "normal block {b}");
+        }
+        assert_eq!(whole, pieces);
+        assert_eq!(whole.next_u64(), pieces.next_u64());
+    }
+
+    #[test]
+    fn splitmix_fast_fill_moments() {
+        let mut r = SplitMix::new(3);
+        let n = 200_003;
+        let mut z = vec![0.0f32; n];
+        r.fill_normal(&mut z);
+        let mean = z.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        let var = z.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+        let kurtosis = z.iter().map(|&x| (x as f64 - mean).powi(4)).sum::<f64>() / n as f64;
+        assert!(mean.abs() < 0.01, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.02, "variance {var}");
+        assert!((kurtosis - 3.0).abs() < 0.1, "fourth moment {kurtosis}");
+        assert!(
+            z.iter().all(|x| x.abs() <= 5.8),
+            "a value beyond the 5.77 bound"
+        );
+
+        let mut u = vec![0.0f32; n];
+        r.fill_uniform_fast(&mut u);
+        let mean_u = u.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        assert!((mean_u - 0.5).abs() < 0.005, "uniform mean {mean_u}");
+        assert!(u.iter().all(|&x| (0.0..1.0).contains(&x)));
     }
 
     #[test]

@@ -218,7 +218,7 @@ impl Ba {
                 cand[j] = x[j] + v[j];
             }
             if rng.uniform() > self.pulse[i] {
-                rng.fill_uniform(&mut self.draws);
+                rng.fill_uniform_fast(&mut self.draws);
                 for j in 0..d {
                     let eps = 2.0 * self.draws[j] as f64 - 1.0;
                     cand[j] = best_pos[j] + (eps * mean_loudness * 0.1 * bounds.width(j)) as f32;

@@ -72,6 +72,9 @@ pub struct SepCmaEs {
     p_c: Vec<f64>,
     z: Vec<f32>,
     z_w: Vec<f64>,
+    /// Scratch of `D`: the step size per dimension while sampling, the
+    /// weighted sum of squared steps while updating.
+    per_dim: Vec<f64>,
     order: Vec<usize>,
     generation: u64,
 }
@@ -131,6 +134,7 @@ impl SepCmaEs {
             p_c: vec![0.0; d],
             z: vec![0.0; lambda * d],
             z_w: vec![0.0; d],
+            per_dim: vec![0.0; d],
             order: Vec::with_capacity(lambda),
             generation: 0,
             core,
@@ -161,14 +165,18 @@ impl SepCmaEs {
             self.z[..d].fill(0.0);
         }
         let sigma = self.sigma;
+        let scales = &mut self.per_dim;
+        for (scale, &c) in scales.iter_mut().zip(&self.cov) {
+            *scale = sigma * c.sqrt();
+        }
+        let mean = &self.mean[..d];
         for (x, z) in pos.chunks_mut(d).zip(self.z.chunks_mut(d)) {
             for j in 0..d {
-                let scale = sigma * self.cov[j].sqrt();
-                x[j] = (self.mean[j] + scale * z[j] as f64) as f32;
+                x[j] = (mean[j] + scales[j] * z[j] as f64) as f32;
             }
             bounds.repair(x, *handler, None, rng.as_mut());
             for j in 0..d {
-                let scale = sigma * self.cov[j].sqrt();
+                let scale = scales[j];
                 z[j] = if scale > 0.0 {
                     ((x[j] as f64 - self.mean[j]) / scale) as f32
                 } else {
@@ -209,21 +217,26 @@ impl SepCmaEs {
         let cc = self.c_c;
         let pc_coef = h_sigma * (cc * (2.0 - cc) * self.mu_eff).sqrt();
         let (c1, cmu) = (self.c_1, self.c_mu);
+        // rank_mu[j] = sum over the selected steps of w z_j^2, summed in rank
+        // order; row by row so the inner loop runs over contiguous memory.
+        let rank_mu = &mut self.per_dim;
+        rank_mu.fill(0.0);
+        for (w, &k) in self.weights.iter().zip(&self.order) {
+            for (acc, &z) in rank_mu.iter_mut().zip(&self.z[k * d..(k + 1) * d]) {
+                let z = z as f64;
+                *acc += w * z * z;
+            }
+        }
         let (lo, hi) = (self.core.bounds.lower(), self.core.bounds.upper());
         for j in 0..d {
             let sd = self.cov[j].sqrt();
             self.mean[j] =
                 (self.mean[j] + self.sigma * sd * self.z_w[j]).clamp(lo[j] as f64, hi[j] as f64);
             self.p_c[j] = (1.0 - cc) * self.p_c[j] + pc_coef * sd * self.z_w[j];
-            let mut rank_mu = 0.0;
-            for (w, &k) in self.weights.iter().zip(&self.order) {
-                let z = self.z[k * d + j] as f64;
-                rank_mu += w * z * z;
-            }
             self.cov[j] = (1.0 - c1 - cmu) * self.cov[j]
                 + c1 * (self.p_c[j] * self.p_c[j]
                     + (1.0 - h_sigma) * cc * (2.0 - cc) * self.cov[j])
-                + cmu * self.cov[j] * rank_mu;
+                + cmu * self.cov[j] * rank_mu[j];
         }
         self.sigma *= ((cs / self.d_sigma) * (ps_norm / self.chi_d - 1.0)).exp();
         // A sigma of exactly 0 (underflow) would freeze the search; NaN cannot occur with finite inputs.

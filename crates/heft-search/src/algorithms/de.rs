@@ -157,7 +157,7 @@ impl De {
                 };
             }
         } else {
-            rng.fill_uniform(&mut self.draws);
+            rng.fill_uniform_fast(&mut self.draws);
             let cr = self.cr as f32;
             for j in 0..d {
                 t[j] = if self.draws[j] < cr || j == forced {

@@ -172,7 +172,7 @@ impl Fa {
                         .map(|j| ((x[j] - xs[j]) as f64 * self.inv_width[j]).powi(2))
                         .sum();
                     let beta = (beta0 * (-gamma * r2).exp()) as f32;
-                    rng.fill_uniform(&mut self.draws);
+                    rng.fill_uniform_fast(&mut self.draws);
                     for j in 0..d {
                         let noise =
                             (self.alpha * (self.draws[j] as f64 - 0.5) * bounds.width(j)) as f32;

@@ -274,7 +274,7 @@ impl Ga {
                         cb[j] = beta * mother[j] + (1.0 - beta) * father[j];
                     }
                 } else {
-                    rng.fill_uniform(&mut self.draws);
+                    rng.fill_uniform_fast(&mut self.draws);
                     for j in 0..d {
                         let (lo, hi) = (father[j].min(mother[j]), father[j].max(mother[j]));
                         let spread = hi - lo;
@@ -294,11 +294,23 @@ impl Ga {
                     }
                 }
             } else {
+                // One uniform per gene decides the mutation, then one normal
+                // per mutated gene, drawn together after the uniforms.
                 for child in [&mut *ca, &mut *cb] {
-                    rng.fill_uniform(&mut self.draws[..d]);
-                    for (j, (gene, &u)) in child.iter_mut().zip(&self.draws[..d]).enumerate() {
+                    let (uniforms, normals) = self.draws.split_at_mut(d);
+                    rng.fill_uniform_fast(uniforms);
+                    let mutated = uniforms
+                        .iter()
+                        .filter(|&&u| (u as f64) < p_mutation)
+                        .count();
+                    let normals = &mut normals[..mutated];
+                    rng.fill_normal(normals);
+                    let mut next = 0;
+                    for (j, (gene, &u)) in child.iter_mut().zip(&*uniforms).enumerate() {
                         if (u as f64) < p_mutation {
-                            *gene += (rng.normal() * mutation_scale * bounds.width(j)) as f32;
+                            let z = normals[next] as f64;
+                            next += 1;
+                            *gene += (z * mutation_scale * bounds.width(j)) as f32;
                         }
                     }
                 }

@@ -98,6 +98,23 @@ pub struct Pso {
     mass: Vec<f32>,
     /// Per-dimension draws of one agent in canonical mode, `2 x D`.
     draws: Vec<f32>,
+    /// Velocity limit per dimension in canonical mode (the interval width); empty otherwise.
+    vmax: Vec<f32>,
+}
+
+/// Clamps a canonical velocity component to `[-vmax, vmax]` and maps NaN to 0.
+/// Written with comparisons (not `clamp`) so the loop compiles to selects.
+#[inline]
+fn limit_velocity(v: f32, vmax: f32) -> f32 {
+    if v.is_nan() {
+        0.0
+    } else if v < -vmax {
+        -vmax
+    } else if v > vmax {
+        vmax
+    } else {
+        v
+    }
 }
 
 impl Pso {
@@ -147,6 +164,11 @@ impl Pso {
             pbest_fit: vec![f64::INFINITY; n],
             mass,
             draws: vec![0.0; if study { 0 } else { 2 * d }],
+            vmax: if study {
+                Vec::new()
+            } else {
+                (0..d).map(|j| core.bounds.width(j) as f32).collect()
+            },
             core,
         })
     }
@@ -196,28 +218,31 @@ impl Pso {
                         v[j] = w * v[j] + a * (p[j] - x[j]) + b * (best_pos[j] - x[j]);
                     }
                 }
-            } else {
-                rng.fill_uniform(&mut self.draws);
-                let (r1, r2) = self.draws.split_at(d);
                 for j in 0..d {
-                    let inertia = if self.relativistic {
-                        self.mass[i * d + j] * gamma
-                    } else {
-                        self.w
-                    };
-                    let vj = inertia * v[j]
-                        + self.c1 * r1[j] * (p[j] - x[j])
-                        + self.c2 * r2[j] * (best_pos[j] - x[j]);
-                    let vmax = (bounds.width(j)) as f32;
-                    v[j] = if vj.is_nan() {
-                        0.0
-                    } else {
-                        vj.clamp(-vmax, vmax)
-                    };
+                    x[j] += v[j];
                 }
-            }
-            for j in 0..d {
-                x[j] += v[j];
+            } else {
+                rng.fill_uniform_fast(&mut self.draws);
+                let (r1, r2) = self.draws.split_at(d);
+                let (r2, g, vmax) = (&r2[..d], &best_pos[..d], &self.vmax[..d]);
+                let (c1, c2) = (self.c1, self.c2);
+                if self.relativistic {
+                    let m = &self.mass[i * d..(i + 1) * d];
+                    for j in 0..d {
+                        let vj = m[j] * gamma * v[j]
+                            + c1 * r1[j] * (p[j] - x[j])
+                            + c2 * r2[j] * (g[j] - x[j]);
+                        v[j] = limit_velocity(vj, vmax[j]);
+                        x[j] += v[j];
+                    }
+                } else {
+                    let w = self.w;
+                    for j in 0..d {
+                        let vj = w * v[j] + c1 * r1[j] * (p[j] - x[j]) + c2 * r2[j] * (g[j] - x[j]);
+                        v[j] = limit_velocity(vj, vmax[j]);
+                        x[j] += v[j];
+                    }
+                }
             }
             bounds.repair(x, *handler, Some((v, self.velocity_handling)), rng.as_mut());
         }
