@@ -225,6 +225,8 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
     a * b + c
 }
 
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod class_major;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;

@@ -282,6 +282,7 @@ impl Gemm {
             });
         }
         fused::argmax_count(
+            self.isa,
             kernel::spec(self.isa),
             self.parallel,
             a,
