@@ -25,6 +25,20 @@ pub(crate) struct Blocking {
     pub nc: usize,
 }
 
+impl Blocking {
+    /// Returns the pass depth for an inner dimension of `k`: as few passes
+    /// as KC allows, of equal depth, so `k = 784` runs 4 passes of 196
+    /// rather than 3 of 256 and one of 16, whose tiles would spend more
+    /// time loading and storing C than multiplying. Every code path uses
+    /// this depth, so they all restart their sums at the same steps.
+    pub(crate) fn kc_for(&self, k: usize) -> usize {
+        if k == 0 {
+            return self.kc;
+        }
+        k.div_ceil(k.div_ceil(self.kc))
+    }
+}
+
 /// AVX-512, tile 12 x 32.
 ///
 /// - KC = 256: the B micro-panel is 256 * 32 * 4 B = 32 KiB and the A

@@ -73,7 +73,7 @@ pub(crate) fn argmax_count(
         if let Some(kernel) = crate::arch::class_major::kernel_for(group) {
             class_major(
                 kernel,
-                spec.blocking.kc,
+                spec.blocking.kc_for(k),
                 parallel,
                 a,
                 b,
@@ -90,7 +90,7 @@ pub(crate) fn argmax_count(
         _ => spec,
     };
     let (mr, nr) = (spec.mr, spec.nr);
-    let kc = spec.blocking.kc;
+    let kc = spec.blocking.kc_for(k);
     let panels = n.div_ceil(nr);
     let direct_a = loops::reads_a_in_place(&a, n, nr);
     let post = Post {

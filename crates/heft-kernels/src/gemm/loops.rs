@@ -400,8 +400,9 @@ unsafe fn row_product(
     let width = spec.row.width;
     let (a_data, a_stride) = (a.data(), a.col_stride());
     let (b_data, b_rs) = (b.data(), b.row_stride());
-    for pc in (0..k).step_by(spec.blocking.kc) {
-        let kcb = spec.blocking.kc.min(k - pc);
+    let kc = spec.blocking.kc_for(k);
+    for pc in (0..k).step_by(kc) {
+        let kcb = kc.min(k - pc);
         let beta_pass = if pc == 0 { beta } else { 1.0 };
         let full = if c.cs == 1 { n / width * width } else { 0 };
         for j0 in (0..full).step_by(width) {
@@ -476,14 +477,15 @@ fn blocked(
     let blocking = spec.blocking;
     let direct_a = reads_a_in_place(&a, n, spec.nr);
     let threads = thread_count(parallel);
-    let b_len = blocking.kc.min(k) * padded_len(blocking.nc.min(n), nr);
+    let kc = blocking.kc_for(k);
+    let b_len = kc.min(k) * padded_len(blocking.nc.min(n), nr);
 
     with_b_buffer(b_len, |b_buffer| {
         for jc in (0..n).step_by(blocking.nc) {
             let ncb = blocking.nc.min(n - jc);
             let panels = ncb.div_ceil(nr);
-            for pc in (0..k).step_by(blocking.kc) {
-                let kcb = blocking.kc.min(k - pc);
+            for pc in (0..k).step_by(kc) {
+                let kcb = kc.min(k - pc);
                 pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, b_buffer);
                 let b_packed: &[f32] = b_buffer;
                 let beta_pass = if pc == 0 { beta } else { 1.0 };
@@ -608,24 +610,23 @@ impl Block<'_, '_> {
             }
             let a_data = self.a.data();
             let a_rs = self.a.row_stride();
-            // Loop order: each A micro-panel (MR x KC, the broadcast
-            // operand) stays in L1 while the B micro-panels of the range
-            // stream past it from L2.
-            for ip in 0..row_panels {
-                let i = ip * mr;
-                let rows = mr.min(self.mcb - i);
-                let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
-                    let offset = (self.i0 + i) * a_rs + self.pc;
-                    (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
-                } else if self.direct_a {
-                    (a_buffer.as_ptr(), 0, self.spec.packed_a)
-                } else {
-                    (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
-                };
-                for jp in panels.clone() {
-                    let j = jp * nr;
-                    let cols = nr.min(self.ncb - j);
-                    let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
+            // Loop order (BLIS): each B micro-panel (KC x NR) stays in L1
+            // while the block's A micro-panels stream past it from L2.
+            for jp in panels {
+                let j = jp * nr;
+                let cols = nr.min(self.ncb - j);
+                let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
+                for ip in 0..row_panels {
+                    let i = ip * mr;
+                    let rows = mr.min(self.mcb - i);
+                    let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
+                        let offset = (self.i0 + i) * a_rs + self.pc;
+                        (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
+                    } else if self.direct_a {
+                        (a_buffer.as_ptr(), 0, self.spec.packed_a)
+                    } else {
+                        (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
+                    };
                     let region = (self.i0 + i, self.jc + j, rows, cols);
                     // SAFETY: the A rows exist (full direct panels lie
                     // inside A, partial ones were packed with zero rows),

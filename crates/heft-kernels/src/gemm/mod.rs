@@ -9,7 +9,8 @@
 //! # Numerical contract
 //!
 //! - Every element of C is one fused multiply-add chain over `k` in
-//!   increasing order, restarted every `KC` steps and added into C. The
+//!   increasing order, restarted every `ceil(k / passes)` steps (passes =
+//!   `ceil(k / KC)`) and added into C. The
 //!   tiling, the thread count and the operand layout do not change that
 //!   order, so results are bitwise identical with 1 or N threads, for a
 //!   transposed or padded operand, and between [`Gemm::run`] and
