@@ -33,6 +33,33 @@ pub enum TuneError {
         /// Index of the first bad value.
         index: usize,
     },
+    /// The tuned tensor is not a tunable tensor of the model.
+    UnknownTensor {
+        /// The requested name.
+        name: String,
+        /// The tunable tensors of the model.
+        available: Vec<String>,
+    },
+    /// `include_bias` was set for a tensor that has no bias of its own.
+    NoBias {
+        /// The tensor name.
+        tensor: String,
+    },
+    /// A split does not fit the model: wrong kind, or a size differs.
+    SplitMismatch {
+        /// What differs, such as "input columns".
+        what: &'static str,
+        /// The model's value.
+        model: String,
+        /// The split's value.
+        split: String,
+        /// What to change.
+        fix: &'static str,
+    },
+    /// The split has no rows.
+    EmptySplit,
+    /// A layer of the model failed.
+    Model(String),
 }
 
 impl fmt::Display for TuneError {
@@ -52,8 +79,49 @@ impl fmt::Display for TuneError {
             TuneError::NonFinite { what, index } => {
                 write!(f, "{what} has a NaN or infinite value at index {index}")
             }
+            TuneError::UnknownTensor { name, available } => write!(
+                f,
+                "unknown tensor {name:?}: pick one of {}",
+                available.join(", ")
+            ),
+            TuneError::NoBias { tensor } => write!(
+                f,
+                "tensor {tensor:?} has no bias of its own: tune it without the bias option"
+            ),
+            TuneError::SplitMismatch {
+                what,
+                model,
+                split,
+                fix,
+            } => write!(
+                f,
+                "the split does not match the model: {what} is {model} for the model but {split} for the split; {fix}"
+            ),
+            TuneError::EmptySplit => write!(
+                f,
+                "the split has no rows: pass a split with at least one labelled row"
+            ),
+            TuneError::Model(message) => write!(f, "model evaluation failed: {message}"),
         }
     }
 }
 
 impl std::error::Error for TuneError {}
+
+impl From<heft_nn::NnError> for TuneError {
+    fn from(e: heft_nn::NnError) -> Self {
+        TuneError::Model(e.to_string())
+    }
+}
+
+impl From<heft_tensor::TensorError> for TuneError {
+    fn from(e: heft_tensor::TensorError) -> Self {
+        TuneError::Model(e.to_string())
+    }
+}
+
+impl From<heft_kernels::gemm::GemmError> for TuneError {
+    fn from(e: heft_kernels::gemm::GemmError) -> Self {
+        TuneError::Model(e.to_string())
+    }
+}

@@ -13,14 +13,25 @@
 //! - Rows whose prediction no candidate in the search box can change are
 //!   found once by interval arithmetic, counted once, and skipped.
 //!
-//! Fitness is `1 - accuracy`, with accuracy an exact count over the split.
-//! Counts are integers summed per block, so fitness does not depend on the
-//! number of threads.
+//! [`ModelObjective`] tunes any tensor of a [`Model`] on a [`Split`]: the
+//! last layer through [`HeadScorer`], an earlier MLP layer with one stacked
+//! GEMM per block of rows, and embedding or recurrent tensors through the
+//! model's own forward pass. [`evaluate`] scores a whole model.
+//!
+//! Fitness is `1 - accuracy`, with accuracy an exact count over the split,
+//! or the mean cross-entropy. Counts are integers summed per block and
+//! losses are summed in f64 in a fixed order, so fitness does not depend on
+//! the number of threads.
 
 #![forbid(unsafe_code)]
 
+mod ce;
 mod error;
 mod head;
+mod model;
+mod objective;
 
 pub use error::TuneError;
 pub use head::{HeadScorer, HeadStats};
+pub use model::{evaluate, tensor_names, Evaluation, Fitness, Model, Split, Target};
+pub use objective::ModelObjective;
