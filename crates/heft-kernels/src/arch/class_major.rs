@@ -61,7 +61,7 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
         let steps = kc.min(k - start);
         let mut acc = [[zero; 2]; G];
         for p in start..start + steps {
-            // SAFETY: step p < k of the panel holds 32 floats (contract).
+            // SAFETY: step p < k of the panel has 32 floats (contract).
             let (b0, b1) = unsafe {
                 (
                     _mm512_loadu_ps(panel.add(p * 32)),
@@ -109,7 +109,7 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
             best_index = _mm512_mask_mov_epi32(best_index, take, _mm512_set1_epi32(c as i32));
             seen_nan |= is_nan;
         }
-        // SAFETY: `labels` holds 32 i32 (contract).
+        // SAFETY: `labels` has 32 i32 (contract).
         let label = unsafe { _mm512_loadu_si512(labels.add(v * 16) as *const _) };
         let lanes = valid.saturating_sub(v * 16).min(16);
         let in_range: __mmask16 = if lanes == 16 {

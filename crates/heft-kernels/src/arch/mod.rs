@@ -71,7 +71,7 @@ macro_rules! microkernel {
             for _ in 0..kc {
                 let mut bv: [$v; NV] = [zero; NV];
                 for v in 0..NV {
-                    // SAFETY: the packed B micro-panel holds NR floats per
+                    // SAFETY: the packed B micro-panel has NR floats per
                     // step of k and this is step < kc (TileArgs contract).
                     bv[v] = unsafe { load(b_ptr.add(v * LANES)) };
                 }

@@ -1,6 +1,6 @@
 //! The fused argmax-and-count epilogue used to score candidate weight sets.
 //!
-//! For `P` candidates of `g` classes each, `B` holds the candidates' weight
+//! For `P` candidates of `g` classes each, `B` contains the candidates' weight
 //! matrices side by side (`k x P*g`). Rows of A are processed in blocks
 //! whose product rows fit in L2: each block's logits are computed into a
 //! thread-local scratch with the same tiles as [`Gemm::run`], reduced to
@@ -222,7 +222,7 @@ thread_local! {
     static PANEL: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
 }
 
-/// Fewest candidates for which the class-major kernel is used.
+/// Minimum number of candidates for which the class-major kernel is used.
 #[cfg(target_arch = "x86_64")]
 const CLASS_MAJOR_MIN_CANDIDATES: usize = 4;
 
@@ -295,7 +295,7 @@ fn class_major(
                     // SAFETY: the kernel table only offers this path on
                     // AVX-512 CPUs; rows p * group.. of B^T hold group rows
                     // of k floats at stride weights_rs inside `weights`;
-                    // the panel holds k * 32 floats; a bias slice has n
+                    // the panel has k * 32 floats; a bias slice has n
                     // floats so group remain from p * group; the labels
                     // array holds 32 values.
                     *hits += u64::from(unsafe { kernel(&args) });

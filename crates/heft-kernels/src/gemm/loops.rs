@@ -204,7 +204,7 @@ pub(crate) unsafe fn run_tile(
         alpha,
         beta: 0.0,
     };
-    // SAFETY: `scratch` holds MR * NR <= MAX_TILE floats and beta = 0 means
+    // SAFETY: `scratch` has MR * NR <= MAX_TILE floats and beta = 0 means
     // it is never read; the operands satisfy the contract (caller contract).
     unsafe { tile(&args) };
     for i in 0..rows {
@@ -458,7 +458,7 @@ fn scale(beta: f32, mut c: MatMut<'_>, post: Post<'_>) {
     }
 }
 
-/// The loop nest for `m, n, k >= 1` and `alpha != 0`, with C as raw parts
+/// Runs the loop nest for `m, n, k >= 1` and `alpha != 0`, with C as raw parts
 /// of a `MatMut` of shape `a.rows() x b.cols()` that the caller borrows
 /// mutably for the whole call.
 #[allow(clippy::too_many_arguments)]
@@ -576,7 +576,7 @@ impl Block<'_, '_> {
         let (mr, nr, kcb) = (self.spec.mr, self.spec.nr, self.kcb);
         let row_panels = self.mcb.div_ceil(mr);
         let full_rows = self.mcb / mr;
-        // Packed A holds every micro-panel, direct A only the partial one.
+        // Packed A contains every micro-panel, direct A only the partial one.
         let a_len = if self.direct_a {
             mr * kcb
         } else {
@@ -632,7 +632,7 @@ impl Block<'_, '_> {
                     let region = (self.i0 + i, self.jc + j, rows, cols);
                     // SAFETY: the A rows exist (full direct panels lie
                     // inside A, partial ones were packed with zero rows),
-                    // the B panel holds kcb * nr floats, and the tile is
+                    // the B panel has kcb * nr floats, and the tile is
                     // owned by this task (caller contract).
                     unsafe {
                         run_tile(

@@ -63,7 +63,7 @@ pub enum GemmError {
     Length {
         /// The operation that was called.
         op: &'static str,
-        /// Which argument: `"bias"`, `"labels"` or `"counts"`.
+        /// The argument: `"bias"`, `"labels"` or `"counts"`.
         what: &'static str,
         /// The length the shapes require.
         expected: usize,

@@ -6,8 +6,8 @@
 use super::view::MatRef;
 
 /// Packs `B[k0..k0 + kc, j0..j0 + nc]` into `ceil(nc / nr)` micro-panels of
-/// `kc x nr` floats (row `p` of a panel holds columns `j..j + nr` at step
-/// `p`), zero-filling columns past `nc`. `out` must hold
+/// `kc x nr` floats (row `p` of a panel contains columns `j..j + nr` at step
+/// `p`), zero-filling columns past `nc`. `out` must have room for
 /// `ceil(nc / nr) * nr * kc` floats.
 pub(crate) fn pack_b(
     b: &MatRef<'_>,
