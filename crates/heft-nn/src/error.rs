@@ -94,3 +94,9 @@ impl From<ElementwiseError> for NnError {
         NnError::Tensor(TensorError::from(e))
     }
 }
+
+impl From<heft_tensor::LayoutError> for NnError {
+    fn from(e: heft_tensor::LayoutError) -> Self {
+        NnError::Tensor(TensorError::from(e))
+    }
+}

@@ -32,6 +32,8 @@
 //! - `checkpoint`: safetensors files with PyTorch `state_dict` names.
 //! - `train`: [`train_mlp`] and [`train_sequence_classifier`] over
 //!   in-memory data.
+//! - `workspace`: [`MlpWorkspace`], preallocated buffers for MLP training
+//!   steps that allocate nothing in steady state.
 //! - `rng`: [`SplitMix64`], the seeded generator for initialisation and
 //!   shuffling.
 //!
@@ -54,6 +56,7 @@ mod recurrent;
 mod rng;
 mod sequence;
 mod train;
+mod workspace;
 
 pub use activation::Relu;
 pub use checkpoint::{
@@ -78,3 +81,4 @@ pub use train::{
     evaluate, evaluate_sequences, train_mlp, train_sequence_classifier, Dataset, EpochReport,
     OptimiserConfig, SequenceDataset, TrainConfig, TrainReport,
 };
+pub use workspace::MlpWorkspace;

@@ -124,21 +124,36 @@ pub fn cross_entropy_with_grad(
             ),
         ));
     }
+    Ok(mean_loss_with_grad(
+        logits.as_slice(),
+        logits.cols(),
+        labels,
+        grad.as_mut_slice(),
+    ))
+}
+
+/// Returns the mean loss of the row-major `[labels.len(), classes]` logits
+/// and writes its gradient into `grad` of the same length. The caller has
+/// checked the lengths and that every label is below `classes`.
+pub(crate) fn mean_loss_with_grad(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u32],
+    grad: &mut [f32],
+) -> f32 {
     if labels.is_empty() {
-        return Ok(0.0);
+        return 0.0;
     }
-    let classes = logits.cols();
     let scale = 1.0 / labels.len() as f32;
     let mut total = 0.0f64;
     for ((row, g), &label) in logits
-        .as_slice()
         .chunks_exact(classes)
-        .zip(grad.as_mut_slice().chunks_exact_mut(classes))
+        .zip(grad.chunks_exact_mut(classes))
         .zip(labels)
     {
         total += row_loss(row, label as usize, Some((g, scale)));
     }
-    Ok((total / labels.len() as f64) as f32)
+    (total / labels.len() as f64) as f32
 }
 
 /// Returns how many rows of `logits` have their largest logit at the

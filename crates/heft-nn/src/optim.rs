@@ -113,14 +113,8 @@ fn check_lr(lr: f32) -> Result<(), NnError> {
     }
 }
 
-/// Checks that `params` and `grads` pair up and that the state (one buffer
-/// per parameter, created on the first step) matches them.
-fn check_lists(
-    op: &'static str,
-    params: &[&mut [f32]],
-    grads: &[&[f32]],
-    state_lens: Option<Vec<usize>>,
-) -> Result<(), NnError> {
+/// Checks that `params` and `grads` pair up.
+fn check_lists(op: &'static str, params: &[&mut [f32]], grads: &[&[f32]]) -> Result<(), NnError> {
     if params.len() != grads.len() {
         return Err(NnError::shape(
             op,
@@ -143,19 +137,51 @@ fn check_lists(
             ));
         }
     }
-    if let Some(lens) = state_lens {
-        let given: Vec<usize> = params.iter().map(|p| p.len()).collect();
-        if lens != given {
-            return Err(NnError::shape(
-                op,
-                format!(
-                    "the optimiser state was created for parameter lengths {lens:?} but this \
-                     step passes {given:?}; use one optimiser per model"
-                ),
-            ));
-        }
-    }
     Ok(())
+}
+
+/// Checks that the optimiser state (one buffer per parameter, created on
+/// the first step) matches the parameter lengths `lens`, without
+/// allocating unless they differ.
+fn check_state(
+    op: &'static str,
+    state: &[Vec<f32>],
+    lens: impl Iterator<Item = usize> + Clone,
+) -> Result<(), NnError> {
+    let matches = state.len() == lens.clone().count()
+        && state.iter().zip(lens.clone()).all(|(s, n)| s.len() == n);
+    if matches {
+        return Ok(());
+    }
+    let expected: Vec<usize> = state.iter().map(Vec::len).collect();
+    let given: Vec<usize> = lens.collect();
+    Err(NnError::shape(
+        op,
+        format!(
+            "the optimiser state was created for parameter lengths {expected:?} but this \
+             step passes {given:?}; use one optimiser per model"
+        ),
+    ))
+}
+
+/// Scalars of one Adam step, shared by every parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AdamScalars {
+    step_size: f32,
+    bias_correction2_sqrt: f32,
+    one_minus_beta1: f32,
+    one_minus_beta2: f32,
+}
+
+/// Scalars of one step, returned by [`Optimiser::begin_step`] and passed to
+/// [`Optimiser::update`] for every parameter.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum StepScalars {
+    Adam(AdamScalars),
+    /// `first` is true on the first step, which seeds the momentum buffers.
+    Sgd {
+        first: bool,
+    },
 }
 
 /// The Adam optimiser with `torch.optim.Adam` semantics.
@@ -207,10 +233,24 @@ impl Adam {
     /// in length from its parameter, or the parameters differ from those of
     /// earlier steps. Nothing is changed then.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) -> Result<(), NnError> {
-        let state = (self.step > 0).then(|| self.exp_avg.iter().map(Vec::len).collect());
-        check_lists("Adam::step", params, grads, state)?;
-        if self.step == 0 {
-            self.exp_avg = params.iter().map(|p| vec![0.0; p.len()]).collect();
+        check_lists("Adam::step", params, grads)?;
+        let scalars = self.begin_step(params.iter().map(|p| p.len()))?;
+        for (index, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(index, &scalars, p, g);
+        }
+        Ok(())
+    }
+
+    /// Checks or creates the state for parameters of lengths `lens`,
+    /// counts the step and returns its scalars. Nothing changes on error.
+    pub(crate) fn begin_step(
+        &mut self,
+        lens: impl Iterator<Item = usize> + Clone,
+    ) -> Result<AdamScalars, NnError> {
+        if self.step > 0 {
+            check_state("Adam::step", &self.exp_avg, lens)?;
+        } else {
+            self.exp_avg = lens.map(|n| vec![0.0; n]).collect();
             self.exp_avg_sq = self.exp_avg.clone();
         }
         self.step += 1;
@@ -221,30 +261,31 @@ impl Adam {
         let t = self.step as f64;
         let bias_correction1 = 1.0 - f64::from(c.beta1).powf(t);
         let bias_correction2 = 1.0 - f64::from(c.beta2).powf(t);
-        let step_size = (f64::from(c.lr) / bias_correction1) as f32;
-        let bias_correction2_sqrt = bias_correction2.sqrt() as f32;
-        let one_minus_beta1 = (1.0 - f64::from(c.beta1)) as f32;
-        let one_minus_beta2 = (1.0 - f64::from(c.beta2)) as f32;
+        Ok(AdamScalars {
+            step_size: (f64::from(c.lr) / bias_correction1) as f32,
+            bias_correction2_sqrt: bias_correction2.sqrt() as f32,
+            one_minus_beta1: (1.0 - f64::from(c.beta1)) as f32,
+            one_minus_beta2: (1.0 - f64::from(c.beta2)) as f32,
+        })
+    }
 
-        for (((p, g), m), v) in params
-            .iter_mut()
-            .zip(grads)
-            .zip(&mut self.exp_avg)
-            .zip(&mut self.exp_avg_sq)
-        {
-            for (((p, &g), m), v) in p.iter_mut().zip(*g).zip(m).zip(v) {
-                let g = if c.weight_decay != 0.0 {
-                    g + c.weight_decay * *p
-                } else {
-                    g
-                };
-                *m += one_minus_beta1 * (g - *m);
-                *v = *v * c.beta2 + one_minus_beta2 * g * g;
-                let denom = v.sqrt() / bias_correction2_sqrt + c.eps;
-                *p += -step_size * (*m / denom);
-            }
+    /// Updates parameter number `index` of the step begun by
+    /// [`Adam::begin_step`]. The lengths were checked there.
+    pub(crate) fn update(&mut self, index: usize, s: &AdamScalars, p: &mut [f32], g: &[f32]) {
+        let c = self.config;
+        let m = &mut self.exp_avg[index];
+        let v = &mut self.exp_avg_sq[index];
+        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+            let g = if c.weight_decay != 0.0 {
+                g + c.weight_decay * *p
+            } else {
+                g
+            };
+            *m += s.one_minus_beta1 * (g - *m);
+            *v = *v * c.beta2 + s.one_minus_beta2 * g * g;
+            let denom = v.sqrt() / s.bias_correction2_sqrt + c.eps;
+            *p += -s.step_size * (*m / denom);
         }
-        Ok(())
     }
 }
 
@@ -300,37 +341,56 @@ impl Sgd {
     ///
     /// As [`Adam::step`].
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) -> Result<(), NnError> {
-        let c = self.config;
-        let use_momentum = c.momentum != 0.0;
-        let state = (use_momentum && self.step > 0)
-            .then(|| self.momentum_buffers.iter().map(Vec::len).collect());
-        check_lists("Sgd::step", params, grads, state)?;
-        let first = self.step == 0;
-        if first && use_momentum {
-            self.momentum_buffers = params.iter().map(|p| vec![0.0; p.len()]).collect();
-        }
-        self.step += 1;
-
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            for (j, (p, &g)) in p.iter_mut().zip(*g).enumerate() {
-                let mut d = if c.weight_decay != 0.0 {
-                    g + c.weight_decay * *p
-                } else {
-                    g
-                };
-                if use_momentum {
-                    let b = &mut self.momentum_buffers[i][j];
-                    *b = if first {
-                        d
-                    } else {
-                        c.momentum * *b + (1.0 - c.dampening) * d
-                    };
-                    d = if c.nesterov { d + c.momentum * *b } else { *b };
-                }
-                *p -= c.lr * d;
-            }
+        check_lists("Sgd::step", params, grads)?;
+        let first = self.begin_step(params.iter().map(|p| p.len()))?;
+        for (index, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(index, first, p, g);
         }
         Ok(())
+    }
+
+    /// Checks or creates the momentum buffers for parameters of lengths
+    /// `lens` and counts the step. Returns true on the first step. Nothing
+    /// changes on error.
+    pub(crate) fn begin_step(
+        &mut self,
+        lens: impl Iterator<Item = usize> + Clone,
+    ) -> Result<bool, NnError> {
+        let use_momentum = self.config.momentum != 0.0;
+        let first = self.step == 0;
+        if use_momentum {
+            if first {
+                self.momentum_buffers = lens.map(|n| vec![0.0; n]).collect();
+            } else {
+                check_state("Sgd::step", &self.momentum_buffers, lens)?;
+            }
+        }
+        self.step += 1;
+        Ok(first)
+    }
+
+    /// Updates parameter number `index` of the step begun by
+    /// [`Sgd::begin_step`]. The lengths were checked there.
+    pub(crate) fn update(&mut self, index: usize, first: bool, p: &mut [f32], g: &[f32]) {
+        let c = self.config;
+        let use_momentum = c.momentum != 0.0;
+        for (j, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+            let mut d = if c.weight_decay != 0.0 {
+                g + c.weight_decay * *p
+            } else {
+                g
+            };
+            if use_momentum {
+                let b = &mut self.momentum_buffers[index][j];
+                *b = if first {
+                    d
+                } else {
+                    c.momentum * *b + (1.0 - c.dampening) * d
+                };
+                d = if c.nesterov { d + c.momentum * *b } else { *b };
+            }
+            *p -= c.lr * d;
+        }
     }
 }
 
@@ -353,6 +413,31 @@ impl Optimiser {
         match self {
             Optimiser::Adam(a) => a.step(params, grads),
             Optimiser::Sgd(s) => s.step(params, grads),
+        }
+    }
+
+    /// Begins one step over parameters of lengths `lens`; see
+    /// [`Adam::begin_step`] and [`Sgd::begin_step`].
+    pub(crate) fn begin_step(
+        &mut self,
+        lens: impl Iterator<Item = usize> + Clone,
+    ) -> Result<StepScalars, NnError> {
+        Ok(match self {
+            Optimiser::Adam(a) => StepScalars::Adam(a.begin_step(lens)?),
+            Optimiser::Sgd(s) => StepScalars::Sgd {
+                first: s.begin_step(lens)?,
+            },
+        })
+    }
+
+    /// Updates parameter number `index` of the step begun by
+    /// [`Optimiser::begin_step`].
+    pub(crate) fn update(&mut self, index: usize, scalars: &StepScalars, p: &mut [f32], g: &[f32]) {
+        match (self, scalars) {
+            (Optimiser::Adam(a), StepScalars::Adam(s)) => a.update(index, s, p, g),
+            (Optimiser::Sgd(s), StepScalars::Sgd { first }) => s.update(index, *first, p, g),
+            // begin_step returns the scalars of the same variant.
+            _ => unreachable!("the step scalars come from this optimiser's begin_step"),
         }
     }
 }

@@ -11,11 +11,14 @@
 
 use crate::error::NnError;
 use crate::loss::{correct_count, cross_entropy_with_grad};
-use crate::mlp::{Mlp, MlpGrads};
+use crate::mlp::Mlp;
 use crate::optim::{Adam, AdamConfig, Optimiser, Sgd, SgdConfig};
 use crate::rng::SplitMix64;
 use crate::sequence::{SequenceClassifier, SequenceGrads, TokenBatch};
+use crate::workspace::MlpWorkspace;
 use heft_tensor::Matrix;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
 
 /// Borrowed classification data: `features` is `[rows, columns]`
 /// row-major and `labels` has one class per row.
@@ -204,11 +207,15 @@ pub struct TrainConfig {
     /// accuracy (at least 1), and restores the weights of the best epoch.
     /// `None` trains for all epochs. Needs validation data.
     pub patience: Option<usize>,
+    /// Draws a one-line progress display on stderr while training, and a
+    /// summary line per epoch, if stderr is a terminal. Nothing is printed
+    /// when stderr is not a terminal, whatever this is set to.
+    pub progress: bool,
 }
 
 impl Default for TrainConfig {
     /// 10 epochs, batch 100, seed 0, Adam with PyTorch's defaults, no early
-    /// stop.
+    /// stop, progress display on a terminal.
     fn default() -> Self {
         TrainConfig {
             epochs: 10,
@@ -216,6 +223,7 @@ impl Default for TrainConfig {
             seed: 0,
             optimiser: OptimiserConfig::default(),
             patience: None,
+            progress: true,
         }
     }
 }
@@ -342,24 +350,13 @@ pub fn train_mlp(
             }
         }
     }
-    let mut grads = MlpGrads::zeros_like(mlp)?;
-    let mut labels = Vec::with_capacity(config.batch_size);
+    let mut workspace = MlpWorkspace::new(mlp, config.batch_size)?;
     let eval_batch = config.batch_size.max(256);
     run_epochs(
         mlp,
         train.len(),
         config,
-        |mlp, batch, optimiser| {
-            let x = train.gather(batch, &mut labels)?;
-            let activations = mlp.forward_train(&x)?;
-            let mut grad_logits = Matrix::zeros(x.rows(), activations.logits.cols())?;
-            let loss = cross_entropy_with_grad(&activations.logits, &labels, &mut grad_logits)?;
-            let correct = correct_count(&activations.logits, &labels)?;
-            grads.zero();
-            mlp.backward(&x, &activations, &grad_logits, &mut grads)?;
-            optimiser.step(&mut mlp.parameters_mut(), &grads.as_slices())?;
-            Ok((loss, correct))
-        },
+        |mlp, batch, optimiser| workspace.train_step(mlp, train, batch, optimiser),
         |mlp| {
             val.map(|v| Ok((evaluate(mlp, v, eval_batch)?, v.len())))
                 .transpose()
@@ -460,14 +457,18 @@ fn run_epochs<M: Clone>(
     let mut reports = Vec::with_capacity(config.epochs);
     let mut best: Option<(usize, usize, M)> = None;
     let mut stopped_early = false;
+    let mut progress = Progress::new(config, train_len);
     for epoch in 1..=config.epochs {
         rng.shuffle(&mut order);
         let mut loss_sum = 0.0f64;
         let mut train_correct = 0;
+        let mut rows_done = 0;
         for batch in order.chunks(config.batch_size) {
             let (loss, correct) = train_batch(model, batch, &mut optimiser)?;
             loss_sum += f64::from(loss) * batch.len() as f64;
             train_correct += correct;
+            rows_done += batch.len();
+            progress.batch(epoch, rows_done, loss_sum / rows_done as f64);
         }
 
         let validation = validate(model)?;
@@ -481,6 +482,9 @@ fn run_epochs<M: Clone>(
             val_correct,
             val_accuracy,
         });
+        if let Some(report) = reports.last() {
+            progress.epoch(report);
+        }
 
         if let (Some(patience), Some(correct)) = (config.patience, val_correct) {
             let improved = best.as_ref().is_none_or(|(_, b, _)| correct > *b);
@@ -505,4 +509,79 @@ fn run_epochs<M: Clone>(
         best_epoch,
         stopped_early,
     })
+}
+
+/// The one-line progress display of [`run_epochs`] on stderr, active only
+/// if [`TrainConfig::progress`] is set and stderr is a terminal.
+struct Progress {
+    active: bool,
+    epochs: usize,
+    rows: usize,
+    last_draw: Option<Instant>,
+}
+
+impl Progress {
+    /// Minimum time between two redraws, so fast batches do not flood the
+    /// terminal.
+    const INTERVAL: Duration = Duration::from_millis(100);
+    const BAR_WIDTH: usize = 30;
+
+    fn new(config: &TrainConfig, rows: usize) -> Self {
+        Progress {
+            active: config.progress && std::io::stderr().is_terminal(),
+            epochs: config.epochs,
+            rows,
+            last_draw: None,
+        }
+    }
+
+    /// Redraws the line after a batch, at most once per [`Self::INTERVAL`]
+    /// and always after the last batch.
+    fn batch(&mut self, epoch: usize, rows_done: usize, mean_loss: f64) {
+        if !self.active {
+            return;
+        }
+        let now = Instant::now();
+        let due = self
+            .last_draw
+            .is_none_or(|t| now.duration_since(t) >= Self::INTERVAL);
+        if !due && rows_done < self.rows {
+            return;
+        }
+        self.last_draw = Some(now);
+        let filled = Self::BAR_WIDTH * rows_done / self.rows.max(1);
+        let mut stderr = std::io::stderr().lock();
+        let _ = write!(
+            stderr,
+            "\repoch {epoch}/{} [{:#<filled$}{:.<empty$}] {rows_done}/{} loss {mean_loss:.4}",
+            self.epochs,
+            "",
+            "",
+            self.rows,
+            empty = Self::BAR_WIDTH - filled,
+        );
+        let _ = stderr.flush();
+    }
+
+    /// Replaces the line by the epoch's summary and ends it.
+    fn epoch(&mut self, report: &EpochReport) {
+        if !self.active {
+            return;
+        }
+        let mut stderr = std::io::stderr().lock();
+        // `\x1b[2K` clears the bar, which is longer than some summaries.
+        let _ = write!(
+            stderr,
+            "\r\x1b[2Kepoch {}/{}: loss {:.4}, train accuracy {:.2} %",
+            report.epoch,
+            self.epochs,
+            report.train_loss,
+            100.0 * report.train_accuracy
+        );
+        if let Some(val) = report.val_accuracy {
+            let _ = write!(stderr, ", validation accuracy {:.2} %", 100.0 * val);
+        }
+        let _ = writeln!(stderr);
+        self.last_draw = None;
+    }
 }

@@ -40,6 +40,7 @@ fn config() -> TrainConfig {
         seed: 5,
         optimiser: OptimiserConfig::Adam(AdamConfig::default()),
         patience: None,
+        progress: false,
     }
 }
 

@@ -48,6 +48,7 @@ fn config() -> TrainConfig {
             ..AdamConfig::default()
         }),
         patience: None,
+        progress: false,
     }
 }
 
