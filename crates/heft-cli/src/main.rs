@@ -1,10 +1,15 @@
-//! The `heft` command.
-//!
-//! Subcommands arrive with the parts of heft they drive; `bench gemm`
-//! measures the GEMM kernels against the machine's FMA peak.
+//! The `heft` command: pre-train a model, tune one of its tensors with a
+//! meta-heuristic, evaluate checkpoints and benchmark the kernels.
 #![forbid(unsafe_code)]
 
 mod bench;
+mod data;
+mod engine;
+mod eval;
+mod rundir;
+mod svg;
+mod train;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -19,6 +24,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Pre-train an MLP on images or a sequence classifier on text and write
+    /// a checkpoint.
+    Train(train::TrainArgs),
+    /// Tune one tensor of a pre-trained model with a meta-heuristic and
+    /// write a run directory (trains the default model first when no
+    /// checkpoint is given).
+    Tune(Box<tune::TuneArgs>),
+    /// Print the accuracy, per-class accuracy and confusion matrix of a
+    /// checkpoint on one split.
+    Eval(eval::EvalArgs),
     /// Measure kernel throughput.
     Bench(bench::BenchArgs),
 }
@@ -26,6 +41,9 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => train::run(&args),
+        Command::Tune(args) => tune::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

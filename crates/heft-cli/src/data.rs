@@ -1,0 +1,166 @@
+//! Loading the image and text datasets and cutting them into the training,
+//! validation and test splits that `train`, `tune` and `eval` share.
+
+use heft_data::{embedded, split_indices, ImageDataset, Subset, TextCorpus};
+use std::path::{Path, PathBuf};
+
+/// Seed of the training/validation split. `train`, `tune` and `eval` use
+/// the same one, so the validation images a tuned model is scored on were
+/// never used to pre-train it.
+pub const SPLIT_SEED: u64 = 0;
+
+/// Dense rows (images) with one label each.
+pub struct DenseSplit {
+    pub features: Vec<f32>,
+    pub columns: usize,
+    pub labels: Vec<u32>,
+}
+
+/// The three splits of an image dataset.
+pub struct ImageSplits {
+    pub train: DenseSplit,
+    pub valid: DenseSplit,
+    pub test: DenseSplit,
+    pub classes: usize,
+    /// Description of the image source, for messages and `config.json`.
+    pub source: String,
+}
+
+/// Loads the IDX image/label pairs in `dir` (or the embedded Fashion-MNIST
+/// subset) and holds out `valid_share` of the training images.
+pub fn load_images(
+    dir: Option<&Path>,
+    classes: usize,
+    valid_share: f64,
+) -> Result<ImageSplits, String> {
+    let (train, test, source) = match dir {
+        Some(dir) => {
+            let open = |subset| {
+                ImageDataset::from_dir(dir, subset, classes).map_err(|e| {
+                    format!(
+                        "cannot load the images in {}: {e}; pass --data with a directory holding \
+                         the IDX files of the train and test sets",
+                        dir.display()
+                    )
+                })
+            };
+            (
+                open(Subset::Train)?,
+                open(Subset::Test)?,
+                dir.display().to_string(),
+            )
+        }
+        None => {
+            let open = |subset| {
+                embedded::fashion_mnist(subset).map_err(|e| {
+                    format!("cannot load the embedded Fashion-MNIST subset: {e}; set HEFT_DATASETS to the datasets directory")
+                })
+            };
+            (
+                open(Subset::Train)?,
+                open(Subset::Test)?,
+                "embedded Fashion-MNIST subset".to_string(),
+            )
+        }
+    };
+    let split = split_indices(train.len(), valid_share, SPLIT_SEED).map_err(|e| {
+        format!("invalid validation share {valid_share}: {e}; pass --valid-share between 0 and 1")
+    })?;
+    let all_test: Vec<usize> = (0..test.len()).collect();
+    Ok(ImageSplits {
+        train: gather_images(&train, &split.train)?,
+        valid: gather_images(&train, &split.valid)?,
+        test: gather_images(&test, &all_test)?,
+        classes,
+        source,
+    })
+}
+
+fn gather_images(images: &ImageDataset, indices: &[usize]) -> Result<DenseSplit, String> {
+    let columns = images.features();
+    let mut features = vec![0.0f32; indices.len() * columns];
+    let mut labels = vec![0u32; indices.len()];
+    images
+        .fill_batch(indices, &mut features, &mut labels)
+        .map_err(|e| format!("cannot read the images: {e}"))?;
+    Ok(DenseSplit {
+        features,
+        columns,
+        labels,
+    })
+}
+
+/// Token sequences with one label each, right-padded with id 0.
+pub struct TokenSplit {
+    pub ids: Vec<u32>,
+    pub lengths: Vec<usize>,
+    pub labels: Vec<u32>,
+    pub seq_len: usize,
+}
+
+/// The three splits of a text corpus: the corpus's validation records are
+/// the validation split, and [`TEXT_TEST_SHARE`] of its training records are held
+/// out as the test split.
+pub struct TextSplits {
+    pub train: TokenSplit,
+    pub valid: TokenSplit,
+    pub test: TokenSplit,
+    pub classes: usize,
+    pub vocab: usize,
+    pub source: String,
+}
+
+/// Share of a text corpus's training records held out as the test split.
+pub const TEXT_TEST_SHARE: f64 = 0.2;
+
+/// Loads a delimited text file (or the embedded sentiment corpus).
+pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
+    let options = embedded::sentiment_options();
+    let path: PathBuf = path.map_or_else(embedded::sentiment_path, Path::to_path_buf);
+    let corpus = TextCorpus::load(&path, &options).map_err(|e| {
+        format!(
+            "cannot load the text corpus {}: {e}; pass --data with a delimited file that has \
+             `sentiment` and `text` columns",
+            path.display()
+        )
+    })?;
+    let train_records: Vec<usize> = corpus.train_indices().iter().map(|&i| i as usize).collect();
+    let valid_records: Vec<usize> = corpus.valid_indices().iter().map(|&i| i as usize).collect();
+    let held_out =
+        split_indices(train_records.len(), TEXT_TEST_SHARE, SPLIT_SEED).map_err(|e| {
+            format!(
+                "the text corpus {} is too small to split: {e}",
+                path.display()
+            )
+        })?;
+    let pick = |positions: &[usize]| -> Vec<usize> {
+        positions.iter().map(|&p| train_records[p]).collect()
+    };
+    Ok(TextSplits {
+        train: gather_tokens(&corpus, &pick(&held_out.train))?,
+        valid: gather_tokens(&corpus, &valid_records)?,
+        test: gather_tokens(&corpus, &pick(&held_out.valid))?,
+        classes: corpus.classes().len(),
+        vocab: corpus.vocab().len(),
+        source: path.display().to_string(),
+    })
+}
+
+fn gather_tokens(corpus: &TextCorpus, indices: &[usize]) -> Result<TokenSplit, String> {
+    let seq_len = corpus.max_len();
+    let mut ids = vec![0u32; indices.len() * seq_len];
+    let mut lengths32 = vec![0u32; indices.len()];
+    let mut labels = vec![0u32; indices.len()];
+    corpus
+        .fill_batch(indices, &mut ids, &mut lengths32, &mut labels)
+        .map_err(|e| format!("cannot read the text corpus: {e}"))?;
+    // The models need at least one token per sequence, so an empty text is
+    // read as one padding token.
+    let lengths = lengths32.iter().map(|&l| (l as usize).max(1)).collect();
+    Ok(TokenSplit {
+        ids,
+        lengths,
+        labels,
+        seq_len,
+    })
+}

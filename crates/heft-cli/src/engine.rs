@@ -1,0 +1,89 @@
+//! The CLI's view of the tuning engine in `heft-tune`: models, splits
+//! borrowed from the loaded datasets, and scoring.
+
+use crate::data::{DenseSplit, TokenSplit};
+pub use heft_tune::{Evaluation, Fitness, Model, ModelObjective, Target};
+
+/// Borrowed rows to score a model on.
+#[derive(Clone, Copy)]
+pub enum Split<'a> {
+    Dense(&'a DenseSplit),
+    Tokens(&'a TokenSplit),
+}
+
+impl<'a> Split<'a> {
+    /// Returns the engine's view of the same rows.
+    pub fn to_tune(self) -> heft_tune::Split<'a> {
+        match self {
+            Split::Dense(d) => heft_tune::Split::Dense {
+                features: &d.features,
+                columns: d.columns,
+                labels: &d.labels,
+            },
+            Split::Tokens(t) => heft_tune::Split::Tokens {
+                ids: &t.ids,
+                lengths: &t.lengths,
+                seq_len: t.seq_len,
+                labels: &t.labels,
+            },
+        }
+    }
+}
+
+/// Queries on a [`Model`] the CLI needs beyond `heft-tune`'s functions.
+pub trait ModelExt {
+    fn classes(&self) -> usize;
+    /// Returns the values of the parameter `name`, if the model has it.
+    fn tensor(&self, name: &str) -> Option<&[f32]>;
+    fn evaluate(&self, split: Split<'_>) -> Result<Evaluation, String>;
+}
+
+impl ModelExt for Model {
+    fn classes(&self) -> usize {
+        match self {
+            Model::Mlp(m) => *m.sizes().last().expect("an MLP has at least one layer"),
+            Model::Sequence(s) => s.fc().out_features(),
+        }
+    }
+
+    fn tensor(&self, name: &str) -> Option<&[f32]> {
+        let (names, values) = match self {
+            Model::Mlp(m) => (m.parameter_names(), m.parameters()),
+            Model::Sequence(s) => (s.parameter_names(), s.parameters()),
+        };
+        let index = names.iter().position(|n| n == name)?;
+        Some(values[index])
+    }
+
+    fn evaluate(&self, split: Split<'_>) -> Result<Evaluation, String> {
+        heft_tune::evaluate(self, split.to_tune())
+            .map_err(|e| format!("scoring the model failed: {e}"))
+    }
+}
+
+/// Builds the search objective, with errors phrased for the command line.
+pub fn objective(
+    model: &Model,
+    target: &Target,
+    split: Split<'_>,
+    bound: f32,
+    fitness: Fitness,
+    prune: bool,
+) -> Result<ModelObjective, String> {
+    let names = heft_tune::tensor_names(model);
+    if !names.contains(&target.tensor) {
+        return Err(format!(
+            "unknown tensor `{}`: this model has {}; pass one of them with --tensor",
+            target.tensor,
+            names.join(", ")
+        ));
+    }
+    ModelObjective::new(model, target, split.to_tune(), bound, fitness, prune).map_err(|e| {
+        let hint = if target.include_bias {
+            "; drop --include-bias or pick another --tensor"
+        } else {
+            ""
+        };
+        format!("cannot tune {}: {e}{hint}", target.tensor)
+    })
+}

@@ -1,0 +1,407 @@
+//! End-to-end tests of the `heft` binary on the embedded datasets.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+fn heft(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the heft binary runs")
+}
+
+/// Returns an empty directory under Cargo's per-target scratch folder, so
+/// test runs leave nothing in the system's temporary directory.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("heft-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Trains one checkpoint for one epoch and returns its path to every test.
+fn checkpoint() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = scratch("checkpoint");
+        let out = heft(
+            &["train", "--epochs", "1", "--out", "mlp.safetensors"],
+            &dir,
+        );
+        assert!(
+            out.status.success(),
+            "train failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("mlp.safetensors")
+    })
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn tune(dir: &Path, run: &str, extra: &[&str]) -> Output {
+    let checkpoint = checkpoint().to_str().unwrap();
+    let mut args = vec![
+        "tune",
+        "--checkpoint",
+        checkpoint,
+        "--out",
+        run,
+        "--iterations",
+        "3",
+    ];
+    args.extend_from_slice(extra);
+    heft(&args, dir)
+}
+
+#[test]
+fn train_writes_checkpoint_and_epoch_lines() {
+    let dir = scratch("train");
+    let out = heft(&["train", "--epochs", "1", "--out", "m.safetensors"], &dir);
+    assert!(out.status.success());
+    assert!(dir.join("m.safetensors").is_file());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("epoch   1"), "{stderr}");
+    assert!(stderr.contains("valid accuracy"), "{stderr}");
+}
+
+#[test]
+fn tune_writes_every_run_file() {
+    let dir = scratch("files");
+    let out = tune(&dir, "run", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dir.join("run");
+    for name in [
+        "config.json",
+        "history.csv",
+        "summary.json",
+        "tuned.safetensors",
+        "convergence.svg",
+        "delta.svg",
+    ] {
+        assert!(run.join(name).is_file(), "missing {name}");
+    }
+    let config = read_json(&run.join("config.json"));
+    assert_eq!(config["tensor"], "fc2.weight");
+    assert_eq!(config["algorithm"], "pso");
+
+    let summary = read_json(&run.join("summary.json"));
+    for key in [
+        "pretrained_valid",
+        "pretrained_test",
+        "tuned_valid",
+        "tuned_test",
+    ] {
+        let accuracy = summary[key]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&accuracy), "{key} = {accuracy}");
+    }
+    assert_eq!(summary["evaluations"], 40);
+    assert_eq!(summary["mode"], "opytimizer-2.1.4");
+    assert!(summary["candidates_per_second"].as_f64().unwrap() > 0.0);
+    let pruned = summary["pruned_fraction"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&pruned));
+
+    let history = std::fs::read_to_string(run.join("history.csv")).unwrap();
+    let lines: Vec<&str> = history.lines().collect();
+    assert_eq!(
+        lines[0],
+        "iteration,best,mean,std,diversity,evaluations,elapsed_seconds"
+    );
+    // The initial population is iteration 0, then one row per iteration.
+    assert_eq!(lines.len() - 1, 3 + 1);
+    for line in &lines[1..] {
+        assert_eq!(line.split(',').count(), 7, "{line}");
+    }
+    for name in ["convergence.svg", "delta.svg"] {
+        let svg = std::fs::read_to_string(run.join(name)).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{name}"
+        );
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("pre-trained") && stdout.contains("tuned"),
+        "{stdout}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty());
+
+    // The tuned checkpoint loads back.
+    let eval = heft(
+        &[
+            "eval",
+            "--checkpoint",
+            "run/tuned.safetensors",
+            "--split",
+            "valid",
+            "--json",
+        ],
+        &dir,
+    );
+    assert!(eval.status.success());
+    let report: Value = serde_json::from_slice(&eval.stdout).unwrap();
+    assert_eq!(report["correct"], summary["tuned_valid"]["correct"]);
+}
+
+#[test]
+fn tune_with_initial_never_worse() {
+    let dir = scratch("initial");
+    for algorithm in ["pso", "de", "ga"] {
+        let run = format!("run-{algorithm}");
+        let out = tune(
+            &dir,
+            &run,
+            &["--include-initial", "--algorithm", algorithm, "--seed", "3"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary = read_json(&dir.join(&run).join("summary.json"));
+        let before = summary["pretrained_valid"]["correct"].as_u64().unwrap();
+        let after = summary["tuned_valid"]["correct"].as_u64().unwrap();
+        assert!(after >= before, "{algorithm}: {after} < {before}");
+    }
+}
+
+#[test]
+fn summary_same_for_one_and_two_threads() {
+    let dir = scratch("threads");
+    let mut summaries = Vec::new();
+    for threads in ["1", "2"] {
+        let run = format!("run-{threads}");
+        let out = tune(&dir, &run, &["--threads", threads, "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut summary = read_json(&dir.join(&run).join("summary.json"));
+        let object = summary.as_object_mut().unwrap();
+        for timing in ["search_seconds", "candidates_per_second", "run_directory"] {
+            object.remove(timing);
+        }
+        summaries.push(summary);
+    }
+    assert_eq!(summaries[0], summaries[1]);
+}
+
+#[test]
+fn eval_prints_confusion_matrix() {
+    let dir = scratch("eval");
+    let checkpoint = checkpoint().to_str().unwrap();
+    let out = heft(&["eval", "--checkpoint", checkpoint], &dir);
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("confusion matrix"), "{stdout}");
+    assert!(stdout.contains("of 2000"), "{stdout}");
+
+    let json = heft(&["eval", "--checkpoint", checkpoint, "--json"], &dir);
+    let report: Value = serde_json::from_slice(&json.stdout).unwrap();
+    let confusion = report["confusion"].as_array().unwrap();
+    assert_eq!(confusion.len(), 10);
+    let total: u64 = confusion
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 2000);
+    assert_eq!(report["per_class_accuracy"].as_array().unwrap().len(), 10);
+}
+
+/// Runs `heft tune` with `extra` and checks exit status 2, a one-line
+/// error containing `needle`, and no run directory.
+fn assert_rejected(name: &str, extra: &[&str], needle: &str) {
+    let dir = scratch(name);
+    let out = tune(&dir, "run", extra);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("heft: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{name}: {stderr}");
+    assert!(errors[0].contains(needle), "{name}: {stderr}");
+    assert!(
+        !dir.join("run").exists(),
+        "{name}: run directory left behind"
+    );
+    let leftovers = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(leftovers, 0, "{name}: files left behind");
+}
+
+#[test]
+fn unknown_tensor_lists_names() {
+    assert_rejected(
+        "tensor",
+        &["--tensor", "fc9.weight"],
+        "`fc9.weight`: this model has fc1.weight, fc2.weight",
+    );
+}
+
+#[test]
+fn bad_bounds_rejected() {
+    for bound in ["0", "-0.5", "inf", "NaN"] {
+        assert_rejected("bound", &["--bound", bound], "--bound");
+    }
+}
+
+#[test]
+fn too_few_agents_rejected() {
+    assert_rejected(
+        "agents",
+        &["--algorithm", "de", "--agents", "2"],
+        "--agents 2",
+    );
+}
+
+#[test]
+fn mismatched_checkpoint_rejected() {
+    let dir = scratch("mismatch-train");
+    let out = heft(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--classes",
+            "10",
+            "--sizes",
+            "784,16,10",
+            "--out",
+            "m.safetensors",
+        ],
+        &dir,
+    );
+    assert!(out.status.success());
+    // The same checkpoint against a dataset declared to have 12 classes.
+    let run_dir = scratch("mismatch");
+    let path = dir.join("m.safetensors");
+    let out = heft(
+        &[
+            "tune",
+            "--checkpoint",
+            path.to_str().unwrap(),
+            "--classes",
+            "12",
+            "--out",
+            "run",
+        ],
+        &run_dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("10 classes") && stderr.contains("12 classes"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!run_dir.join("run").exists());
+}
+
+#[test]
+fn unwritable_output_rejected() {
+    let dir = scratch("unwritable");
+    std::fs::write(dir.join("file"), b"not a directory").unwrap();
+    let out = tune(&dir, "file/run", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("--out"), "{stderr}");
+}
+
+#[test]
+fn existing_run_needs_force() {
+    let dir = scratch("force");
+    std::fs::create_dir(dir.join("run")).unwrap();
+    std::fs::write(dir.join("run/keep"), b"old").unwrap();
+    let out = tune(&dir, "run", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert!(dir.join("run/keep").exists());
+
+    let out = tune(&dir, "run", &["--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dir.join("run/keep").exists());
+    assert!(dir.join("run/summary.json").exists());
+}
+
+#[test]
+fn help_states_defaults() {
+    let out = heft(&["tune", "--help"], &std::env::temp_dir());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for text in [
+        "[default: 0.01]",
+        "[default: 10]",
+        "[default: 15]",
+        "[default: pso]",
+        "[default: opytimizer-2.1.4]",
+    ] {
+        assert!(help.contains(text), "missing {text}");
+    }
+}
+
+#[test]
+fn text_train_and_tune() {
+    let dir = scratch("text");
+    let out = heft(
+        &[
+            "train",
+            "--task",
+            "text",
+            "--epochs",
+            "1",
+            "--out",
+            "t.safetensors",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = heft(
+        &[
+            "tune",
+            "--task",
+            "text",
+            "--checkpoint",
+            "t.safetensors",
+            "--iterations",
+            "2",
+            "--out",
+            "run",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary = read_json(&dir.join("run/summary.json"));
+    assert_eq!(summary["tensor"], "fc.weight");
+    assert_eq!(summary["evaluations"], 30);
+}
