@@ -205,7 +205,11 @@ fn load_full(dir: &Path, subset: Subset, count: usize) {
 fn full_fashion_mnist_when_installed() {
     let dir = Path::new(FULL_FASHION_MNIST);
     if !dir.join("train-images-idx3-ubyte.gz").is_file() {
-        println!(
+        // Written to stderr directly, not through `println!`, so the test
+        // harness does not capture it and a plain `cargo test` shows it.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
             "skipped: complete Fashion-MNIST not found in {FULL_FASHION_MNIST} \
              (install the Debian package dataset-fashion-mnist)"
         );

@@ -483,3 +483,32 @@ fn embedded_sentiment_loads_balanced() {
     let reloaded = embedded::sentiment(&opts).unwrap();
     assert_eq!(reloaded.cache_status(), &CacheStatus::Hit);
 }
+
+#[test]
+fn byte_order_mark_before_header_is_skipped() {
+    let dir = TempDir::new("bom");
+    let mut data = b"\xEF\xBB\xBF".to_vec();
+    data.extend_from_slice(SMALL_CSV);
+    let path = dir.write("bom.csv", &data);
+    let corpus = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    assert_eq!(corpus.len(), 8);
+    assert_eq!(corpus.classes(), ["neg", "neu", "pos"]);
+}
+
+#[test]
+fn vocabulary_below_reserved_ids_rejected() {
+    let dir = TempDir::new("tiny-vocab");
+    let path = dir.write("small.csv", SMALL_CSV);
+    for max_vocab in [0, 1] {
+        let opts = TextOptions {
+            max_vocab,
+            ..options(CachePolicy::Off)
+        };
+        let err = TextCorpus::load(&path, &opts).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(
+            err.to_string().contains("max_vocab must be at least 2"),
+            "{err}"
+        );
+    }
+}

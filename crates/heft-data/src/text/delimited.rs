@@ -53,10 +53,17 @@ impl<'a> DelimitedReader<'a> {
     /// Creates a reader over `data` with the given field delimiter (for
     /// example `b','` or `b'\t'`). The delimiter must not be `"`, `\r` or
     /// `\n`; such a delimiter makes every record [`ErrorKind::InvalidArgument`].
+    /// A UTF-8 byte-order mark at the start of `data` is skipped, so a header
+    /// written by spreadsheet programs still matches its column names.
     pub fn new(data: &'a [u8], delimiter: u8) -> DelimitedReader<'a> {
+        const BYTE_ORDER_MARK: &[u8] = b"\xEF\xBB\xBF";
         DelimitedReader {
             data,
-            pos: 0,
+            pos: if data.starts_with(BYTE_ORDER_MARK) {
+                BYTE_ORDER_MARK.len()
+            } else {
+                0
+            },
             delimiter,
             record: 0,
             line: 1,

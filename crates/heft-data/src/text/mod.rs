@@ -132,6 +132,15 @@ impl TextOptions {
                 "max_len must be at least 1",
             ));
         }
+        if self.max_vocab < 2 {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "max_vocab must be at least 2 (ids 0 and 1 are reserved for padding and unknown), got {}",
+                    self.max_vocab
+                ),
+            ));
+        }
         if !(0.0..1.0).contains(&self.valid_share) {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
