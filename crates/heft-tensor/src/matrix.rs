@@ -17,16 +17,24 @@ pub struct Matrix {
     cols: usize,
 }
 
-/// Returns `rows * cols`, or [`TensorError::TooLarge`] on overflow.
+/// Returns `rows * cols`, or [`TensorError::TooLarge`] when it overflows
+/// or its bytes (rounded up to whole 64-byte lines) exceed `isize::MAX`, the
+/// largest allocation Rust permits.
 pub(crate) fn element_count(
     op: &'static str,
     rows: usize,
     cols: usize,
 ) -> Result<usize, TensorError> {
-    rows.checked_mul(cols).ok_or(TensorError::TooLarge {
+    let too_large = TensorError::TooLarge {
         op,
         shape: (rows, cols),
-    })
+    };
+    let len = rows.checked_mul(cols).ok_or(too_large.clone())?;
+    let bytes = len.div_ceil(16).checked_mul(64).ok_or(too_large.clone())?;
+    if bytes > isize::MAX as usize {
+        return Err(too_large);
+    }
+    Ok(len)
 }
 
 impl Matrix {
@@ -34,7 +42,8 @@ impl Matrix {
     ///
     /// # Errors
     ///
-    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize`.
+    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize` or is
+    /// beyond the largest possible allocation.
     pub fn zeros(rows: usize, cols: usize) -> Result<Self, TensorError> {
         let len = element_count("zeros", rows, cols)?;
         Ok(Matrix {

@@ -291,6 +291,15 @@ fn constructors_and_accessors() {
         }
     );
     assert!(Matrix::from_vec(usize::MAX, 2, vec![]).is_err());
+    // No overflow in rows * cols, but more bytes than any allocation allows.
+    let err = Matrix::zeros(1 << 61, 1).unwrap_err();
+    assert_eq!(
+        err,
+        TensorError::TooLarge {
+            op: "zeros",
+            shape: (1 << 61, 1)
+        }
+    );
 }
 
 #[test]
