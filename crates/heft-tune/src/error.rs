@@ -60,6 +60,42 @@ pub enum TuneError {
     EmptySplit,
     /// A layer of the model failed.
     Model(String),
+    /// A sample passed to a statistical test cannot be tested.
+    InvalidSample {
+        /// The test, such as "Wilcoxon signed-rank".
+        test: &'static str,
+        /// What is wrong, with the offending value.
+        problem: String,
+        /// What to change.
+        fix: &'static str,
+    },
+    /// An experiment specification is invalid.
+    InvalidExperiment {
+        /// What is wrong, with the offending value.
+        problem: String,
+        /// What to change.
+        fix: &'static str,
+    },
+    /// Reading or writing a file failed.
+    Io {
+        /// The file.
+        path: String,
+        /// What was being done, such as "append to".
+        action: &'static str,
+        /// The operating system's message.
+        message: String,
+    },
+    /// A complete line of a results file cannot be read.
+    ResultsLine {
+        /// The results file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The search failed.
+    Search(String),
 }
 
 impl fmt::Display for TuneError {
@@ -102,6 +138,26 @@ impl fmt::Display for TuneError {
                 "the split has no rows: pass a split with at least one labelled row"
             ),
             TuneError::Model(message) => write!(f, "model evaluation failed: {message}"),
+            TuneError::InvalidSample { test, problem, fix } => {
+                write!(f, "invalid sample for the {test} test: {problem}; {fix}")
+            }
+            TuneError::InvalidExperiment { problem, fix } => {
+                write!(f, "invalid experiment: {problem}; {fix}")
+            }
+            TuneError::Io {
+                path,
+                action,
+                message,
+            } => write!(f, "failed to {action} {path}: {message}"),
+            TuneError::ResultsLine {
+                path,
+                line,
+                message,
+            } => write!(
+                f,
+                "invalid results file {path} at line {line}: {message}; repair or delete that line, then resume"
+            ),
+            TuneError::Search(message) => write!(f, "search failed: {message}"),
         }
     }
 }
@@ -111,6 +167,12 @@ impl std::error::Error for TuneError {}
 impl From<heft_nn::NnError> for TuneError {
     fn from(e: heft_nn::NnError) -> Self {
         TuneError::Model(e.to_string())
+    }
+}
+
+impl From<heft_search::SearchError> for TuneError {
+    fn from(e: heft_search::SearchError) -> Self {
+        TuneError::Search(e.to_string())
     }
 }
 

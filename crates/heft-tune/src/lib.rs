@@ -18,6 +18,10 @@
 //! GEMM per block of rows, and embedding or recurrent tensors through the
 //! model's own forward pass. [`evaluate`] scores a whole model.
 //!
+//! [`stats`] has the Wilcoxon signed-rank and Friedman tests, and
+//! [`experiment`] runs a grid of algorithms, modes, seeds and tensors with
+//! resumable results and builds the report with those tests.
+//!
 //! Fitness is `1 - accuracy`, with accuracy an exact count over the split,
 //! or the mean cross-entropy. Counts are integers summed per block and
 //! losses are summed in f64 in a fixed order, so fitness does not depend on
@@ -27,9 +31,11 @@
 
 mod ce;
 mod error;
+pub mod experiment;
 mod head;
 mod model;
 mod objective;
+pub mod stats;
 
 pub use error::TuneError;
 pub use head::{HeadScorer, HeadStats};
