@@ -15,109 +15,50 @@ use super::super::gemm::blocking;
 use super::super::gemm::kernel::{KernelSpec, RowKernel};
 use core::arch::x86_64::*;
 
-microkernel! {
-    #[target_feature(enable = "avx512f")]
-    fn avx512_packed;
-    packed = true, mr = 12, nv = 2, lanes = 16, vector = __m512,
-    zero = _mm512_setzero_ps(),
-    splat = |x| _mm512_set1_ps(x),
-    load = |p| _mm512_loadu_ps(p),
-    store = |p, v| _mm512_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
-    mul = |a, b| _mm512_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
+/// Instantiates [`microkernel!`] with the AVX-512F operations on `__m512`.
+macro_rules! avx512_tile {
+    ($name:ident, packed = $packed:expr, mr = $mr:expr, nv = $nv:expr) => {
+        microkernel! {
+            #[target_feature(enable = "avx512f")]
+            fn $name;
+            packed = $packed, mr = $mr, nv = $nv, lanes = 16, vector = __m512,
+            zero = _mm512_setzero_ps(),
+            splat = |x| _mm512_set1_ps(x),
+            load = |p| _mm512_loadu_ps(p),
+            store = |p, v| _mm512_storeu_ps(p, v),
+            fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
+            mul = |a, b| _mm512_mul_ps(a, b),
+            scalar_fma = f32::mul_add,
+        }
+    };
 }
 
-microkernel! {
-    #[target_feature(enable = "avx512f")]
-    fn avx512_direct;
-    packed = false, mr = 12, nv = 2, lanes = 16, vector = __m512,
-    zero = _mm512_setzero_ps(),
-    splat = |x| _mm512_set1_ps(x),
-    load = |p| _mm512_loadu_ps(p),
-    store = |p, v| _mm512_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
-    mul = |a, b| _mm512_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
+/// Instantiates [`microkernel!`] with the AVX2 + FMA operations on `__m256`.
+macro_rules! avx2_tile {
+    ($name:ident, packed = $packed:expr, mr = $mr:expr, nv = $nv:expr) => {
+        microkernel! {
+            #[target_feature(enable = "avx2,fma")]
+            fn $name;
+            packed = $packed, mr = $mr, nv = $nv, lanes = 8, vector = __m256,
+            zero = _mm256_setzero_ps(),
+            splat = |x| _mm256_set1_ps(x),
+            load = |p| _mm256_loadu_ps(p),
+            store = |p, v| _mm256_storeu_ps(p, v),
+            fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
+            mul = |a, b| _mm256_mul_ps(a, b),
+            scalar_fma = f32::mul_add,
+        }
+    };
 }
 
-microkernel! {
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2_packed;
-    packed = true, mr = 6, nv = 2, lanes = 8, vector = __m256,
-    zero = _mm256_setzero_ps(),
-    splat = |x| _mm256_set1_ps(x),
-    load = |p| _mm256_loadu_ps(p),
-    store = |p, v| _mm256_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
-    mul = |a, b| _mm256_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
-
-microkernel! {
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2_direct;
-    packed = false, mr = 6, nv = 2, lanes = 8, vector = __m256,
-    zero = _mm256_setzero_ps(),
-    splat = |x| _mm256_set1_ps(x),
-    load = |p| _mm256_loadu_ps(p),
-    store = |p, v| _mm256_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
-    mul = |a, b| _mm256_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
-
-microkernel! {
-    #[target_feature(enable = "avx512f")]
-    fn avx512_narrow_packed;
-    packed = true, mr = 24, nv = 1, lanes = 16, vector = __m512,
-    zero = _mm512_setzero_ps(),
-    splat = |x| _mm512_set1_ps(x),
-    load = |p| _mm512_loadu_ps(p),
-    store = |p, v| _mm512_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
-    mul = |a, b| _mm512_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
-
-microkernel! {
-    #[target_feature(enable = "avx512f")]
-    fn avx512_narrow_direct;
-    packed = false, mr = 24, nv = 1, lanes = 16, vector = __m512,
-    zero = _mm512_setzero_ps(),
-    splat = |x| _mm512_set1_ps(x),
-    load = |p| _mm512_loadu_ps(p),
-    store = |p, v| _mm512_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
-    mul = |a, b| _mm512_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
-
-microkernel! {
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2_narrow_packed;
-    packed = true, mr = 12, nv = 1, lanes = 8, vector = __m256,
-    zero = _mm256_setzero_ps(),
-    splat = |x| _mm256_set1_ps(x),
-    load = |p| _mm256_loadu_ps(p),
-    store = |p, v| _mm256_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
-    mul = |a, b| _mm256_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
-
-microkernel! {
-    #[target_feature(enable = "avx2,fma")]
-    fn avx2_narrow_direct;
-    packed = false, mr = 12, nv = 1, lanes = 8, vector = __m256,
-    zero = _mm256_setzero_ps(),
-    splat = |x| _mm256_set1_ps(x),
-    load = |p| _mm256_loadu_ps(p),
-    store = |p, v| _mm256_storeu_ps(p, v),
-    fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
-    mul = |a, b| _mm256_mul_ps(a, b),
-    scalar_fma = f32::mul_add,
-}
+avx512_tile!(avx512_packed, packed = true, mr = 12, nv = 2);
+avx512_tile!(avx512_direct, packed = false, mr = 12, nv = 2);
+avx512_tile!(avx512_narrow_packed, packed = true, mr = 24, nv = 1);
+avx512_tile!(avx512_narrow_direct, packed = false, mr = 24, nv = 1);
+avx2_tile!(avx2_packed, packed = true, mr = 6, nv = 2);
+avx2_tile!(avx2_direct, packed = false, mr = 6, nv = 2);
+avx2_tile!(avx2_narrow_packed, packed = true, mr = 12, nv = 1);
+avx2_tile!(avx2_narrow_direct, packed = false, mr = 12, nv = 1);
 
 row_kernel! {
     #[target_feature(enable = "avx512f")]
