@@ -1,10 +1,13 @@
 //! `heft bench`: GEMM throughput per shape, kernel and thread count, as
-//! GFLOP/s and as a fraction of the FMA peak measured in the same run.
+//! GFLOP/s and as a fraction of the FMA peak measured in the same run, and
+//! (`heft bench tune`, in `bench_tune.rs`) candidates scored per second by
+//! the tuning objective.
 
 use clap::{Args, ValueEnum};
 use heft_kernels::dispatch::Isa;
 use heft_kernels::gemm::{Gemm, MatMut, MatRef};
 use heft_kernels::peak::peak_gflops;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// Options of `heft bench`.
@@ -17,20 +20,33 @@ pub struct BenchArgs {
     /// the fastest available), `all` (every kernel this CPU runs) or a
     /// comma-separated list of avx512, avx2, portable.
     #[arg(long, default_value = "auto")]
-    kernel: String,
+    pub kernel: String,
     /// Thread counts to measure, comma-separated.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
-    threads: Vec<usize>,
+    pub threads: Vec<usize>,
     /// Timed samples per shape; the table reports their median and best.
     #[arg(long, default_value_t = 7)]
-    samples: usize,
+    pub samples: usize,
     /// Minimum duration of one sample, in milliseconds; short products are
     /// repeated until a sample lasts this long.
     #[arg(long, default_value_t = 40)]
-    sample_ms: u64,
-    /// Only shapes whose label contains this text (for example `12000`).
+    pub sample_ms: u64,
+    /// Only shapes (or `tune` cases) whose label contains this text (for
+    /// example `12000` or `fc2.weight`).
     #[arg(long)]
-    filter: Option<String>,
+    pub filter: Option<String>,
+    /// `tune` only: directory with the Fashion-MNIST IDX files [default:
+    /// /usr/share/datasets/fashion-mnist when present, else the embedded
+    /// subset].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// `tune` only: use the embedded Fashion-MNIST subset even when the
+    /// complete dataset is installed.
+    #[arg(long, conflicts_with = "data")]
+    pub embedded_data: bool,
+    /// `tune` only: training epochs of the benchmarked models.
+    #[arg(long, default_value_t = 1)]
+    pub epochs: usize,
 }
 
 /// A benchmark family.
@@ -39,6 +55,10 @@ enum Target {
     /// Single-precision GEMM on square and project shapes, plus the fused
     /// argmax epilogue.
     Gemm,
+    /// Candidates scored per second by the tuning objective on the MLP's
+    /// `fc2.weight` and `fc1.weight` and the LSTM classifier's `fc.weight`
+    /// and `rnn.weight_hh_l0`, with pruning on and off.
+    Tune,
 }
 
 /// One measured shape: C (m x n) = A (m x k) * B (k x n); with `group`,
@@ -113,7 +133,7 @@ fn shapes() -> Vec<Shape> {
     list
 }
 
-fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
+pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
     if text.trim() == "auto" {
         let isa =
             Isa::from_env().map_err(|e| format!("{}: {e}", heft_kernels::dispatch::KERNEL_ENV))?;
@@ -137,34 +157,13 @@ fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
 pub fn run(args: &BenchArgs) -> Result<(), String> {
     match args.target {
         Target::Gemm => bench_gemm(args),
+        Target::Tune => crate::bench_tune::bench_tune(args),
     }
 }
 
 fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     let kernels = parse_kernels(&args.kernel)?;
-    if args.threads.is_empty() || args.threads.contains(&0) {
-        return Err(format!(
-            "--threads: {:?} must list thread counts of at least 1",
-            args.threads
-        ));
-    }
-    if let Some(&threads) = args.threads.iter().find(|&&t| t > MAX_THREADS) {
-        return Err(format!(
-            "--threads: {threads} is more than {MAX_THREADS}; use at most the number of cores"
-        ));
-    }
-    if args.samples == 0 || args.samples > MAX_SAMPLES {
-        return Err(format!(
-            "--samples: {} is outside 1..={MAX_SAMPLES}",
-            args.samples
-        ));
-    }
-    if args.sample_ms == 0 || args.sample_ms > MAX_SAMPLE_MS {
-        return Err(format!(
-            "--sample-ms: {} is outside 1..={MAX_SAMPLE_MS} milliseconds",
-            args.sample_ms
-        ));
-    }
+    check_common(args)?;
     let selected: Vec<Shape> = shapes()
         .into_iter()
         .filter(|shape| {
@@ -228,6 +227,37 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks the options that every target shares.
+pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
+    if args.threads.is_empty() || args.threads.contains(&0) {
+        return Err(format!(
+            "--threads: {:?} must list thread counts of at least 1",
+            args.threads
+        ));
+    }
+    if let Some(&threads) = args.threads.iter().find(|&&t| t > MAX_THREADS) {
+        return Err(format!(
+            "--threads: {threads} is more than {MAX_THREADS}; use at most the number of cores"
+        ));
+    }
+    if args.samples == 0 || args.samples > MAX_SAMPLES {
+        return Err(format!(
+            "--samples: {} is outside 1..={MAX_SAMPLES}",
+            args.samples
+        ));
+    }
+    if args.sample_ms == 0 || args.sample_ms > MAX_SAMPLE_MS {
+        return Err(format!(
+            "--sample-ms: {} is outside 1..={MAX_SAMPLE_MS} milliseconds",
+            args.sample_ms
+        ));
+    }
+    if args.epochs == 0 {
+        return Err("--epochs: 0 is invalid; pass at least 1".into());
+    }
+    Ok(())
+}
+
 /// Largest thread count `--threads` accepts.
 const MAX_THREADS: usize = 1024;
 /// Largest sample count `--samples` accepts.
@@ -236,7 +266,7 @@ const MAX_SAMPLES: usize = 10_000;
 const MAX_SAMPLE_MS: u64 = 60_000;
 
 /// Returns the best of five single-thread peak measurements of `isa`.
-fn measure_peak(isa: Isa) -> f64 {
+pub(crate) fn measure_peak(isa: Isa) -> f64 {
     best_of(5, || peak_gflops(isa, 20_000_000).unwrap_or(0.0))
 }
 
@@ -244,7 +274,7 @@ fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(0.0, f64::max)
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted[sorted.len() / 2]

@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_tune;
 mod data;
 mod engine;
 mod eval;
+mod experiment;
 mod rundir;
 mod svg;
 mod train;
@@ -34,6 +36,9 @@ enum Command {
     /// Print the accuracy, per-class accuracy and confusion matrix of a
     /// checkpoint on one split.
     Eval(eval::EvalArgs),
+    /// Tune every algorithm of a grid on one pre-trained model per seed and
+    /// report the accuracies with the Wilcoxon and Friedman tests.
+    Experiment(Box<experiment::ExperimentArgs>),
     /// Measure kernel throughput.
     Bench(bench::BenchArgs),
 }
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Tune(args) => tune::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Experiment(args) => experiment::run(&args),
         Command::Bench(args) => bench::run(&args),
     };
     match result {

@@ -1,0 +1,584 @@
+//! `heft experiment`: tune every algorithm of a grid on one pre-trained
+//! model per seed, append each run to `runs.jsonl` as it ends, and write
+//! the report with the Wilcoxon and Friedman tests.
+
+use crate::engine::{Fitness, Model, Split};
+use crate::train::{Cell, DataArgs, ModelArgs, Splits, Task};
+use crate::tune::ObjectiveArg;
+use clap::Args;
+use heft_search::{Algorithm, Mode};
+use heft_tune::experiment::{
+    read_runs, run_experiment, ExperimentSpec, Report, RunRecord, SeedSetup, RUNS_FILE,
+};
+use heft_tune::stats::WilcoxonOptions;
+use heft_tune::TuneError;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Files of the report, written when every run of the grid has finished.
+const REPORT_FILES: [&str; 5] = [
+    "report.md",
+    "report.csv",
+    "report.json",
+    "gains.svg",
+    "convergence.svg",
+];
+
+/// Default epochs of each seed's pre-trained model: fewer than `heft
+/// train` uses, because an experiment trains one model per seed.
+const DEFAULT_EXPERIMENT_EPOCHS: usize = 5;
+
+/// Options of `heft experiment`.
+#[derive(Args, Clone, Debug)]
+pub struct ExperimentArgs {
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Algorithms, comma-separated, each `name` or `name:mode` (such as
+    /// `pso:canonical`). A name without a mode runs in every mode of
+    /// --modes that it has [default: pso, rpso, ga, de, ba and fa in
+    /// opytimizer-2.1.4 and canonical mode, then sep-cma-es, snes and
+    /// random in canonical mode].
+    #[arg(long, value_delimiter = ',', value_name = "NAME[:MODE],...")]
+    pub algorithms: Vec<String>,
+    /// Modes of the algorithms given without one, comma-separated:
+    /// opytimizer-2.1.4 (the study's library, quirks included) and
+    /// canonical (textbook equations). Without --algorithms it filters the
+    /// default grid.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "opytimizer-2.1.4,canonical",
+        value_name = "MODE,..."
+    )]
+    pub modes: Vec<String>,
+    /// Seeds: one number N for seeds 0 to N-1, or a comma-separated list
+    /// such as `3,7,11` (`5,` is seed 5 alone). Each seed trains its own
+    /// model and seeds the searches on it.
+    #[arg(long, default_value = "15", value_name = "N|SEED,...")]
+    pub seeds: String,
+    /// Tensors to tune, comma-separated [default: fc2.weight for the image
+    /// task, fc.weight for the text task].
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub tensors: Vec<String>,
+    /// Population size (agents) of every search.
+    #[arg(long, default_value_t = 10)]
+    pub agents: usize,
+    /// Iterations of every search after the initial population.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: u64,
+    /// Half-width of the search box around each pre-trained weight, in
+    /// weight units.
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
+    pub bound: f32,
+    /// Fitness the searches minimise on the validation split.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Error)]
+    pub objective: ObjectiveArg,
+    /// Leave the pre-trained weights out of the initial population (by
+    /// default they are agent 0, so no run ends worse on validation than
+    /// it started).
+    #[arg(long)]
+    pub exclude_initial: bool,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    /// Name of the experiment, used for the default --out [default:
+    /// derived from the dataset and the tensors].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Experiment directory [default: experiments/<name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the experiment in --out: keep its finished runs and run
+    /// only the missing ones.
+    #[arg(long, conflicts_with = "force")]
+    pub resume: bool,
+    /// Delete the results and report files in --out and start over.
+    #[arg(long)]
+    pub force: bool,
+    /// Worker threads for training and scoring [default: all cores].
+    /// Results do not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Training settings of the pre-trained model of each seed. The seed of
+/// the weight initialisation and shuffling is the experiment seed.
+#[derive(Args, Clone, Debug)]
+pub struct TrainingArgs {
+    /// MLP layer sizes, input first, comma-separated. Image task only.
+    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
+    pub sizes: Vec<usize>,
+    /// Recurrent layer of the text model.
+    #[arg(long, value_enum, default_value_t = Cell::Lstm)]
+    pub cell: Cell,
+    /// Embedding width of the text model.
+    #[arg(long, default_value_t = 32)]
+    pub embed: usize,
+    /// Hidden-state width of the text model.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// Passes over the training split of each seed's model.
+    #[arg(long, default_value_t = DEFAULT_EXPERIMENT_EPOCHS)]
+    pub epochs: usize,
+    /// Rows per gradient step.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f32,
+}
+
+impl TrainingArgs {
+    fn model_args(&self, seed: u64) -> ModelArgs {
+        ModelArgs {
+            sizes: self.sizes.clone(),
+            cell: self.cell,
+            embed: self.embed,
+            hidden: self.hidden,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            seed,
+        }
+    }
+}
+
+/// Runs `heft experiment`.
+pub fn run(args: &ExperimentArgs) -> Result<(), String> {
+    let spec = build_spec(args)?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let name = args
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name(&args.data, &spec.tensors));
+        PathBuf::from("experiments").join(name)
+    });
+    if args.threads == Some(0) {
+        return Err("invalid --threads 0: pass at least 1".into());
+    }
+    prepare_directory(&out, args.resume, args.force)?;
+    let pool = thread_pool(args.threads)?;
+    let work = || experiment(args, &spec, &out);
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
+    }
+}
+
+/// Builds the grid from the options and checks it.
+fn build_spec(args: &ExperimentArgs) -> Result<ExperimentSpec, String> {
+    let modes = parse_modes(&args.modes)?;
+    let algorithms = if args.algorithms.is_empty() {
+        ExperimentSpec::default()
+            .algorithms
+            .into_iter()
+            .filter(|(_, mode)| modes.contains(mode))
+            .collect()
+    } else {
+        parse_algorithms(&args.algorithms, &modes)?
+    };
+    let tensors = if args.tensors.is_empty() {
+        vec![match args.data.task {
+            Task::Image => "fc2.weight".to_string(),
+            Task::Text => "fc.weight".to_string(),
+        }]
+    } else {
+        args.tensors.iter().map(|t| t.trim().to_string()).collect()
+    };
+    if !(args.bound.is_finite() && args.bound > 0.0) {
+        return Err(format!(
+            "invalid --bound {}: the box half-width must be a positive finite number such as 0.01",
+            args.bound
+        ));
+    }
+    let spec = ExperimentSpec {
+        algorithms,
+        seeds: parse_seeds(&args.seeds)?,
+        tensors,
+        agents: args.agents,
+        iterations: args.iterations,
+        bound: args.bound,
+        fitness: match args.objective {
+            ObjectiveArg::Error => Fitness::Error,
+            ObjectiveArg::CrossEntropy => Fitness::CrossEntropy,
+        },
+        include_initial: !args.exclude_initial,
+    };
+    spec.validate().map_err(|e| e.to_string())?;
+    Ok(spec)
+}
+
+fn parse_modes(names: &[String]) -> Result<Vec<Mode>, String> {
+    let mut modes = Vec::new();
+    for name in names {
+        let mode: Mode = name
+            .parse()
+            .map_err(|e| format!("{e}; fix the name {name:?} in --modes"))?;
+        if !modes.contains(&mode) {
+            modes.push(mode);
+        }
+    }
+    if modes.is_empty() {
+        return Err(format!(
+            "--modes is empty; pass some of {}",
+            Mode::NAMES.join(", ")
+        ));
+    }
+    Ok(modes)
+}
+
+/// Parses `name[:mode]` entries. A name without a mode expands to every
+/// mode of `modes` that the algorithm has.
+fn parse_algorithms(entries: &[String], modes: &[Mode]) -> Result<Vec<(Algorithm, Mode)>, String> {
+    let mut grid = Vec::new();
+    for entry in entries {
+        let (name, mode) = match entry.split_once(':') {
+            Some((name, mode)) => (name, Some(mode)),
+            None => (entry.as_str(), None),
+        };
+        // The parse errors already list the valid names.
+        let algorithm: Algorithm = name
+            .parse()
+            .map_err(|e| format!("{e}; fix the entry {entry:?} of --algorithms"))?;
+        match mode {
+            Some(mode) => {
+                let mode: Mode = mode
+                    .parse()
+                    .map_err(|e| format!("{e}; fix the entry {entry:?} of --algorithms"))?;
+                grid.push((algorithm, mode));
+            }
+            None => {
+                let usable: Vec<Mode> = modes
+                    .iter()
+                    .copied()
+                    .filter(|&m| m == Mode::Canonical || algorithm.has_study_mode())
+                    .collect();
+                if usable.is_empty() {
+                    return Err(format!(
+                        "{} has none of the modes given by --modes; write it as {}:canonical",
+                        algorithm.name(),
+                        algorithm.name()
+                    ));
+                }
+                grid.extend(usable.into_iter().map(|m| (algorithm, m)));
+            }
+        }
+    }
+    Ok(grid)
+}
+
+/// Parses `N` (seeds 0 to N-1) or a comma-separated list of seeds.
+/// A repeated seed is left for [`ExperimentSpec::validate`] to reject.
+fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
+    let invalid = || {
+        format!(
+            "invalid --seeds {text:?}: pass a count such as 15 or a comma-separated list such as 0,3,7"
+        )
+    };
+    let text = text.trim();
+    if text.contains(',') {
+        // Empty items are skipped, so `5,` is seed 5 alone.
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse::<u64>().map_err(|_| invalid()))
+            .collect()
+    } else {
+        let count: u64 = text.parse().map_err(|_| invalid())?;
+        if count == 0 {
+            return Err(invalid());
+        }
+        Ok((0..count).collect())
+    }
+}
+
+fn default_name(data: &DataArgs, tensors: &[String]) -> String {
+    let dataset = match (&data.data, data.task) {
+        (Some(path), _) => path
+            .file_stem()
+            .map_or_else(|| "data".to_string(), |s| s.to_string_lossy().into_owned()),
+        (None, Task::Image) => "fashion-mnist-subset".to_string(),
+        (None, Task::Text) => "sentiment".to_string(),
+    };
+    format!("{dataset}-{}", tensors.join("+"))
+}
+
+/// Checks the experiment directory against --resume and --force, and with
+/// --force deletes the results and report files (nothing else).
+fn prepare_directory(out: &Path, resume: bool, force: bool) -> Result<(), String> {
+    let runs = out.join(RUNS_FILE);
+    let has_runs = fs::metadata(&runs).is_ok_and(|m| m.len() > 0);
+    if force {
+        for name in std::iter::once(RUNS_FILE).chain(REPORT_FILES) {
+            let path = out.join(name);
+            if path.exists() {
+                fs::remove_file(&path)
+                    .map_err(|e| format!("cannot delete {} for --force: {e}", path.display()))?;
+            }
+        }
+    } else if has_runs && !resume {
+        return Err(format!(
+            "the experiment directory {} already holds results in {RUNS_FILE}; pass --resume to \
+             continue it, --force to start over, or --out to pick another directory",
+            out.display()
+        ));
+    }
+    fs::create_dir_all(out).map_err(|e| {
+        format!(
+            "cannot create the experiment directory {}: {e}; pass --out with a writable path",
+            out.display()
+        )
+    })
+}
+
+fn experiment(args: &ExperimentArgs, spec: &ExperimentSpec, out: &Path) -> Result<(), String> {
+    let splits = args.data.load()?;
+    let (validation, test, source) = match &splits {
+        Splits::Image(s) => (Split::Dense(&s.valid), Split::Dense(&s.test), &s.source),
+        Splits::Text(s) => (Split::Tokens(&s.valid), Split::Tokens(&s.test), &s.source),
+    };
+    let grid_size = spec.seeds.len() * spec.tensors.len() * spec.algorithms.len();
+    let already = if args.resume {
+        count_finished(spec, &out.join(RUNS_FILE))?
+    } else {
+        0
+    };
+    eprintln!(
+        "experiment {}: {} runs ({} seeds x {} tensors x {} algorithms) on {source}, {already} \
+         already finished",
+        out.display(),
+        grid_size,
+        spec.seeds.len(),
+        spec.tensors.len(),
+        spec.algorithms.len()
+    );
+
+    // `prepare` must return a `TuneError`, whose variants describe tuning
+    // failures, so the CLI's own message is kept here and shown instead.
+    let mut prepare_error: Option<String> = None;
+    let mut finished = already;
+    let prepare = |seed: u64| {
+        eprintln!(
+            "seed {seed}: training the pre-trained model ({} epochs)",
+            args.training.epochs
+        );
+        let model = args
+            .training
+            .model_args(seed)
+            .train(&splits, false)
+            .and_then(|model| check_tensors(&model, &spec.tensors).map(|()| model));
+        match model {
+            Ok(model) => Ok(SeedSetup {
+                model,
+                validation: validation.to_tune(),
+                test: test.to_tune(),
+            }),
+            Err(message) => {
+                prepare_error = Some(message.clone());
+                Err::<SeedSetup, _>(TuneError::Model(message))
+            }
+        }
+    };
+    let on_run = |record: &RunRecord| {
+        finished += 1;
+        print_progress(finished, grid_size, record);
+    };
+    let outcome = run_experiment(spec, out, args.resume, prepare, on_run);
+    let outcome = match (outcome, prepare_error) {
+        (Ok(outcome), _) => outcome,
+        (Err(_), Some(message)) => return Err(message),
+        (Err(e), None) => return Err(e.to_string()),
+    };
+
+    let records = grid_records(spec, &outcome.records);
+    let outside = outcome.records.len() - records.len();
+    if outside > 0 {
+        eprintln!(
+            "{outside} runs in {} are outside this grid and left out of the report",
+            outcome.runs_path.display()
+        );
+    }
+    let report = Report::build(&records, WilcoxonOptions::default())
+        .map_err(|e| format!("cannot build the report: {e}"))?;
+    let markdown = format!(
+        "{}{}",
+        report_header(args, spec, source),
+        report.to_markdown()
+    );
+    write_atomically(out, "report.md", markdown.as_bytes())?;
+    write_atomically(out, "report.csv", report.to_csv().as_bytes())?;
+    write_atomically(out, "report.json", report.to_json().as_bytes())?;
+    write_atomically(out, "gains.svg", report.gains_svg().as_bytes())?;
+    write_atomically(out, "convergence.svg", report.convergence_svg().as_bytes())?;
+    print!("{markdown}");
+    eprintln!(
+        "{} new runs, {} kept from before; wrote {} and the report files in {}",
+        outcome.completed,
+        outcome.skipped,
+        RUNS_FILE,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Counts the records of the results file that belong to the grid.
+fn count_finished(spec: &ExperimentSpec, runs: &Path) -> Result<usize, String> {
+    if !runs.exists() {
+        return Ok(0);
+    }
+    let records = read_runs(runs).map_err(|e| {
+        format!("{e}; fix or delete the line, or pass --force to start the experiment over")
+    })?;
+    Ok(grid_records(spec, &records).len())
+}
+
+/// Returns the records of the grid's cells, first run of each cell only,
+/// ordered by tensor, algorithm and seed as the grid lists them. The order
+/// makes the report independent of the order in which the runs finished.
+fn grid_records(spec: &ExperimentSpec, records: &[RunRecord]) -> Vec<RunRecord> {
+    let position = |r: &RunRecord| {
+        let tensor = spec.tensors.iter().position(|t| *t == r.tensor)?;
+        let algorithm = spec
+            .algorithms
+            .iter()
+            .position(|&a| a == (r.algorithm, r.mode))?;
+        let seed = spec.seeds.iter().position(|&s| s == r.seed)?;
+        Some((tensor, algorithm, seed))
+    };
+    let mut keyed: Vec<((usize, usize, usize), &RunRecord)> = records
+        .iter()
+        .filter_map(|r| position(r).map(|key| (key, r)))
+        .collect();
+    // A stable sort keeps the first record of a repeated cell first.
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.dedup_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, r)| r.clone()).collect()
+}
+
+fn check_tensors(model: &Model, tensors: &[String]) -> Result<(), String> {
+    let names = heft_tune::tensor_names(model);
+    match tensors.iter().find(|t| !names.contains(t)) {
+        Some(unknown) => Err(format!(
+            "unknown tensor `{unknown}`: this model has {}; pass some of them with --tensors",
+            names.join(", ")
+        )),
+        None => Ok(()),
+    }
+}
+
+fn print_progress(finished: usize, total: usize, r: &RunRecord) {
+    eprintln!(
+        "[{finished}/{total}] seed {} {} {} {}: validation {:.2} -> {:.2} %, test {:.2} -> {:.2} %, \
+         {} candidates in {:.2} s",
+        r.seed,
+        r.tensor,
+        r.algorithm.name(),
+        r.mode.name(),
+        100.0 * r.pretrained_validation.accuracy(),
+        100.0 * r.tuned_validation.accuracy(),
+        100.0 * r.pretrained_test.accuracy(),
+        100.0 * r.tuned_test.accuracy(),
+        r.evaluations,
+        r.elapsed_seconds
+    );
+}
+
+/// Returns the title and settings that precede the tables of `report.md`.
+fn report_header(args: &ExperimentArgs, spec: &ExperimentSpec, source: &str) -> String {
+    let training = &args.training;
+    let model = match args.data.task {
+        Task::Image => format!(
+            "MLP {}",
+            training
+                .sizes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("-")
+        ),
+        Task::Text => format!(
+            "{} sequence classifier (embedding {}, hidden {})",
+            format!("{:?}", training.cell).to_uppercase(),
+            training.embed,
+            training.hidden
+        ),
+    };
+    // The embedded corpus's path is the build machine's, so it is named
+    // instead.
+    let source = match (&args.data.data, args.data.task) {
+        (None, Task::Text) => "embedded 6,000-record sentiment corpus",
+        _ => source,
+    };
+    let seeds = spec
+        .seeds
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "# Experiment\n\n\
+         - Dataset: {source}\n\
+         - Model: {model}, pre-trained per seed with Adam (lr {}) for {} epochs, batch size {}\n\
+         - Seeds: {seeds}\n\
+         - Search: {} agents, {} iterations, bound {}, objective {}, pre-trained point {} the \
+         initial population\n\n",
+        training.lr,
+        training.epochs,
+        training.batch_size,
+        spec.agents,
+        spec.iterations,
+        spec.bound,
+        match spec.fitness {
+            Fitness::Error => "1 - validation accuracy",
+            Fitness::CrossEntropy => "validation cross-entropy",
+        },
+        if spec.include_initial { "in" } else { "not in" },
+    )
+}
+
+/// Writes `bytes` to `dir/name` through a synced temporary file and a
+/// rename, as the run directory of `heft tune` does, so a reader never
+/// sees a half-written report.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let result = fs::File::create(&temporary)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&temporary, &path));
+    result.map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(feature = "parallel")]
+type Pool = rayon::ThreadPool;
+
+#[cfg(not(feature = "parallel"))]
+struct Pool;
+
+#[cfg(not(feature = "parallel"))]
+impl Pool {
+    fn install<R>(&self, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+}
+
+fn thread_pool(threads: Option<usize>) -> Result<Option<Pool>, String> {
+    let Some(threads) = threads else {
+        return Ok(None);
+    };
+    #[cfg(feature = "parallel")]
+    {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map(Some)
+            .map_err(|e| format!("cannot start {threads} threads: {e}"))
+    }
+    #[cfg(not(feature = "parallel"))]
+    {
+        let _ = threads;
+        Ok(Some(Pool))
+    }
+}

@@ -1,0 +1,278 @@
+//! End-to-end tests of `heft experiment` on the embedded Fashion-MNIST
+//! subset: a small grid runs and reports every row, and an interrupted
+//! experiment resumes to the same report as an uninterrupted one.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The small grid: 2 algorithms, 3 iterations, 1 training epoch. The seeds
+/// are added per test.
+const GRID: [&str; 8] = [
+    "experiment",
+    "--algorithms",
+    "pso:canonical,de:opytimizer-2.1.4",
+    "--iterations",
+    "3",
+    "--epochs",
+    "1",
+    "--threads=2",
+];
+
+const REPORT_FILES: [&str; 5] = [
+    "report.md",
+    "report.csv",
+    "report.json",
+    "gains.svg",
+    "convergence.svg",
+];
+
+fn heft(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("the heft binary runs")
+}
+
+/// Runs the small grid with `extra` options in `dir` and returns the output.
+fn experiment(dir: &Path, extra: &[&str]) -> Output {
+    let mut args = GRID.to_vec();
+    args.extend_from_slice(extra);
+    heft(&args, dir)
+}
+
+fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Returns an empty directory under Cargo's per-target scratch folder.
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "heft-experiment-test-{}-{name}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs the uninterrupted 3-seed experiment once and returns its directory
+/// and output to every test.
+fn uninterrupted() -> &'static (PathBuf, Output) {
+    static RUN: OnceLock<(PathBuf, Output)> = OnceLock::new();
+    RUN.get_or_init(|| {
+        let dir = scratch("uninterrupted");
+        let out = experiment(&dir, &["--seeds", "3", "--out", "exp"]);
+        assert_success(&out, "the uninterrupted experiment");
+        (dir.join("exp"), out)
+    })
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Returns `report.md` without the candidates/s column, the only one that
+/// depends on timing.
+fn markdown_without_timing(dir: &Path) -> String {
+    let mut lines = Vec::new();
+    for line in read(&dir.join("report.md")).lines() {
+        // Rows of the accuracy table have 12 cells, so 13 bars.
+        if line.matches('|').count() == 13 {
+            let cells: Vec<&str> = line.trim_end_matches('|').split('|').collect();
+            lines.push(cells[..cells.len() - 1].join("|"));
+        } else {
+            lines.push(line.to_string());
+        }
+    }
+    lines.join("\n")
+}
+
+/// Returns `report.csv` without its last column, candidates per second.
+fn csv_without_timing(dir: &Path) -> String {
+    read(&dir.join("report.csv"))
+        .lines()
+        .map(|line| line.rsplit_once(',').expect("a CSV line has commas").0)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Returns `report.json` without the candidates-per-second fields.
+fn json_without_timing(dir: &Path) -> Value {
+    let mut value: Value = serde_json::from_str(&read(&dir.join("report.json"))).unwrap();
+    for row in value["rows"].as_array_mut().expect("a rows array") {
+        row.as_object_mut()
+            .expect("a row object")
+            .remove("mean_candidates_per_second");
+    }
+    value
+}
+
+fn assert_same_report(resumed: &Path, what: &str) {
+    let (reference, _) = uninterrupted();
+    assert_eq!(
+        markdown_without_timing(resumed),
+        markdown_without_timing(reference),
+        "report.md of the {what} experiment"
+    );
+    assert_eq!(
+        csv_without_timing(resumed),
+        csv_without_timing(reference),
+        "report.csv of the {what} experiment"
+    );
+    assert_eq!(
+        json_without_timing(resumed),
+        json_without_timing(reference),
+        "report.json of the {what} experiment"
+    );
+}
+
+fn run_lines(dir: &Path) -> usize {
+    read(&dir.join("runs.jsonl")).lines().count()
+}
+
+#[test]
+fn small_experiment_reports_every_row() {
+    let (dir, out) = uninterrupted();
+    for name in REPORT_FILES {
+        assert!(dir.join(name).is_file(), "{name} is missing");
+    }
+    assert_eq!(run_lines(dir), 6, "runs.jsonl has one line per run");
+
+    let report = read(&dir.join("report.md"));
+    assert!(report.contains("## fc2.weight"), "{report}");
+    assert!(report.contains("| pso | canonical | 3 |"), "{report}");
+    assert!(report.contains("| de | opytimizer-2.1.4 | 3 |"), "{report}");
+    assert!(report.contains("Friedman test over 3 seeds"), "{report}");
+    assert!(report.contains("| pso | canonical | "), "{report}");
+    assert!(report.contains("- Seeds: 0, 1, 2"), "{report}");
+
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout, report, "stdout is the Markdown report");
+
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let progress = stderr.lines().filter(|l| l.starts_with('[')).count();
+    assert_eq!(progress, 6, "one progress line per run: {stderr}");
+    assert!(
+        stderr.contains("[6/6] seed 2 fc2.weight de opytimizer-2.1.4"),
+        "{stderr}"
+    );
+
+    let csv = read(&dir.join("report.csv"));
+    assert_eq!(csv.lines().count(), 3, "header and two rows: {csv}");
+    let json = json_without_timing(dir);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn resume_after_subset_of_seeds() {
+    let dir = scratch("subset");
+    let first = experiment(&dir, &["--seeds", "0,1", "--out", "exp"]);
+    assert_success(&first, "the 2-seed experiment");
+    assert_eq!(run_lines(&dir.join("exp")), 4);
+
+    let resumed = experiment(&dir, &["--seeds", "3", "--out", "exp", "--resume"]);
+    assert_success(&resumed, "the resumed experiment");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(stderr.contains("4 already finished"), "{stderr}");
+    assert!(
+        stderr.contains("2 new runs, 4 kept from before"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("seed 0: training"),
+        "seed 0 retrained: {stderr}"
+    );
+    assert_eq!(run_lines(&dir.join("exp")), 6);
+    assert_same_report(&dir.join("exp"), "seed-subset");
+}
+
+#[test]
+fn resume_after_truncated_last_line() {
+    let dir = scratch("truncated");
+    let first = experiment(&dir, &["--seeds", "3", "--out", "exp"]);
+    assert_success(&first, "the experiment");
+
+    // Cut the last record in half, as a crash during its write would.
+    let runs = dir.join("exp").join("runs.jsonl");
+    let text = read(&runs);
+    let last_start = text.trim_end_matches('\n').rfind('\n').unwrap() + 1;
+    let cut = last_start + (text.len() - last_start) / 2;
+    std::fs::write(&runs, &text[..cut]).unwrap();
+    for name in REPORT_FILES {
+        std::fs::remove_file(dir.join("exp").join(name)).unwrap();
+    }
+
+    let resumed = experiment(&dir, &["--seeds", "3", "--out", "exp", "--resume"]);
+    assert_success(&resumed, "the resumed experiment");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains("1 new runs, 5 kept from before"),
+        "{stderr}"
+    );
+    assert_eq!(run_lines(&dir.join("exp")), 6, "no run lost or repeated");
+    assert_same_report(&dir.join("exp"), "truncated");
+}
+
+#[test]
+fn existing_results_need_resume_or_force() {
+    let dir = scratch("existing");
+    let first = experiment(&dir, &["--seeds", "1", "--out", "exp"]);
+    assert_success(&first, "the experiment");
+
+    let again = experiment(&dir, &["--seeds", "1", "--out", "exp"]);
+    assert_eq!(again.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("runs.jsonl"), "{stderr}");
+    assert!(stderr.contains("--resume"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one error line: {stderr}");
+
+    let forced = experiment(&dir, &["--seeds", "1", "--out", "exp", "--force"]);
+    assert_success(&forced, "the forced experiment");
+    assert_eq!(run_lines(&dir.join("exp")), 2, "--force starts over");
+}
+
+#[test]
+fn invalid_options_exit_2() {
+    let dir = scratch("invalid");
+    let cases: [(&[&str], &str); 6] = [
+        (&["experiment", "--algorithms", "sgd"], "\"sgd\""),
+        (&["experiment", "--algorithms", "pso:fast"], "\"fast\""),
+        (
+            &["experiment", "--algorithms", "snes:opytimizer-2.1.4"],
+            "snes has no opytimizer-2.1.4 mode",
+        ),
+        (&["experiment", "--seeds", "zero"], "invalid --seeds"),
+        (&["experiment", "--bound", "-1"], "invalid --bound -1"),
+        (
+            &[
+                "experiment",
+                "--seeds",
+                "1",
+                "--epochs",
+                "1",
+                "--tensors",
+                "fc9.weight",
+            ],
+            "unknown tensor `fc9.weight`",
+        ),
+    ];
+    for (args, expected) in cases {
+        let out = heft(args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("heft: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line in {stderr}");
+        assert!(errors[0].contains(expected), "{args:?}: {stderr}");
+    }
+}
