@@ -196,6 +196,71 @@ impl Embedding {
     }
 }
 
+impl Embedding {
+    /// Looks up `ids` (`[batch, seq_len]`, row-major) into `out`, one
+    /// `[seq_len * batch, dim]` time-major matrix whose row `t * batch + b`
+    /// is `weight[ids[b, t]]`. Reuses the capacity of `out`.
+    pub(crate) fn forward_time_major(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq_len: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), NnError> {
+        self.check_ids("Embedding::forward", ids, batch, seq_len)?;
+        let dim = self.dim();
+        let table = self.weight.as_slice();
+        out.clear();
+        for t in 0..seq_len {
+            for b in 0..batch {
+                let id = ids[b * seq_len + t] as usize;
+                out.extend_from_slice(&table[id * dim..(id + 1) * dim]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the gradient rows `grad` (`[seq_len * batch, dim]`, time-major
+    /// as [`Embedding::forward_time_major`] writes them) to `grad_weight`,
+    /// in the same order as [`Embedding::backward`] and skipping the
+    /// padding id.
+    pub(crate) fn backward_time_major(
+        &self,
+        ids: &[u32],
+        batch: usize,
+        seq_len: usize,
+        grad: &[f32],
+        grad_weight: &mut Matrix,
+    ) -> Result<(), NnError> {
+        const OP: &str = "Embedding::backward";
+        self.check_ids(OP, ids, batch, seq_len)?;
+        let dim = self.dim();
+        if grad_weight.shape() != self.weight.shape() || grad.len() != seq_len * batch * dim {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "the gradients must be {seq_len}x{batch}x{dim} values and a {}x{dim} \
+                     weight gradient",
+                    self.vocab()
+                ),
+            ));
+        }
+        let grad_table = grad_weight.as_mut_slice();
+        for (row_index, row) in grad.chunks_exact(dim).enumerate() {
+            let (t, b) = (row_index / batch, row_index % batch);
+            let id = ids[b * seq_len + t];
+            if id == PADDING_ID {
+                continue;
+            }
+            let id = id as usize;
+            for (g, &r) in grad_table[id * dim..(id + 1) * dim].iter_mut().zip(row) {
+                *g += r;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Draws from N(0, 1) with the Box-Muller transform.
 fn standard_normal(rng: &mut SplitMix64) -> f32 {
     // 1 - u is in (0, 1], so the logarithm is finite.

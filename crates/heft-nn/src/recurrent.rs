@@ -50,7 +50,8 @@
 
 use crate::error::NnError;
 use crate::rng::SplitMix64;
-use heft_tensor::{matmul_into, matmul_into_with, Matrix};
+use heft_kernels::elementwise as ew;
+use heft_tensor::{matmul_into, matmul_into_with, MatMut, MatRef, Matrix};
 
 /// PyTorch's parameter names of a one-layer RNN or LSTM, in the order of
 /// [`Rnn::parameters`] and [`Lstm::parameters`].
@@ -253,52 +254,122 @@ impl Cell {
         Ok(out)
     }
 
-    /// Adds `dW_ih += dA^T x`, `dW_hh += dA^T h_prev` and the bias sums, and
-    /// returns `(dx, dh_prev)`.
-    fn accumulate(
+    /// Writes `x W_ih^T + b_ih + b_hh` for every row of `inputs` (`[rows,
+    /// input]`) into `out` (`[rows, gates * H]`) with one GEMM, so that the
+    /// recurrence only adds `h_(t-1) W_hh^T`. `bias` is scratch for the
+    /// summed biases.
+    fn input_projection(
         &self,
-        grad_pre: &Matrix,
-        x: &Matrix,
-        h_prev: &Matrix,
-        grads: &mut RecurrentGrads,
-    ) -> Result<(Matrix, Matrix), NnError> {
+        inputs: &[f32],
+        rows: usize,
+        bias: &mut Vec<f32>,
+        out: &mut [f32],
+    ) -> Result<(), NnError> {
+        bias.clear();
+        bias.extend(self.bias_ih.iter().zip(&self.bias_hh).map(|(a, b)| a + b));
+        matmul_into_with(
+            1.0,
+            MatRef::row_major(inputs, rows, self.input_size())?,
+            self.weight_ih.view().t(),
+            0.0,
+            MatMut::row_major(out, rows, self.weight_ih.rows())?,
+            Some(bias),
+            false,
+        )?;
+        Ok(())
+    }
+
+    /// Adds `h_prev W_hh^T` (`h_prev` `[batch, H]`) to `out` (`[batch,
+    /// gates * H]`).
+    fn add_recurrent(&self, h_prev: &[f32], batch: usize, out: &mut [f32]) -> Result<(), NnError> {
         matmul_into(
             1.0,
-            grad_pre.view().t(),
-            x.view(),
+            MatRef::row_major(h_prev, batch, self.hidden_size())?,
+            self.weight_hh.view().t(),
+            1.0,
+            MatMut::row_major(out, batch, self.weight_hh.rows())?,
+        )?;
+        Ok(())
+    }
+
+    /// Writes `dh_prev = dA W_hh` (`dA` `[batch, gates * H]`) into `out`
+    /// (`[batch, H]`).
+    fn recurrent_grad(
+        &self,
+        grad_pre: &[f32],
+        batch: usize,
+        out: &mut [f32],
+    ) -> Result<(), NnError> {
+        matmul_into(
+            1.0,
+            MatRef::row_major(grad_pre, batch, self.weight_hh.rows())?,
+            self.weight_hh.view(),
+            0.0,
+            MatMut::row_major(out, batch, self.hidden_size())?,
+        )?;
+        Ok(())
+    }
+
+    /// Adds the parameter gradients of all `steps` at once and writes
+    /// `dL/dx` into `grad_inputs` (`[steps * batch, input]`). `grad_pre`
+    /// (`[steps * batch, gates * H]`) and `inputs` are time-major, and
+    /// `hidden` (`[(steps + 1) * batch, H]`) starts with the zero initial
+    /// state, so its first `steps * batch` rows are each step's `h_(t-1)`.
+    /// One GEMM each gives `dW_ih += dA^T X`, `dW_hh += dA^T H_prev` and
+    /// `dX = dA W_ih`.
+    #[allow(clippy::too_many_arguments)]
+    fn accumulate_steps(
+        &self,
+        grad_pre: &[f32],
+        inputs: &[f32],
+        hidden: &[f32],
+        batch: usize,
+        steps: usize,
+        grads: &mut RecurrentGrads,
+        grad_inputs: &mut Vec<f32>,
+    ) -> Result<(), NnError> {
+        let rows = steps * batch;
+        let width = self.weight_ih.rows();
+        let hidden_size = self.hidden_size();
+        let grad_pre_all = MatRef::row_major(grad_pre, rows, width)?;
+        matmul_into(
+            1.0,
+            grad_pre_all.t(),
+            MatRef::row_major(inputs, rows, self.input_size())?,
             1.0,
             grads.weight_ih.view_mut(),
         )?;
-        matmul_into(
-            1.0,
-            grad_pre.view().t(),
-            h_prev.view(),
-            1.0,
-            grads.weight_hh.view_mut(),
-        )?;
-        for row in grad_pre.as_slice().chunks_exact(grad_pre.cols()) {
+        // The initial state is zero, so step 0 adds nothing to dW_hh.
+        if steps > 1 {
+            let later = rows - batch;
+            matmul_into(
+                1.0,
+                MatRef::row_major(&grad_pre[batch * width..rows * width], later, width)?.t(),
+                MatRef::row_major(
+                    &hidden[batch * hidden_size..rows * hidden_size],
+                    later,
+                    hidden_size,
+                )?,
+                1.0,
+                grads.weight_hh.view_mut(),
+            )?;
+        }
+        for row in grad_pre[..rows * width].chunks_exact(width) {
             for ((bi, bh), g) in grads.bias_ih.iter_mut().zip(&mut grads.bias_hh).zip(row) {
                 *bi += g;
                 *bh += g;
             }
         }
-        let mut dx = Matrix::zeros(x.rows(), self.input_size())?;
+        grad_inputs.clear();
+        grad_inputs.resize(rows * self.input_size(), 0.0);
         matmul_into(
             1.0,
-            grad_pre.view(),
+            grad_pre_all,
             self.weight_ih.view(),
             0.0,
-            dx.view_mut(),
+            MatMut::row_major(grad_inputs, rows, self.input_size())?,
         )?;
-        let mut dh = Matrix::zeros(x.rows(), self.hidden_size())?;
-        matmul_into(
-            1.0,
-            grad_pre.view(),
-            self.weight_hh.view(),
-            0.0,
-            dh.view_mut(),
-        )?;
-        Ok((dx, dh))
+        Ok(())
     }
 
     fn check_grads(&self, op: &'static str, grads: &RecurrentGrads) -> Result<(), NnError> {
@@ -359,8 +430,118 @@ fn check_grad_hidden(
     Ok(())
 }
 
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
+/// Concatenates the steps `xs` into one time-major `[T * batch, input]`
+/// buffer.
+fn flatten_steps(xs: &[Matrix], out: &mut Vec<f32>) {
+    out.clear();
+    for x in xs {
+        out.extend_from_slice(x.as_slice());
+    }
+}
+
+/// Splits a time-major `[steps * batch, cols]` buffer into one `[batch,
+/// cols]` matrix per step.
+fn split_steps(
+    data: &[f32],
+    steps: usize,
+    batch: usize,
+    cols: usize,
+) -> Result<Vec<Matrix>, NnError> {
+    let step_len = batch * cols;
+    (0..steps)
+        .map(|t| {
+            Ok(Matrix::from_slice(
+                batch,
+                cols,
+                &data[t * step_len..(t + 1) * step_len],
+            )?)
+        })
+        .collect()
+}
+
+/// Checks that a trace's inputs fill `steps * batch` rows of `input_size`.
+fn check_trace_inputs(
+    op: &'static str,
+    inputs: &[f32],
+    batch: usize,
+    steps: usize,
+    input_size: usize,
+) -> Result<(), NnError> {
+    if batch == 0 || steps == 0 || inputs.len() != steps * batch * input_size {
+        return Err(NnError::shape(
+            op,
+            format!(
+                "{} input values cannot be {steps} steps of {batch} rows of {input_size}; \
+                 batch and steps must be at least 1",
+                inputs.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Scratch buffers of backward through time, reused across batches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RecurrentScratch {
+    /// `dL/d(pre-activations)` of every step, `[T * batch, gates * H]`.
+    grad_pre: Vec<f32>,
+    /// `dL/dx_t` of every step, `[T * batch, input]`, time-major.
+    pub(crate) grad_inputs: Vec<f32>,
+    /// `dL/dh_t` from later steps, `[batch, H]`.
+    carry_h: Vec<f32>,
+    /// `dL/dc_t` from later steps, `[batch, H]` (LSTM only).
+    carry_c: Vec<f32>,
+    /// Total `dL/dh_t` of the current step, `[batch, H]`.
+    grad_h: Vec<f32>,
+}
+
+impl RecurrentScratch {
+    fn reset(&mut self, rows: usize, width: usize, batch: usize, hidden: usize) {
+        for (buffer, len) in [
+            (&mut self.grad_pre, rows * width),
+            (&mut self.carry_h, batch * hidden),
+            (&mut self.carry_c, batch * hidden),
+            (&mut self.grad_h, batch * hidden),
+        ] {
+            buffer.clear();
+            buffer.resize(len, 0.0);
+        }
+    }
+}
+
+/// Applies the LSTM gate nonlinearities to `gates` (`[batch, 4H]`
+/// pre-activations, overwritten with `[i, f, g, o]`) and writes `c_t`,
+/// `tanh(c_t)` and `h_t` (`[batch, H]` each) in one pass over each row.
+fn lstm_cell_update(
+    gates: &mut [f32],
+    c_prev: &[f32],
+    c: &mut [f32],
+    tanh_c: &mut [f32],
+    h: &mut [f32],
+    hidden: usize,
+) {
+    let rows = gates
+        .chunks_exact_mut(4 * hidden)
+        .zip(c_prev.chunks_exact(hidden))
+        .zip(c.chunks_exact_mut(hidden))
+        .zip(tanh_c.chunks_exact_mut(hidden))
+        .zip(h.chunks_exact_mut(hidden));
+    for ((((row, c_prev), c), tanh_c), h) in rows {
+        let (ifg, o) = row.split_at_mut(3 * hidden);
+        ew::sigmoid_in_place(&mut ifg[..2 * hidden]);
+        ew::tanh_in_place(&mut ifg[2 * hidden..]);
+        ew::sigmoid_in_place(o);
+        let (i, fg) = ifg.split_at(hidden);
+        let (f, g) = fg.split_at(hidden);
+        for j in 0..hidden {
+            c[j] = f[j] * c_prev[j] + i[j] * g[j];
+        }
+        tanh_c.copy_from_slice(c);
+        ew::tanh_in_place(tanh_c);
+        for j in 0..hidden {
+            h[j] = o[j] * tanh_c[j];
+        }
+    }
 }
 
 /// A one-layer tanh RNN, `h_t = tanh(x_t W_ih^T + b_ih + h_(t-1) W_hh^T + b_hh)`.
@@ -369,23 +550,40 @@ pub struct Rnn {
     cell: Cell,
 }
 
-/// Values kept by [`Rnn::forward_train`] for backward through time.
-#[derive(Clone, Debug)]
+/// Values kept by [`Rnn::forward_train`] for backward through time. Every
+/// buffer is time-major: row `t * batch + b` belongs to sequence `b` at
+/// step `t`.
+#[derive(Clone, Debug, Default)]
 pub struct RnnTrace {
-    inputs: Vec<Matrix>,
-    /// `hidden[0]` is the zero initial state and `hidden[t + 1]` is `h_t`.
-    hidden: Vec<Matrix>,
+    batch: usize,
+    steps: usize,
+    /// Inputs `x_t`, `[T * batch, input]`.
+    pub(crate) inputs: Vec<f32>,
+    /// `b_ih + b_hh`.
+    bias: Vec<f32>,
+    /// `[(T + 1) * batch, H]`: the zero initial state, then `h_t` of each
+    /// step.
+    hidden: Vec<f32>,
 }
 
 impl RnnTrace {
-    /// Returns `h_t`, `[batch, H]`, for step `t` in `0..T`.
-    pub fn hidden(&self, t: usize) -> Option<&Matrix> {
-        self.hidden.get(t + 1)
+    /// Returns `h_t`, `[batch, H]` row-major, for step `t` in `0..T`.
+    pub fn hidden(&self, t: usize) -> Option<&[f32]> {
+        if t >= self.steps {
+            return None;
+        }
+        let len = self.hidden.len() / (self.steps + 1);
+        self.hidden.get((t + 1) * len..(t + 2) * len)
     }
 
     /// Returns the number of time steps `T`.
     pub fn steps(&self) -> usize {
-        self.inputs.len()
+        self.steps
+    }
+
+    /// Returns the number of sequences.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 }
 
@@ -476,25 +674,74 @@ impl Rnn {
     /// [`NnError::Shape`] for an empty sequence or shapes that do not fit.
     pub fn forward(&self, xs: &[Matrix]) -> Result<Vec<Matrix>, NnError> {
         let trace = self.forward_train(xs)?;
-        Ok(trace.hidden.into_iter().skip(1).collect())
+        split_steps(
+            &trace.hidden[trace.batch * self.hidden_size()..],
+            trace.steps,
+            trace.batch,
+            self.hidden_size(),
+        )
     }
 
-    /// Runs [`Rnn::step`] over the sequence and keeps what backward needs.
+    /// Runs the recurrence over the sequence and keeps what backward needs.
     ///
     /// # Errors
     ///
     /// As [`Rnn::forward`].
     pub fn forward_train(&self, xs: &[Matrix]) -> Result<RnnTrace, NnError> {
-        let batch = check_sequence("Rnn::forward", xs)?;
-        let mut hidden = vec![Matrix::zeros(batch, self.hidden_size())?];
-        for x in xs {
-            let next = self.step(x, &hidden[hidden.len() - 1])?;
-            hidden.push(next);
+        const OP: &str = "Rnn::forward";
+        let batch = check_sequence(OP, xs)?;
+        if xs[0].cols() != self.input_size() {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "the input is {}x{}, but the layer takes [batch, {}]",
+                    xs[0].rows(),
+                    xs[0].cols(),
+                    self.input_size()
+                ),
+            ));
         }
-        Ok(RnnTrace {
-            inputs: xs.to_vec(),
-            hidden,
-        })
+        let mut trace = RnnTrace::default();
+        flatten_steps(xs, &mut trace.inputs);
+        self.forward_trace(batch, xs.len(), &mut trace)?;
+        Ok(trace)
+    }
+
+    /// Runs the recurrence on `trace.inputs` (`[steps * batch, input]`,
+    /// time-major) and fills the rest of `trace`, reusing its buffers.
+    /// The input projection of all steps is one GEMM.
+    pub(crate) fn forward_trace(
+        &self,
+        batch: usize,
+        steps: usize,
+        trace: &mut RnnTrace,
+    ) -> Result<(), NnError> {
+        check_trace_inputs(
+            "Rnn::forward",
+            &trace.inputs,
+            batch,
+            steps,
+            self.input_size(),
+        )?;
+        let hidden = self.hidden_size();
+        let step_len = batch * hidden;
+        trace.batch = batch;
+        trace.steps = steps;
+        trace.hidden.clear();
+        trace.hidden.resize((steps + 1) * step_len, 0.0);
+        let (initial, states) = trace.hidden.split_at_mut(step_len);
+        self.cell
+            .input_projection(&trace.inputs, steps * batch, &mut trace.bias, states)?;
+        let mut h_prev: &[f32] = initial;
+        for (t, h) in states.chunks_exact_mut(step_len).enumerate() {
+            // h_(-1) is zero, so step 0 has no recurrent term.
+            if t > 0 {
+                self.cell.add_recurrent(h_prev, batch, h)?;
+            }
+            ew::tanh_in_place(h);
+            h_prev = h;
+        }
+        Ok(())
     }
 
     /// Back-propagates `grad_hidden[t] = dL/dh_t` (from outside the layer,
@@ -511,25 +758,73 @@ impl Rnn {
         grads: &mut RecurrentGrads,
     ) -> Result<Vec<Matrix>, NnError> {
         const OP: &str = "Rnn::backward";
+        check_grad_hidden(
+            OP,
+            grad_hidden,
+            trace.steps,
+            (trace.batch, self.hidden_size()),
+        )?;
+        let mut flat = Vec::new();
+        flatten_steps(grad_hidden, &mut flat);
+        let mut scratch = RecurrentScratch::default();
+        self.backward_trace(trace, &flat, grads, &mut scratch)?;
+        split_steps(
+            &scratch.grad_inputs,
+            trace.steps,
+            trace.batch,
+            self.input_size(),
+        )
+    }
+
+    /// Backward through time from `grad_hidden` (`[T * batch, H]`,
+    /// time-major), leaving `dL/dx` in `scratch.grad_inputs`.
+    pub(crate) fn backward_trace(
+        &self,
+        trace: &RnnTrace,
+        grad_hidden: &[f32],
+        grads: &mut RecurrentGrads,
+        scratch: &mut RecurrentScratch,
+    ) -> Result<(), NnError> {
+        const OP: &str = "Rnn::backward";
         self.cell.check_grads(OP, grads)?;
-        let steps = trace.steps();
-        let shape = trace.hidden[0].shape();
-        check_grad_hidden(OP, grad_hidden, steps, shape)?;
-        let mut grad_inputs = vec![Matrix::zeros(0, 0)?; steps];
-        let mut carry = Matrix::zeros(shape.0, shape.1)?;
-        for t in (0..steps).rev() {
-            let h = &trace.hidden[t + 1];
-            let mut grad_pre = grad_hidden[t].add(&carry)?;
-            for (g, &h) in grad_pre.as_mut_slice().iter_mut().zip(h.as_slice()) {
-                *g *= 1.0 - h * h;
-            }
-            let (dx, dh) =
-                self.cell
-                    .accumulate(&grad_pre, &trace.inputs[t], &trace.hidden[t], grads)?;
-            grad_inputs[t] = dx;
-            carry = dh;
+        let (batch, steps, hidden) = (trace.batch, trace.steps, self.hidden_size());
+        let step_len = batch * hidden;
+        if trace.hidden.len() != (steps + 1) * step_len || grad_hidden.len() != steps * step_len {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "pass {steps} steps of {batch}x{hidden} hidden-state gradients for a trace \
+                     of this layer"
+                ),
+            ));
         }
-        Ok(grad_inputs)
+        scratch.reset(steps * batch, hidden, batch, hidden);
+        for t in (0..steps).rev() {
+            let h = &trace.hidden[(t + 1) * step_len..(t + 2) * step_len];
+            let grad_pre = &mut scratch.grad_pre[t * step_len..(t + 1) * step_len];
+            let outside = &grad_hidden[t * step_len..(t + 1) * step_len];
+            for (((g, &o), &c), &h) in grad_pre
+                .iter_mut()
+                .zip(outside)
+                .zip(&scratch.carry_h)
+                .zip(h)
+            {
+                *g = (o + c) * (1.0 - h * h);
+            }
+            if t > 0 {
+                self.cell
+                    .recurrent_grad(grad_pre, batch, &mut scratch.carry_h)?;
+            }
+        }
+        self.cell.accumulate_steps(
+            &scratch.grad_pre,
+            &trace.inputs,
+            &trace.hidden,
+            batch,
+            steps,
+            grads,
+            &mut scratch.grad_inputs,
+        )
     }
 }
 
@@ -557,26 +852,46 @@ pub struct LstmState {
     pub c: Matrix,
 }
 
-/// Values kept by [`Lstm::forward_train`] for backward through time.
-#[derive(Clone, Debug)]
+/// Values kept by [`Lstm::forward_train`] for backward through time. Every
+/// buffer is time-major: row `t * batch + b` belongs to sequence `b` at
+/// step `t`.
+#[derive(Clone, Debug, Default)]
 pub struct LstmTrace {
-    inputs: Vec<Matrix>,
-    /// `states[0]` is the zero initial state and `states[t + 1]` follows
-    /// step `t`.
-    states: Vec<LstmState>,
-    /// Activated gates `[i, f, g, o]` of each step, `[batch, 4H]`.
-    gates: Vec<Matrix>,
+    batch: usize,
+    steps: usize,
+    /// Inputs `x_t`, `[T * batch, input]`.
+    pub(crate) inputs: Vec<f32>,
+    /// `b_ih + b_hh`.
+    bias: Vec<f32>,
+    /// Activated gates `[i, f, g, o]` of each step, `[T * batch, 4H]`.
+    gates: Vec<f32>,
+    /// `[(T + 1) * batch, H]`: the zero initial state, then `h_t` of each
+    /// step.
+    h: Vec<f32>,
+    /// Cell states, laid out as `h`.
+    c: Vec<f32>,
+    /// `tanh(c_t)` of each step, `[T * batch, H]`.
+    tanh_c: Vec<f32>,
 }
 
 impl LstmTrace {
-    /// Returns `h_t`, `[batch, H]`, for step `t` in `0..T`.
-    pub fn hidden(&self, t: usize) -> Option<&Matrix> {
-        self.states.get(t + 1).map(|s| &s.h)
+    /// Returns `h_t`, `[batch, H]` row-major, for step `t` in `0..T`.
+    pub fn hidden(&self, t: usize) -> Option<&[f32]> {
+        if t >= self.steps {
+            return None;
+        }
+        let len = self.h.len() / (self.steps + 1);
+        self.h.get((t + 1) * len..(t + 2) * len)
     }
 
     /// Returns the number of time steps `T`.
     pub fn steps(&self) -> usize {
-        self.inputs.len()
+        self.steps
+    }
+
+    /// Returns the number of sequences.
+    pub fn batch(&self) -> usize {
+        self.batch
     }
 }
 
@@ -667,15 +982,6 @@ impl Lstm {
     ///
     /// [`NnError::Shape`] if the shapes do not fit the layer.
     pub fn step(&self, x: &Matrix, state: &LstmState) -> Result<LstmState, NnError> {
-        Ok(self.step_with_gates(x, state)?.0)
-    }
-
-    /// One step that also returns the activated gates `[i, f, g, o]`.
-    fn step_with_gates(
-        &self,
-        x: &Matrix,
-        state: &LstmState,
-    ) -> Result<(LstmState, Matrix), NnError> {
         const OP: &str = "Lstm::step";
         if state.c.shape() != state.h.shape() {
             return Err(NnError::shape(
@@ -684,28 +990,17 @@ impl Lstm {
             ));
         }
         let mut gates = self.cell.pre_activations(OP, x, &state.h)?;
-        let hidden = self.hidden_size();
         let mut next = self.zero_state(x.rows())?;
-        for (((row, c_prev), c), h) in gates
-            .as_mut_slice()
-            .chunks_exact_mut(4 * hidden)
-            .zip(state.c.as_slice().chunks_exact(hidden))
-            .zip(next.c.as_mut_slice().chunks_exact_mut(hidden))
-            .zip(next.h.as_mut_slice().chunks_exact_mut(hidden))
-        {
-            let (i, rest) = row.split_at_mut(hidden);
-            let (f, rest) = rest.split_at_mut(hidden);
-            let (g, o) = rest.split_at_mut(hidden);
-            for j in 0..hidden {
-                i[j] = sigmoid(i[j]);
-                f[j] = sigmoid(f[j]);
-                g[j] = g[j].tanh();
-                o[j] = sigmoid(o[j]);
-                c[j] = f[j] * c_prev[j] + i[j] * g[j];
-                h[j] = o[j] * c[j].tanh();
-            }
-        }
-        Ok((next, gates))
+        let mut tanh_c = vec![0.0; next.c.len()];
+        lstm_cell_update(
+            gates.as_mut_slice(),
+            state.c.as_slice(),
+            next.c.as_mut_slice(),
+            &mut tanh_c,
+            next.h.as_mut_slice(),
+            self.hidden_size(),
+        );
+        Ok(next)
     }
 
     /// Runs [`Lstm::step`] over the sequence from a zero state and returns
@@ -715,14 +1010,13 @@ impl Lstm {
     ///
     /// [`NnError::Shape`] for an empty sequence or shapes that do not fit.
     pub fn forward(&self, xs: &[Matrix]) -> Result<Vec<Matrix>, NnError> {
-        let batch = check_sequence("Lstm::forward", xs)?;
-        let mut state = self.zero_state(batch)?;
-        let mut hidden = Vec::with_capacity(xs.len());
-        for x in xs {
-            state = self.step(x, &state)?;
-            hidden.push(state.h.clone());
-        }
-        Ok(hidden)
+        let trace = self.forward_train(xs)?;
+        split_steps(
+            &trace.h[trace.batch * self.hidden_size()..],
+            trace.steps,
+            trace.batch,
+            self.hidden_size(),
+        )
     }
 
     /// Runs the steps over the sequence and keeps what backward needs.
@@ -731,19 +1025,85 @@ impl Lstm {
     ///
     /// As [`Lstm::forward`].
     pub fn forward_train(&self, xs: &[Matrix]) -> Result<LstmTrace, NnError> {
-        let batch = check_sequence("Lstm::forward", xs)?;
-        let mut states = vec![self.zero_state(batch)?];
-        let mut gates = Vec::with_capacity(xs.len());
-        for x in xs {
-            let (next, g) = self.step_with_gates(x, &states[states.len() - 1])?;
-            states.push(next);
-            gates.push(g);
+        const OP: &str = "Lstm::forward";
+        let batch = check_sequence(OP, xs)?;
+        if xs[0].cols() != self.input_size() {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "the input is {}x{}, but the layer takes [batch, {}]",
+                    xs[0].rows(),
+                    xs[0].cols(),
+                    self.input_size()
+                ),
+            ));
         }
-        Ok(LstmTrace {
-            inputs: xs.to_vec(),
-            states,
-            gates,
-        })
+        let mut trace = LstmTrace::default();
+        flatten_steps(xs, &mut trace.inputs);
+        self.forward_trace(batch, xs.len(), &mut trace)?;
+        Ok(trace)
+    }
+
+    /// Runs the steps on `trace.inputs` (`[steps * batch, input]`,
+    /// time-major) and fills the rest of `trace`, reusing its buffers. The
+    /// input projection of all steps is one GEMM, so each step only adds
+    /// `h_(t-1) W_hh^T` before the fused cell update.
+    ///
+    /// NOTE: rows of sequences that ended before step `t` are still
+    /// computed, up to the longest sequence in the batch. The classifier
+    /// never reads those states and back-propagates zero through them.
+    pub(crate) fn forward_trace(
+        &self,
+        batch: usize,
+        steps: usize,
+        trace: &mut LstmTrace,
+    ) -> Result<(), NnError> {
+        check_trace_inputs(
+            "Lstm::forward",
+            &trace.inputs,
+            batch,
+            steps,
+            self.input_size(),
+        )?;
+        let hidden = self.hidden_size();
+        let step_len = batch * hidden;
+        let gates_len = 4 * step_len;
+        trace.batch = batch;
+        trace.steps = steps;
+        for (buffer, len) in [
+            (&mut trace.gates, steps * gates_len),
+            (&mut trace.h, (steps + 1) * step_len),
+            (&mut trace.c, (steps + 1) * step_len),
+            (&mut trace.tanh_c, steps * step_len),
+        ] {
+            buffer.clear();
+            buffer.resize(len, 0.0);
+        }
+        self.cell.input_projection(
+            &trace.inputs,
+            steps * batch,
+            &mut trace.bias,
+            &mut trace.gates,
+        )?;
+        for t in 0..steps {
+            let gates = &mut trace.gates[t * gates_len..(t + 1) * gates_len];
+            let (h_done, h_rest) = trace.h.split_at_mut((t + 1) * step_len);
+            let (c_done, c_rest) = trace.c.split_at_mut((t + 1) * step_len);
+            let h_prev = &h_done[t * step_len..];
+            // h_(-1) is zero, so step 0 has no recurrent term.
+            if t > 0 {
+                self.cell.add_recurrent(h_prev, batch, gates)?;
+            }
+            lstm_cell_update(
+                gates,
+                &c_done[t * step_len..],
+                &mut c_rest[..step_len],
+                &mut trace.tanh_c[t * step_len..(t + 1) * step_len],
+                &mut h_rest[..step_len],
+                hidden,
+            );
+        }
+        Ok(())
     }
 
     /// Back-propagates `grad_hidden[t] = dL/dh_t` (from outside the layer,
@@ -760,31 +1120,69 @@ impl Lstm {
         grads: &mut RecurrentGrads,
     ) -> Result<Vec<Matrix>, NnError> {
         const OP: &str = "Lstm::backward";
+        check_grad_hidden(
+            OP,
+            grad_hidden,
+            trace.steps,
+            (trace.batch, self.hidden_size()),
+        )?;
+        let mut flat = Vec::new();
+        flatten_steps(grad_hidden, &mut flat);
+        let mut scratch = RecurrentScratch::default();
+        self.backward_trace(trace, &flat, grads, &mut scratch)?;
+        split_steps(
+            &scratch.grad_inputs,
+            trace.steps,
+            trace.batch,
+            self.input_size(),
+        )
+    }
+
+    /// Backward through time from `grad_hidden` (`[T * batch, H]`,
+    /// time-major), leaving `dL/dx` in `scratch.grad_inputs`. Each step
+    /// computes the gate gradients and one `[batch, 4H] x [4H, H]` GEMM for
+    /// `dh_(t-1)`. The weight and input gradients of all steps follow in
+    /// one GEMM each.
+    pub(crate) fn backward_trace(
+        &self,
+        trace: &LstmTrace,
+        grad_hidden: &[f32],
+        grads: &mut RecurrentGrads,
+        scratch: &mut RecurrentScratch,
+    ) -> Result<(), NnError> {
+        const OP: &str = "Lstm::backward";
         self.cell.check_grads(OP, grads)?;
-        let steps = trace.steps();
-        let shape = trace.states[0].h.shape();
-        check_grad_hidden(OP, grad_hidden, steps, shape)?;
-        let hidden = self.hidden_size();
-        let mut grad_inputs = vec![Matrix::zeros(0, 0)?; steps];
-        let mut carry_h = Matrix::zeros(shape.0, shape.1)?;
-        let mut carry_c = Matrix::zeros(shape.0, shape.1)?;
+        let (batch, steps, hidden) = (trace.batch, trace.steps, self.hidden_size());
+        let step_len = batch * hidden;
+        let gates_len = 4 * step_len;
+        if trace.h.len() != (steps + 1) * step_len || grad_hidden.len() != steps * step_len {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "pass {steps} steps of {batch}x{hidden} hidden-state gradients for a trace \
+                     of this layer"
+                ),
+            ));
+        }
+        scratch.reset(steps * batch, 4 * hidden, batch, hidden);
         for t in (0..steps).rev() {
-            let dh = grad_hidden[t].add(&carry_h)?;
-            let gates = &trace.gates[t];
-            let c_prev = &trace.states[t].c;
-            let c = &trace.states[t + 1].c;
-            let mut grad_pre = Matrix::zeros(shape.0, 4 * hidden)?;
-            let mut next_carry_c = Matrix::zeros(shape.0, shape.1)?;
-            let rows = gates
-                .as_slice()
+            for ((dh, &outside), &carry) in scratch
+                .grad_h
+                .iter_mut()
+                .zip(&grad_hidden[t * step_len..(t + 1) * step_len])
+                .zip(&scratch.carry_h)
+            {
+                *dh = outside + carry;
+            }
+            let grad_pre = &mut scratch.grad_pre[t * gates_len..(t + 1) * gates_len];
+            let rows = trace.gates[t * gates_len..(t + 1) * gates_len]
                 .chunks_exact(4 * hidden)
-                .zip(grad_pre.as_mut_slice().chunks_exact_mut(4 * hidden))
-                .zip(dh.as_slice().chunks_exact(hidden))
-                .zip(carry_c.as_slice().chunks_exact(hidden))
-                .zip(c_prev.as_slice().chunks_exact(hidden))
-                .zip(c.as_slice().chunks_exact(hidden))
-                .zip(next_carry_c.as_mut_slice().chunks_exact_mut(hidden));
-            for ((((((gate, pre), dh), dc_in), c_prev), c), dc_prev) in rows {
+                .zip(grad_pre.chunks_exact_mut(4 * hidden))
+                .zip(scratch.grad_h.chunks_exact(hidden))
+                .zip(scratch.carry_c.chunks_exact_mut(hidden))
+                .zip(trace.c[t * step_len..(t + 1) * step_len].chunks_exact(hidden))
+                .zip(trace.tanh_c[t * step_len..(t + 1) * step_len].chunks_exact(hidden));
+            for (((((gate, pre), dh), dc_carry), c_prev), tanh_c) in rows {
                 for j in 0..hidden {
                     let (i, f, g, o) = (
                         gate[j],
@@ -792,22 +1190,29 @@ impl Lstm {
                         gate[2 * hidden + j],
                         gate[3 * hidden + j],
                     );
-                    let tanh_c = c[j].tanh();
-                    let dc = dc_in[j] + dh[j] * o * (1.0 - tanh_c * tanh_c);
+                    let tanh_c = tanh_c[j];
+                    let dc = dc_carry[j] + dh[j] * o * (1.0 - tanh_c * tanh_c);
                     pre[j] = dc * g * i * (1.0 - i);
                     pre[hidden + j] = dc * c_prev[j] * f * (1.0 - f);
                     pre[2 * hidden + j] = dc * i * (1.0 - g * g);
                     pre[3 * hidden + j] = dh[j] * tanh_c * o * (1.0 - o);
-                    dc_prev[j] = dc * f;
+                    // dL/dc_(t-1), carried to the previous step.
+                    dc_carry[j] = dc * f;
                 }
             }
-            let (dx, dh_prev) =
+            if t > 0 {
                 self.cell
-                    .accumulate(&grad_pre, &trace.inputs[t], &trace.states[t].h, grads)?;
-            grad_inputs[t] = dx;
-            carry_h = dh_prev;
-            carry_c = next_carry_c;
+                    .recurrent_grad(grad_pre, batch, &mut scratch.carry_h)?;
+            }
         }
-        Ok(grad_inputs)
+        self.cell.accumulate_steps(
+            &scratch.grad_pre,
+            &trace.inputs,
+            &trace.h,
+            batch,
+            steps,
+            grads,
+            &mut scratch.grad_inputs,
+        )
     }
 }

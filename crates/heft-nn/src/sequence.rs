@@ -30,7 +30,9 @@
 use crate::embedding::Embedding;
 use crate::error::NnError;
 use crate::linear::{Linear, LinearGrads, LinearInit};
-use crate::recurrent::{Lstm, LstmTrace, RecurrentGrads, Rnn, RnnTrace, RECURRENT_PARAMETER_NAMES};
+use crate::recurrent::{
+    Lstm, LstmTrace, RecurrentGrads, RecurrentScratch, Rnn, RnnTrace, RECURRENT_PARAMETER_NAMES,
+};
 use crate::rng::SplitMix64;
 use heft_tensor::Matrix;
 
@@ -163,6 +165,27 @@ pub struct SequenceActivations {
 enum RecurrentTrace {
     Rnn(RnnTrace),
     Lstm(LstmTrace),
+}
+
+impl SequenceActivations {
+    /// Creates empty activations for [`SequenceClassifier::forward_train_into`]
+    /// to fill.
+    pub(crate) fn empty() -> Result<Self, NnError> {
+        Ok(SequenceActivations {
+            trace: RecurrentTrace::Lstm(LstmTrace::default()),
+            last_hidden: Matrix::zeros(0, 0)?,
+            logits: Matrix::zeros(0, 0)?,
+        })
+    }
+}
+
+/// Backward buffers that training reuses across batches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SequenceScratch {
+    recurrent: RecurrentScratch,
+    /// `dL/dh_t` from `fc`, `[T * batch, H]` time-major, non-zero only at
+    /// each sequence's last true token.
+    grad_hidden: Vec<f32>,
 }
 
 /// Gradients of a [`SequenceClassifier`].
@@ -316,12 +339,42 @@ impl SequenceClassifier {
     ///
     /// As [`SequenceClassifier::forward`].
     pub fn forward_train(&self, tokens: &TokenBatch<'_>) -> Result<SequenceActivations, NnError> {
+        let mut activations = SequenceActivations::empty()?;
+        self.forward_train_into(tokens, &mut activations)?;
+        Ok(activations)
+    }
+
+    /// Runs [`SequenceClassifier::forward_train`] into `activations`,
+    /// reusing the buffers of its recurrent trace.
+    pub(crate) fn forward_train_into(
+        &self,
+        tokens: &TokenBatch<'_>,
+        activations: &mut SequenceActivations,
+    ) -> Result<(), NnError> {
         let batch = tokens.batch();
-        let xs = self.emb.forward(tokens.ids, batch, tokens.seq_len)?;
-        let trace = match &self.rnn {
-            RecurrentLayer::Rnn(r) => RecurrentTrace::Rnn(r.forward_train(&xs)?),
-            RecurrentLayer::Lstm(l) => RecurrentTrace::Lstm(l.forward_train(&xs)?),
-        };
+        let steps = tokens.seq_len;
+        match (&self.rnn, &activations.trace) {
+            (RecurrentLayer::Rnn(_), RecurrentTrace::Lstm(_)) => {
+                activations.trace = RecurrentTrace::Rnn(RnnTrace::default());
+            }
+            (RecurrentLayer::Lstm(_), RecurrentTrace::Rnn(_)) => {
+                activations.trace = RecurrentTrace::Lstm(LstmTrace::default());
+            }
+            _ => {}
+        }
+        match (&self.rnn, &mut activations.trace) {
+            (RecurrentLayer::Rnn(r), RecurrentTrace::Rnn(tr)) => {
+                self.emb
+                    .forward_time_major(tokens.ids, batch, steps, &mut tr.inputs)?;
+                r.forward_trace(batch, steps, tr)?;
+            }
+            (RecurrentLayer::Lstm(l), RecurrentTrace::Lstm(tr)) => {
+                self.emb
+                    .forward_time_major(tokens.ids, batch, steps, &mut tr.inputs)?;
+                l.forward_trace(batch, steps, tr)?;
+            }
+            _ => return Err(mismatched_trace()),
+        }
         let hidden = self.rnn.hidden_size();
         let mut last_hidden = Matrix::zeros(batch, hidden)?;
         for (b, dst) in last_hidden
@@ -330,21 +383,18 @@ impl SequenceClassifier {
             .enumerate()
         {
             let t = tokens.lengths[b] - 1;
-            let h = match &trace {
+            let h = match &activations.trace {
                 RecurrentTrace::Rnn(tr) => tr.hidden(t),
                 RecurrentTrace::Lstm(tr) => tr.hidden(t),
             };
             // TokenBatch::new guarantees t < seq_len, so the step exists.
             if let Some(h) = h {
-                dst.copy_from_slice(&h.as_slice()[b * hidden..(b + 1) * hidden]);
+                dst.copy_from_slice(&h[b * hidden..(b + 1) * hidden]);
             }
         }
-        let logits = self.fc.forward(&last_hidden)?;
-        Ok(SequenceActivations {
-            trace,
-            last_hidden,
-            logits,
-        })
+        activations.logits = self.fc.forward(&last_hidden)?;
+        activations.last_hidden = last_hidden;
+        Ok(())
     }
 
     /// Adds the gradients of the loss to `grads`, given the batch, the
@@ -361,32 +411,69 @@ impl SequenceClassifier {
         grad_logits: &Matrix,
         grads: &mut SequenceGrads,
     ) -> Result<(), NnError> {
+        let mut scratch = SequenceScratch::default();
+        self.backward_with(tokens, activations, grad_logits, grads, &mut scratch)
+    }
+
+    /// Runs [`SequenceClassifier::backward`] with buffers from `scratch`.
+    pub(crate) fn backward_with(
+        &self,
+        tokens: &TokenBatch<'_>,
+        activations: &SequenceActivations,
+        grad_logits: &Matrix,
+        grads: &mut SequenceGrads,
+        scratch: &mut SequenceScratch,
+    ) -> Result<(), NnError> {
+        const OP: &str = "SequenceClassifier::backward";
         let batch = tokens.batch();
+        let steps = tokens.seq_len;
         let hidden = self.rnn.hidden_size();
+        let (trace_batch, trace_steps) = match &activations.trace {
+            RecurrentTrace::Rnn(tr) => (tr.batch(), tr.steps()),
+            RecurrentTrace::Lstm(tr) => (tr.batch(), tr.steps()),
+        };
+        if (trace_batch, trace_steps) != (batch, steps) {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "the activations are for {trace_batch} sequences of {trace_steps} steps \
+                     but the batch has {batch} of {steps}; pass the batch given to forward_train"
+                ),
+            ));
+        }
         let grad_last = self
             .fc
             .backward(&activations.last_hidden, grad_logits, &mut grads.fc, true)?
             .unwrap_or(Matrix::zeros(batch, hidden)?);
-        let mut grad_hidden = vec![Matrix::zeros(batch, hidden)?; tokens.seq_len];
+        scratch.grad_hidden.clear();
+        scratch.grad_hidden.resize(steps * batch * hidden, 0.0);
         for (b, row) in grad_last.as_slice().chunks_exact(hidden).enumerate() {
-            let t = tokens.lengths[b] - 1;
-            grad_hidden[t].as_mut_slice()[b * hidden..(b + 1) * hidden].copy_from_slice(row);
+            let start = ((tokens.lengths[b] - 1) * batch + b) * hidden;
+            scratch.grad_hidden[start..start + hidden].copy_from_slice(row);
         }
-        let grad_inputs = match (&self.rnn, &activations.trace) {
+        let recurrent = &mut scratch.recurrent;
+        match (&self.rnn, &activations.trace) {
             (RecurrentLayer::Rnn(r), RecurrentTrace::Rnn(tr)) => {
-                r.backward(tr, &grad_hidden, &mut grads.rnn)?
+                r.backward_trace(tr, &scratch.grad_hidden, &mut grads.rnn, recurrent)?
             }
             (RecurrentLayer::Lstm(l), RecurrentTrace::Lstm(tr)) => {
-                l.backward(tr, &grad_hidden, &mut grads.rnn)?
+                l.backward_trace(tr, &scratch.grad_hidden, &mut grads.rnn, recurrent)?
             }
-            _ => {
-                return Err(NnError::shape(
-                    "SequenceClassifier::backward",
-                    "the activations come from a model with another recurrent layer",
-                ))
-            }
-        };
-        self.emb
-            .backward(tokens.ids, batch, &grad_inputs, &mut grads.emb)
+            _ => return Err(mismatched_trace()),
+        }
+        self.emb.backward_time_major(
+            tokens.ids,
+            batch,
+            steps,
+            &recurrent.grad_inputs,
+            &mut grads.emb,
+        )
     }
+}
+
+fn mismatched_trace() -> NnError {
+    NnError::shape(
+        "SequenceClassifier::backward",
+        "the activations come from a model with another recurrent layer",
+    )
 }

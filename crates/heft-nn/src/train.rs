@@ -14,7 +14,9 @@ use crate::loss::{correct_count, cross_entropy_with_grad};
 use crate::mlp::Mlp;
 use crate::optim::{Adam, AdamConfig, Optimiser, Sgd, SgdConfig};
 use crate::rng::SplitMix64;
-use crate::sequence::{SequenceClassifier, SequenceGrads, TokenBatch};
+use crate::sequence::{
+    SequenceActivations, SequenceClassifier, SequenceGrads, SequenceScratch, TokenBatch,
+};
 use crate::workspace::MlpWorkspace;
 use heft_tensor::Matrix;
 use std::io::{IsTerminal, Write};
@@ -381,6 +383,9 @@ pub fn train_sequence_classifier(
     check_config(train.len(), val.map(|v| v.len()), config)?;
     let mut grads = SequenceGrads::zeros_like(model)?;
     let mut gathered = GatheredSequences::default();
+    // The recurrent trace and backward buffers are reused across batches.
+    let mut activations = SequenceActivations::empty()?;
+    let mut scratch = SequenceScratch::default();
     let eval_batch = config.batch_size.max(256);
     run_epochs(
         model,
@@ -389,13 +394,19 @@ pub fn train_sequence_classifier(
         |model, batch, optimiser| {
             train.gather(batch, &mut gathered);
             let tokens = gathered.tokens()?;
-            let activations = model.forward_train(&tokens)?;
+            model.forward_train_into(&tokens, &mut activations)?;
             let logits = &activations.logits;
             let mut grad_logits = Matrix::zeros(logits.rows(), logits.cols())?;
             let loss = cross_entropy_with_grad(logits, &gathered.labels, &mut grad_logits)?;
             let correct = correct_count(logits, &gathered.labels)?;
             grads.zero();
-            model.backward(&tokens, &activations, &grad_logits, &mut grads)?;
+            model.backward_with(
+                &tokens,
+                &activations,
+                &grad_logits,
+                &mut grads,
+                &mut scratch,
+            )?;
             optimiser.step(&mut model.parameters_mut(), &grads.as_slices())?;
             Ok((loss, correct))
         },
