@@ -3,6 +3,17 @@
 use crate::error::SearchError;
 use crate::rng::RandomSource;
 use std::str::FromStr;
+use wide::f32x8;
+
+/// Lanes of the vector loop in [`Bounds::clip`].
+const LANES: usize = 8;
+
+/// Loads 8 values from a slice of exactly 8 elements.
+fn load(values: &[f32]) -> f32x8 {
+    let mut lanes = [0.0f32; LANES];
+    lanes.copy_from_slice(values);
+    f32x8::from(lanes)
+}
 
 /// A box: one closed interval `[lower[j], upper[j]]` per dimension.
 ///
@@ -160,6 +171,10 @@ impl Bounds {
         mut velocity: Option<(&mut [f32], VelocityHandling)>,
         rng: &mut dyn RandomSource,
     ) {
+        if handler == BoundHandler::Clip {
+            self.clip(row, velocity);
+            return;
+        }
         for j in 0..row.len() {
             let (lo, hi) = (self.lower[j], self.upper[j]);
             let x = row[j];
@@ -182,6 +197,65 @@ impl Bounds {
                     VelocityHandling::Keep => {}
                     VelocityHandling::Zero => v[j] = 0.0,
                     VelocityHandling::Reverse => v[j] = -v[j],
+                }
+            }
+        }
+    }
+
+    /// Runs [`repair`](Bounds::repair) with [`BoundHandler::Clip`] on 8
+    /// lanes without branches, so that coordinates leaving the box at random
+    /// cost no mispredicted branches. The results are those of the
+    /// per-coordinate rule: in-box values stay, others go to the nearest
+    /// bound, and NaN goes to the centre in a second pass taken only when the
+    /// row has a NaN.
+    fn clip(&self, row: &mut [f32], velocity: Option<(&mut [f32], VelocityHandling)>) {
+        let d = row.len();
+        let (lower, upper) = (&self.lower[..d], &self.upper[..d]);
+        let mut velocity = match velocity {
+            Some((v, VelocityHandling::Zero)) => Some((&mut v[..d], false)),
+            Some((v, VelocityHandling::Reverse)) => Some((&mut v[..d], true)),
+            Some((_, VelocityHandling::Keep)) | None => None,
+        };
+        let mut has_nan = f32x8::ZERO;
+        let whole = d - d % LANES;
+        for start in (0..whole).step_by(LANES) {
+            let lanes = start..start + LANES;
+            let x = load(&row[lanes.clone()]);
+            let (lo, hi) = (load(&lower[lanes.clone()]), load(&upper[lanes.clone()]));
+            has_nan |= x.simd_ne(x);
+            if let Some((v, reverse)) = velocity.as_mut() {
+                let inside = x.simd_ge(lo) & x.simd_le(hi);
+                let vj = load(&v[lanes.clone()]);
+                let outside_value = if *reverse { -vj } else { f32x8::ZERO };
+                v[lanes.clone()].copy_from_slice(&inside.select(vj, outside_value).to_array());
+            }
+            // A NaN compares false both times and stays for the pass below.
+            let above_lower = x.simd_lt(lo).select(lo, x);
+            let clipped = above_lower.simd_gt(hi).select(hi, above_lower);
+            row[lanes].copy_from_slice(&clipped.to_array());
+        }
+        let mut tail_nan = false;
+        for j in whole..d {
+            let x = row[j];
+            let (lo, hi) = (lower[j], upper[j]);
+            tail_nan |= x.is_nan();
+            if let Some((v, reverse)) = velocity.as_mut() {
+                if !(x >= lo && x <= hi) {
+                    v[j] = if *reverse { -v[j] } else { 0.0 };
+                }
+            }
+            row[j] = if x < lo {
+                lo
+            } else if x > hi {
+                hi
+            } else {
+                x
+            };
+        }
+        if has_nan.any() || tail_nan {
+            for (j, x) in row.iter_mut().enumerate() {
+                if x.is_nan() {
+                    *x = self.centre(j);
                 }
             }
         }

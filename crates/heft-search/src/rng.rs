@@ -136,6 +136,24 @@ impl SplitMix {
         ]
     }
 
+    /// Returns the 8 uniform draws in `[0, 1)` of draw `index`, 24 bits each.
+    ///
+    /// Draw `index` gives a 64-bit seed `s`. Lane `l` is the murmur3 32-bit
+    /// finaliser (`fmix32`) of `low(s) ^ LANE_KEYS[l]`, xored with `high(s)`,
+    /// and its top 24 bits make the value. The lane loop has no branches, so
+    /// the compiler runs it on vector registers.
+    #[inline]
+    fn uniform_octet_at(key: u64, index: u64) -> [f32; UNIFORM_BLOCK] {
+        let seed = Self::at(key, index);
+        let (low, high) = (seed as u32, (seed >> 32) as u32);
+        let mut values = [0.0f32; UNIFORM_BLOCK];
+        for (value, &lane_key) in values.iter_mut().zip(&LANE_KEYS) {
+            let h = fmix32(low ^ lane_key) ^ high;
+            *value = (h >> 8) as f32 * UNIT_24;
+        }
+        values
+    }
+
     /// Returns the normal block that starts at draw `first`: Box-Muller in
     /// f32 on the draws `first..first + 8`, cosine values in lanes 0 to 7
     /// and sine values in lanes 8 to 15.
@@ -161,6 +179,32 @@ impl SplitMix {
         sin_half.copy_from_slice(&(radius * sin).to_array());
         block
     }
+}
+
+/// Uniform draws per 64-bit draw in [`SplitMix::fill_uniform_fast`].
+const UNIFORM_BLOCK: usize = 8;
+
+/// The multiples 1 to 8 of the 32-bit golden ratio `0x9e37_79b9`, which
+/// separate the lanes of [`SplitMix::uniform_octet_at`].
+const LANE_KEYS: [u32; UNIFORM_BLOCK] = [
+    0x9e37_79b9,
+    0x3c6e_f372,
+    0xdaa6_6d2b,
+    0x78dd_e6e4,
+    0x1715_609d,
+    0xb54c_da56,
+    0x5384_540f,
+    0xf1bb_cdc8,
+];
+
+/// The 32-bit finaliser of MurmurHash3 (Appleby), a bijection with full avalanche.
+#[inline]
+fn fmix32(mut h: u32) -> u32 {
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
 }
 
 /// `2^-24`, the step of a 24-bit uniform draw.
@@ -191,14 +235,23 @@ impl RandomSource for SplitMix {
         self.counter = base.wrapping_add(out.len() as u64);
     }
 
-    /// Takes one 64-bit draw for every two values, see [`uniform_pair_at`](SplitMix::uniform_pair_at).
+    /// Takes one 64-bit draw for every 8 values, see [`uniform_octet_at`](SplitMix::uniform_octet_at).
     fn fill_uniform_fast(&mut self, out: &mut [f32]) {
         let (key, base) = (self.key, self.counter);
-        fill_blocks(out, 2, |block, values| {
-            let pair = Self::uniform_pair_at(key, base.wrapping_add(1 + block as u64));
-            values.copy_from_slice(&pair[..values.len()]);
+        fill_runs(out, UNIFORM_BLOCK, |first_block, run| {
+            let first = base.wrapping_add(1 + first_block as u64);
+            let last = (run.len() / UNIFORM_BLOCK) as u64;
+            let mut blocks = run.chunks_exact_mut(UNIFORM_BLOCK);
+            for (k, values) in blocks.by_ref().enumerate() {
+                values.copy_from_slice(&Self::uniform_octet_at(key, first.wrapping_add(k as u64)));
+            }
+            let rest = blocks.into_remainder();
+            if !rest.is_empty() {
+                let uniforms = Self::uniform_octet_at(key, first.wrapping_add(last));
+                rest.copy_from_slice(&uniforms[..rest.len()]);
+            }
         });
-        self.counter = base.wrapping_add(out.len().div_ceil(2) as u64);
+        self.counter = base.wrapping_add(out.len().div_ceil(UNIFORM_BLOCK) as u64);
     }
 
     /// Fills `out` block by block with [`normal_block_at`](SplitMix::normal_block_at):
@@ -206,10 +259,19 @@ impl RandomSource for SplitMix {
     /// after the counter.
     fn fill_normal(&mut self, out: &mut [f32]) {
         let (key, base) = (self.key, self.counter);
-        fill_blocks(out, NORMAL_BLOCK, |block, values| {
-            let first = base.wrapping_add(1 + (HASHES_PER_NORMAL_BLOCK * block) as u64);
-            let normals = Self::normal_block_at(key, first);
-            values.copy_from_slice(&normals[..values.len()]);
+        fill_runs(out, NORMAL_BLOCK, |first_block, run| {
+            let draw_at =
+                |block: usize| base.wrapping_add(1 + (HASHES_PER_NORMAL_BLOCK * block) as u64);
+            let last = first_block + run.len() / NORMAL_BLOCK;
+            let mut blocks = run.chunks_exact_mut(NORMAL_BLOCK);
+            for (k, values) in blocks.by_ref().enumerate() {
+                values.copy_from_slice(&Self::normal_block_at(key, draw_at(first_block + k)));
+            }
+            let rest = blocks.into_remainder();
+            if !rest.is_empty() {
+                let normals = Self::normal_block_at(key, draw_at(last));
+                rest.copy_from_slice(&normals[..rest.len()]);
+            }
         });
         self.counter = base.wrapping_add(normal_draw_count(out.len()));
     }
@@ -225,9 +287,11 @@ impl RandomSource for SplitMix {
     }
 }
 
-/// Calls `fill(b, values)` for each block `b` of `block_len` elements of
-/// `out` (the last may be shorter), in parallel chunks for long buffers.
-fn fill_blocks(out: &mut [f32], block_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
+/// Calls `fill(first_block, run)` on runs of `out` that start at a block
+/// boundary (blocks of `block_len` elements): the whole buffer, or parallel
+/// chunks of it for long buffers. Each call fills `run` with the values of
+/// the blocks `first_block..`, so the result does not depend on the split.
+fn fill_runs(out: &mut [f32], block_len: usize, fill: impl Fn(usize, &mut [f32]) + Sync) {
     const CHUNK: usize = 1 << 14;
     debug_assert_eq!(CHUNK % block_len, 0);
     #[cfg(feature = "parallel")]
@@ -235,16 +299,10 @@ fn fill_blocks(out: &mut [f32], block_len: usize, fill: impl Fn(usize, &mut [f32
         use rayon::prelude::*;
         out.par_chunks_mut(CHUNK)
             .enumerate()
-            .for_each(|(c, chunk)| {
-                for (k, values) in chunk.chunks_mut(block_len).enumerate() {
-                    fill(c * (CHUNK / block_len) + k, values);
-                }
-            });
+            .for_each(|(c, chunk)| fill(c * (CHUNK / block_len), chunk));
         return;
     }
-    for (b, values) in out.chunks_mut(block_len).enumerate() {
-        fill(b, values);
-    }
+    fill(0, out);
 }
 
 fn fill_indexed(out: &mut [f32], value: impl Fn(usize) -> f32 + Sync) {
@@ -380,8 +438,8 @@ mod tests {
         let len = PARALLEL_FILL_MIN + 13;
         let mut buf = vec![0.0f32; len];
         whole.fill_uniform_fast(&mut buf);
-        let mut piece = [0.0f32; 2];
-        for (b, chunk) in buf.chunks(2).enumerate() {
+        let mut piece = [0.0f32; UNIFORM_BLOCK];
+        for (b, chunk) in buf.chunks(UNIFORM_BLOCK).enumerate() {
             pieces.fill_uniform_fast(&mut piece[..chunk.len()]);
             assert_eq!(chunk, &piece[..chunk.len()], "uniform block {b}");
         }

@@ -75,6 +75,8 @@ pub struct SepCmaEs {
     /// Scratch of `D`: the step size per dimension while sampling, the
     /// weighted sum of squared steps while updating.
     per_dim: Vec<f64>,
+    /// Scratch of `D`: `1 / (sigma sqrt(C_jj))` while sampling, see `inverse_step`.
+    inv_scale: Vec<f64>,
     order: Vec<usize>,
     generation: u64,
 }
@@ -135,6 +137,7 @@ impl SepCmaEs {
             z: vec![0.0; lambda * d],
             z_w: vec![0.0; d],
             per_dim: vec![0.0; d],
+            inv_scale: vec![0.0; d],
             order: Vec::with_capacity(lambda),
             generation: 0,
             core,
@@ -166,9 +169,11 @@ impl SepCmaEs {
         }
         let sigma = self.sigma;
         let scales = &mut self.per_dim;
-        for (scale, &c) in scales.iter_mut().zip(&self.cov) {
+        for ((scale, inv), &c) in scales.iter_mut().zip(&mut self.inv_scale).zip(&self.cov) {
             *scale = sigma * c.sqrt();
+            *inv = inverse_step(*scale);
         }
+        let inv_scale = &self.inv_scale[..d];
         let mean = &self.mean[..d];
         for (x, z) in pos.chunks_mut(d).zip(self.z.chunks_mut(d)) {
             for j in 0..d {
@@ -176,12 +181,7 @@ impl SepCmaEs {
             }
             bounds.repair(x, *handler, None, rng.as_mut());
             for j in 0..d {
-                let scale = scales[j];
-                z[j] = if scale > 0.0 {
-                    ((x[j] as f64 - self.mean[j]) / scale) as f32
-                } else {
-                    0.0
-                };
+                z[j] = ((x[j] as f64 - mean[j]) * inv_scale[j]) as f32;
             }
         }
     }
@@ -241,6 +241,17 @@ impl SepCmaEs {
         self.sigma *= ((cs / self.d_sigma) * (ps_norm / self.chi_d - 1.0)).exp();
         // A sigma of exactly 0 (underflow) would freeze the search; NaN cannot occur with finite inputs.
         self.sigma = self.sigma.clamp(f64::MIN_POSITIVE, f64::MAX);
+    }
+}
+
+/// Returns `1 / step`, or 0 where that is not finite (a zero or subnormal
+/// step), so a coordinate with no spread gets a zero normalised step.
+pub(crate) fn inverse_step(step: f64) -> f64 {
+    let inv = 1.0 / step;
+    if step > 0.0 && inv.is_finite() {
+        inv
+    } else {
+        0.0
     }
 }
 

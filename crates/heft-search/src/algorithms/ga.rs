@@ -95,6 +95,8 @@ pub struct Ga {
     child_fit: Vec<f64>,
     next_pos: Vec<f32>,
     draws: Vec<f32>,
+    /// Canonical mutation step per dimension, `mutation_scale` times the interval width.
+    mutation_step: Vec<f64>,
 }
 
 /// Returns the number of children: `floor(p_selection * n)` rounded up to even.
@@ -163,6 +165,9 @@ impl Ga {
             child_fit: vec![0.0; k],
             next_pos: vec![0.0; n * d],
             draws: vec![0.0; 2 * d],
+            mutation_step: (0..d)
+                .map(|j| p.mutation_scale * core.bounds.width(j))
+                .collect(),
             core,
         })
     }
@@ -248,7 +253,6 @@ impl Ga {
         let GaParams {
             p_crossover,
             p_mutation,
-            mutation_scale,
             ..
         } = self.params;
         let Core {
@@ -303,15 +307,24 @@ impl Ga {
                         .iter()
                         .filter(|&&u| (u as f64) < p_mutation)
                         .count();
+                    if mutated == 0 {
+                        continue;
+                    }
                     let normals = &mut normals[..mutated];
                     rng.fill_normal(normals);
+                    // Branch-free: about p_mutation of the genes mutate, at
+                    // random, so a branch per gene would be mispredicted often.
+                    // Every gene computes a step from the next normal, and
+                    // only mutated genes keep it and move to the following one.
+                    let last = mutated - 1;
                     let mut next = 0;
-                    for (j, (gene, &u)) in child.iter_mut().zip(&*uniforms).enumerate() {
-                        if (u as f64) < p_mutation {
-                            let z = normals[next] as f64;
-                            next += 1;
-                            *gene += (z * mutation_scale * bounds.width(j)) as f32;
-                        }
+                    let steps = &self.mutation_step[..d];
+                    for ((gene, &u), &step) in child.iter_mut().zip(&*uniforms).zip(steps) {
+                        let mutate = (u as f64) < p_mutation;
+                        let z = normals[next.min(last)] as f64;
+                        let moved = *gene + (z * step) as f32;
+                        *gene = if mutate { moved } else { *gene };
+                        next += mutate as usize;
                     }
                 }
             }

@@ -26,6 +26,7 @@
 //! `[-5.12, 5.12]^30`, below 1e-6 on Ackley and below 100 on Rastrigin (see
 //! `snes_sphere` in `tests/functions.rs`).
 
+use crate::algorithms::cmaes::inverse_step;
 use crate::checkpoint::{Reader, Writer};
 use crate::error::SearchError;
 use crate::optimizer::{
@@ -61,6 +62,8 @@ pub struct Snes {
     order: Vec<usize>,
     grad_mu: Vec<f64>,
     grad_sigma: Vec<f64>,
+    /// Scratch of `D`: `1 / sigma_j` while sampling.
+    inv_sigma: Vec<f64>,
 }
 
 impl Snes {
@@ -105,6 +108,7 @@ impl Snes {
             order: Vec::with_capacity(n),
             grad_mu: vec![0.0; d],
             grad_sigma: vec![0.0; d],
+            inv_sigma: vec![0.0; d],
             core,
         })
     }
@@ -132,17 +136,17 @@ impl Snes {
         if !self.started && self.first_sample_fixed {
             self.s[..d].fill(0.0);
         }
+        for (inv, &sigma) in self.inv_sigma.iter_mut().zip(&self.sigma) {
+            *inv = inverse_step(sigma);
+        }
+        let (mean, sigma, inv_sigma) = (&self.mean[..d], &self.sigma[..d], &self.inv_sigma[..d]);
         for (x, s) in pos.chunks_mut(d).zip(self.s.chunks_mut(d)) {
             for j in 0..d {
-                x[j] = (self.mean[j] + self.sigma[j] * s[j] as f64) as f32;
+                x[j] = (mean[j] + sigma[j] * s[j] as f64) as f32;
             }
             bounds.repair(x, *handler, None, rng.as_mut());
             for j in 0..d {
-                s[j] = if self.sigma[j] > 0.0 {
-                    ((x[j] as f64 - self.mean[j]) / self.sigma[j]) as f32
-                } else {
-                    0.0
-                };
+                s[j] = ((x[j] as f64 - mean[j]) * inv_sigma[j]) as f32;
             }
         }
     }
