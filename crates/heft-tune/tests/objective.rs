@@ -306,6 +306,31 @@ fn fc1_matches_reference() {
 }
 
 #[test]
+fn fc1_block_layouts_match_reference() {
+    // 8 candidates of 40 outputs make the stacked output 320 columns wide.
+    // With 150 rows every block is stored column-major. With 3,200 rows the
+    // first block (3,072 rows) is row-major and the second (128 rows)
+    // column-major.
+    let model = mlp(&[12, 40, 5], 8);
+    for rows in [150, 3200] {
+        let data = dense(rows, 12, 5, 9);
+        for fitness in [Fitness::Error, Fitness::CrossEntropy] {
+            check_against_reference(
+                &model,
+                data.split(),
+                &target("fc1.weight", true),
+                fitness,
+                true,
+            );
+            let target = target("fc1.weight", true);
+            let one = fitness_with_threads(&model, data.split(), &target, fitness, 1);
+            let two = fitness_with_threads(&model, data.split(), &target, fitness, 2);
+            assert_eq!(one, two, "{rows} rows {fitness:?}");
+        }
+    }
+}
+
+#[test]
 fn middle_layer_of_deep_mlp_matches_reference() {
     let model = mlp(&[10, 12, 8, 4], 5);
     let data = dense(300, 10, 4, 6);
