@@ -299,7 +299,7 @@ pub(crate) fn gemm(
         };
         return;
     }
-    let (spec, swap) = choose_plan(kernels, &a, &b);
+    let (spec, swap) = choose_plan(kernels, &a, &b, c.col_stride() == 1);
     let c_rs = c.row_stride();
     let c_cs = c.col_stride();
     let ptr = c.data_mut().as_mut_ptr();
@@ -336,14 +336,16 @@ pub(crate) fn gemm(
 /// order, so the choice changes speed only, never a result.
 ///
 /// The estimate counts multiply-adds over the padded tiles (the narrow
-/// kernel's weighted by 1.15 because it issues one broadcast per FMA) plus
-/// packing, at 12 multiply-add equivalents per element copied along its
-/// contiguous dimension and 25 per element gathered across a stride. The
-/// weights are rough ratios from single-core measurements on AVX-512.
+/// kernel's weighted by 1.15 because it issues one broadcast per FMA),
+/// packing (12 multiply-add equivalents per element copied along its
+/// contiguous dimension, 25 per element gathered across a stride) and
+/// stores of C (2 per element in vectors, 40 per strided scalar store).
+/// The weights are rough ratios from single-core measurements on AVX-512.
 pub(crate) fn choose_plan<'k>(
     kernels: &[&'k KernelSpec],
     a: &MatRef<'_>,
     b: &MatRef<'_>,
+    c_rows_contiguous: bool,
 ) -> (&'k KernelSpec, bool) {
     let mut best = (kernels[0], false);
     let mut best_cost = f64::INFINITY;
@@ -351,7 +353,10 @@ pub(crate) fn choose_plan<'k>(
         let weight = if index == 0 { 1.0 } else { 1.15 };
         for swap in [false, true] {
             let (a, b) = if swap { (b.t(), a.t()) } else { (*a, *b) };
-            let cost = plan_cost(spec, &a, &b) * weight;
+            // The computed C's rows are contiguous in one orientation only
+            // (for a C with unit column stride, the unswapped one).
+            let contiguous_c = c_rows_contiguous != swap;
+            let cost = plan_cost(spec, &a, &b, contiguous_c) * weight;
             if cost < best_cost {
                 best_cost = cost;
                 best = (spec, swap);
@@ -361,7 +366,7 @@ pub(crate) fn choose_plan<'k>(
     best
 }
 
-fn plan_cost(spec: &KernelSpec, a: &MatRef<'_>, b: &MatRef<'_>) -> f64 {
+fn plan_cost(spec: &KernelSpec, a: &MatRef<'_>, b: &MatRef<'_>, contiguous_c: bool) -> f64 {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let padded = |x: usize, t: usize| (x.div_ceil(t) * t) as f64;
     let products = padded(m, spec.mr) * padded(n, spec.nr) * k as f64;
@@ -372,7 +377,13 @@ fn plan_cost(spec: &KernelSpec, a: &MatRef<'_>, b: &MatRef<'_>) -> f64 {
     } else {
         (m * k) as f64 * copy_cost(a.row_stride() == 1)
     };
-    products + pack_b + pack_a
+    // Each pass over k stores every element of C once: as part of a
+    // vector when the computed C's rows are contiguous, else one strided
+    // scalar store each, which an fc1 scoring profile showed costing more
+    // than the products.
+    let passes = k.div_ceil(spec.blocking.kc) as f64;
+    let store = (m * n) as f64 * passes * if contiguous_c { 2.0 } else { 40.0 };
+    products + pack_b + pack_a + store
 }
 
 /// Computes the 1 x n product `C <- post(alpha * a * B + beta * C)` with
