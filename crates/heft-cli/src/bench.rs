@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// Options of `heft bench`.
 #[derive(Args)]
 pub struct BenchArgs {
-    /// What to measure.
+    /// The benchmark family to run.
     #[arg(value_enum, default_value_t = Target::Gemm)]
     target: Target,
     /// Kernels to measure: `auto` (the one heft selects: `HEFT_KERNEL` or
@@ -262,7 +262,7 @@ pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
 const MAX_THREADS: usize = 1024;
 /// Largest sample count `--samples` accepts.
 const MAX_SAMPLES: usize = 10_000;
-/// Longest sample `--sample-ms` accepts: one minute.
+/// Maximum sample duration `--sample-ms` accepts: one minute.
 const MAX_SAMPLE_MS: u64 = 60_000;
 
 /// Returns the best of five single-thread peak measurements of `isa`.

@@ -21,7 +21,7 @@ pub enum TensorError {
         right_name: &'static str,
         /// `(rows, cols)` of the second operand.
         right: (usize, usize),
-        /// What the shapes must satisfy, such as "inner dimensions differ".
+        /// The condition the shapes break, such as "inner dimensions differ".
         problem: &'static str,
     },
     /// Data whose length does not match the requested shape.
@@ -44,7 +44,7 @@ pub enum TensorError {
     VectorLength {
         /// The operation that was called.
         op: &'static str,
-        /// Which argument, such as `"bias"`.
+        /// The argument, such as `"bias"`.
         what: &'static str,
         /// `(rows, cols)` of the matrix.
         shape: (usize, usize),

@@ -8,7 +8,7 @@ use std::fmt;
 pub enum TuneError {
     /// Two inputs disagree in size.
     Shape {
-        /// What was being built.
+        /// The object being built or checked.
         what: &'static str,
         /// Description of the expected size.
         expected: String,
@@ -47,13 +47,13 @@ pub enum TuneError {
     },
     /// A split does not fit the model: wrong kind, or a size differs.
     SplitMismatch {
-        /// What differs, such as "input columns".
+        /// The quantity that differs, such as "input columns".
         what: &'static str,
         /// The model's value.
         model: String,
         /// The split's value.
         split: String,
-        /// What to change.
+        /// The change that fixes it.
         fix: &'static str,
     },
     /// The split has no rows.
@@ -64,23 +64,23 @@ pub enum TuneError {
     InvalidSample {
         /// The test, such as "Wilcoxon signed-rank".
         test: &'static str,
-        /// What is wrong, with the offending value.
+        /// The problem, with the offending value.
         problem: String,
-        /// What to change.
+        /// The change that fixes it.
         fix: &'static str,
     },
     /// An experiment specification is invalid.
     InvalidExperiment {
-        /// What is wrong, with the offending value.
+        /// The problem, with the offending value.
         problem: String,
-        /// What to change.
+        /// The change that fixes it.
         fix: &'static str,
     },
     /// Reading or writing a file failed.
     Io {
         /// The file.
         path: String,
-        /// What was being done, such as "append to".
+        /// The operation that failed, such as "append to".
         action: &'static str,
         /// The operating system's message.
         message: String,
@@ -91,7 +91,7 @@ pub enum TuneError {
         path: String,
         /// 1-based line number.
         line: usize,
-        /// What is wrong with it.
+        /// The problem with the line.
         message: String,
     },
     /// The search failed.

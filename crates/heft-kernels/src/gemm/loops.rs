@@ -10,7 +10,7 @@
 //!
 //! Threads split only the (ic, jr) tiles of one (jc, pc) step, and each tile
 //! is computed by one microkernel call whatever the split, so every element
-//! of C sees the same operations in the same order for any thread count.
+//! of C gets the same operations in the same order for any thread count.
 
 use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn, MAX_TILE};
 use super::pack;
