@@ -227,7 +227,7 @@ impl Gemm {
         let (kernels, count) = self.kernels();
         loops::gemm(
             &kernels[..count],
-            self.parallel,
+            self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
             alpha,
             a,
             b,
@@ -285,7 +285,7 @@ impl Gemm {
         fused::argmax_count(
             self.isa,
             kernel::spec(self.isa),
-            self.parallel,
+            self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
             a,
             b,
             bias,
@@ -310,6 +310,17 @@ pub fn sgemm(
     c: MatMut<'_>,
 ) -> Result<(), GemmError> {
     Gemm::new().run(alpha, a, b, beta, c)
+}
+
+/// Products below this many multiply-adds run on the calling thread: at
+/// about 100 GFLOP/s they take some 40 microseconds, the order of the cost
+/// of waking and joining rayon workers, which made small products (an LSTM
+/// step, a batch of one) slower with two threads than with one.
+const MIN_PARALLEL_MULTIPLY_ADDS: usize = 1 << 21;
+
+/// Reports whether an `m x k` by `k x n` product is large enough to split.
+fn worth_threads(m: usize, k: usize, n: usize) -> bool {
+    m.saturating_mul(k).saturating_mul(n) >= MIN_PARALLEL_MULTIPLY_ADDS
 }
 
 #[cold]
