@@ -3,8 +3,9 @@
 //! the report with the Wilcoxon and Friedman tests.
 
 use crate::engine::{Fitness, Model, Split};
+use crate::rundir::write_atomically;
 use crate::train::{Cell, DataArgs, ModelArgs, Splits, Task};
-use crate::tune::ObjectiveArg;
+use crate::tune::{thread_pool, ObjectiveArg};
 use clap::Args;
 use heft_search::{Algorithm, Mode};
 use heft_tune::experiment::{
@@ -13,7 +14,6 @@ use heft_tune::experiment::{
 use heft_tune::stats::WilcoxonOptions;
 use heft_tune::TuneError;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Files of the report, written when every run of the grid has finished.
@@ -534,51 +534,4 @@ fn report_header(args: &ExperimentArgs, spec: &ExperimentSpec, source: &str) -> 
         },
         if spec.include_initial { "in" } else { "not in" },
     )
-}
-
-/// Writes `bytes` to `dir/name` through a synced temporary file and a
-/// rename, as the run directory of `heft tune` does, so a reader never
-/// sees a half-written report.
-fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
-    let path = dir.join(name);
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let result = fs::File::create(&temporary)
-        .and_then(|mut f| {
-            f.write_all(bytes)?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&temporary, &path));
-    result.map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-#[cfg(feature = "parallel")]
-type Pool = rayon::ThreadPool;
-
-#[cfg(not(feature = "parallel"))]
-struct Pool;
-
-#[cfg(not(feature = "parallel"))]
-impl Pool {
-    fn install<R>(&self, f: impl FnOnce() -> R) -> R {
-        f()
-    }
-}
-
-fn thread_pool(threads: Option<usize>) -> Result<Option<Pool>, String> {
-    let Some(threads) = threads else {
-        return Ok(None);
-    };
-    #[cfg(feature = "parallel")]
-    {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map(Some)
-            .map_err(|e| format!("cannot start {threads} threads: {e}"))
-    }
-    #[cfg(not(feature = "parallel"))]
-    {
-        let _ = threads;
-        Ok(Some(Pool))
-    }
 }

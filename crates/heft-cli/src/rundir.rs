@@ -66,15 +66,7 @@ impl RunDir {
 
     /// Writes `bytes` to `name` through a temporary file and a rename.
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<(), String> {
-        let path = self.staging.join(name);
-        let temporary = self.staging.join(format!(".{name}.tmp"));
-        let result = fs::File::create(&temporary)
-            .and_then(|mut f| {
-                f.write_all(bytes)?;
-                f.sync_all()
-            })
-            .and_then(|()| fs::rename(&temporary, &path));
-        result.map_err(|e| format!("cannot write {}: {e}", path.display()))
+        write_atomically(&self.staging, name, bytes)
     }
 
     /// Renames the staging directory to the final name, replacing an
@@ -107,4 +99,18 @@ impl Drop for RunDir {
             let _ = fs::remove_dir_all(&self.staging);
         }
     }
+}
+
+/// Writes `bytes` to `dir/name` through a synced temporary file in the same
+/// directory and a rename, so a reader never sees a half-written file.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), String> {
+    let path = dir.join(name);
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let result = fs::File::create(&temporary)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&temporary, &path));
+    result.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -234,20 +234,22 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
 }
 
 #[cfg(feature = "parallel")]
-type Pool = rayon::ThreadPool;
+pub(crate) type Pool = rayon::ThreadPool;
 #[cfg(not(feature = "parallel"))]
-type Pool = NoPool;
+pub(crate) type Pool = NoPool;
 
 #[cfg(not(feature = "parallel"))]
 pub struct NoPool;
 #[cfg(not(feature = "parallel"))]
 impl NoPool {
-    fn install<R>(&self, f: impl FnOnce() -> R) -> R {
+    pub(crate) fn install<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
 }
 
-fn thread_pool(threads: Option<usize>) -> Result<Option<Pool>, String> {
+/// Builds a pool of `threads` workers, or returns `None` to use rayon's
+/// global pool.
+pub(crate) fn thread_pool(threads: Option<usize>) -> Result<Option<Pool>, String> {
     let Some(threads) = threads else {
         return Ok(None);
     };
