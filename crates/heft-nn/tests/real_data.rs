@@ -11,7 +11,7 @@ use heft_nn::{
 /// A 784-128-10 MLP trained for 5 epochs with Adam (lr 1e-3, batch 64) on
 /// 80 % of the embedded training subset reaches 83.40 % accuracy on the
 /// embedded 2,000-image test set (1,668 correct with these seeds). It
-/// scores 84.25 % on the held-out 20 %. The test asks for more than 80 %.
+/// scores 84.25 % on the held-out 20 %. The test requires more than 80 %.
 #[test]
 fn mlp_fashion_mnist_above_80_percent() {
     let train_images = embedded::fashion_mnist(heft_data::Subset::Train).unwrap();
@@ -71,7 +71,7 @@ fn mlp_fashion_mnist_above_80_percent() {
 /// Adam (lr 5e-3, batch 32) on the training part of the embedded sentiment
 /// corpus reaches 65.67 % on its 1,200-text validation part (788 correct).
 /// Always predicting the most frequent training class scores 32.50 % there.
-/// The test asks for 10 points above the majority class.
+/// The test requires 10 points above the majority class.
 #[test]
 fn lstm_sentiment_beats_majority_class() {
     let options = heft_data::TextOptions {

@@ -200,14 +200,14 @@ impl Matrix {
         // for `MatMut`, which rejects a zero row stride; no element is
         // addressed through it.
         MatRef::new(self.as_slice(), self.rows, self.cols, self.cols.max(1), 1)
-            .expect("a Matrix holds exactly rows * cols elements")
+            .expect("a Matrix contains exactly rows * cols elements")
     }
 
     /// Returns a mutable view of the whole matrix.
     pub fn view_mut(&mut self) -> MatMut<'_> {
         let (rows, cols) = (self.rows, self.cols);
         MatMut::new(self.as_mut_slice(), rows, cols, cols.max(1), 1)
-            .expect("a Matrix holds exactly rows * cols elements")
+            .expect("a Matrix contains exactly rows * cols elements")
     }
 
     /// Returns the transpose as a new row-major matrix.

@@ -7,6 +7,50 @@
 //! compiled for that instruction set while the crate stays built for the
 //! baseline target.
 
+/// Defines the vector helpers `splat`, `load`, `store`, `fmadd` and `mul`
+/// that [`microkernel!`] and [`row_kernel!`] build their bodies from, each
+/// compiled with the kernel's `#[target_feature]` attributes so the
+/// intrinsics inline into it.
+macro_rules! vector_ops {
+    (
+        $(#[$attr:meta])*
+        vector = $v:ty,
+        splat = |$sx:ident| $splat:expr,
+        load = |$lp:ident| $load:expr,
+        store = |$sp:ident, $sv:ident| $store:expr,
+        fmadd = |$fa:ident, $fb:ident, $fc:ident| $fmadd:expr,
+        mul = |$ma:ident, $mb:ident| $mul:expr $(,)?
+    ) => {
+        $(#[$attr])*
+        #[inline]
+        unsafe fn splat($sx: f32) -> $v {
+            $splat
+        }
+        $(#[$attr])*
+        #[inline]
+        unsafe fn load($lp: *const f32) -> $v {
+            // SAFETY: callers pass a pointer to LANES readable floats.
+            unsafe { $load }
+        }
+        $(#[$attr])*
+        #[inline]
+        unsafe fn store($sp: *mut f32, $sv: $v) {
+            // SAFETY: callers pass a pointer to LANES writable floats.
+            unsafe { $store }
+        }
+        $(#[$attr])*
+        #[inline]
+        unsafe fn fmadd($fa: $v, $fb: $v, $fc: $v) -> $v {
+            $fmadd
+        }
+        $(#[$attr])*
+        #[inline]
+        unsafe fn mul($ma: $v, $mb: $v) -> $v {
+            $mul
+        }
+    };
+}
+
 /// Expands to an `unsafe fn(&TileArgs)` microkernel.
 ///
 /// `mr` rows by `nv` vectors of `lanes` floats per tile row, A read from
@@ -33,32 +77,14 @@ macro_rules! microkernel {
             const NR: usize = NV * LANES;
             const PACKED: bool = $packed;
 
-            $(#[$attr])*
-            #[inline]
-            unsafe fn splat($sx: f32) -> $v {
-                $splat
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn load($lp: *const f32) -> $v {
-                // SAFETY: callers pass a pointer to LANES readable floats.
-                unsafe { $load }
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn store($sp: *mut f32, $sv: $v) {
-                // SAFETY: callers pass a pointer to LANES writable floats.
-                unsafe { $store }
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn fmadd($fa: $v, $fb: $v, $fc: $v) -> $v {
-                $fmadd
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn mul($ma: $v, $mb: $v) -> $v {
-                $mul
+            vector_ops! {
+                $(#[$attr])*
+                vector = $v,
+                splat = |$sx| $splat,
+                load = |$lp| $load,
+                store = |$sp, $sv| $store,
+                fmadd = |$fa, $fb, $fc| $fmadd,
+                mul = |$ma, $mb| $mul,
             }
 
             let $crate::gemm::kernel::TileArgs {
@@ -159,32 +185,14 @@ macro_rules! row_kernel {
             const NV: usize = $nv;
             const LANES: usize = $lanes;
 
-            $(#[$attr])*
-            #[inline]
-            unsafe fn splat($sx: f32) -> $v {
-                $splat
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn load($lp: *const f32) -> $v {
-                // SAFETY: callers pass a pointer to LANES readable floats.
-                unsafe { $load }
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn store($sp: *mut f32, $sv: $v) {
-                // SAFETY: callers pass a pointer to LANES writable floats.
-                unsafe { $store }
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn fmadd($fa: $v, $fb: $v, $fc: $v) -> $v {
-                $fmadd
-            }
-            $(#[$attr])*
-            #[inline]
-            unsafe fn mul($ma: $v, $mb: $v) -> $v {
-                $mul
+            vector_ops! {
+                $(#[$attr])*
+                vector = $v,
+                splat = |$sx| $splat,
+                load = |$lp| $load,
+                store = |$sp, $sv| $store,
+                fmadd = |$fa, $fb, $fc| $fmadd,
+                mul = |$ma, $mb| $mul,
             }
 
             let $crate::gemm::kernel::RowArgs { kc, a, a_stride, b, b_rs, c, alpha, beta } = *args;

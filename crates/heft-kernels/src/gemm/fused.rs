@@ -297,7 +297,7 @@ fn class_major(
                     // of k floats at stride weights_rs inside `weights`;
                     // the panel has k * 32 floats; a bias slice has n
                     // floats so group remain from p * group; the labels
-                    // array holds 32 values.
+                    // array has 32 values.
                     *hits += u64::from(unsafe { kernel(&args) });
                 }
             }
