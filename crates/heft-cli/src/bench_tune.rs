@@ -85,9 +85,8 @@ struct Row {
     label: String,
     threads: usize,
     candidates_per_second: f64,
-    /// Share of validation rows skipped by pruning; `None` for tensors other
-    /// than the last layer, where pruning does not apply.
-    pruned_fraction: Option<f64>,
+    /// Share of validation rows skipped by pruning (0 with pruning off).
+    pruned_fraction: f64,
     /// Useful FLOPs of one candidate on the whole split, without pruning.
     flops_per_candidate: f64,
 }
@@ -190,9 +189,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     for row in &rows {
         let gflops = row.flops_per_candidate * row.candidates_per_second / 1e9;
         let fraction = 100.0 * gflops / (peak * row.threads as f64);
-        let pruned = row
-            .pruned_fraction
-            .map_or_else(|| "n/a".to_string(), |f| format!("{:.1}%", 100.0 * f));
+        let pruned = format!("{:.1}%", 100.0 * row.pruned_fraction);
         println!(
             "{:<38} {:>7} {:>12.1} {:>8} {:>14.2} {:>8.1}%",
             row.label,
@@ -205,8 +202,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     }
     println!(
         "% bound: dense useful FLOPs per candidate times candidates/s over the peak times the \
-         threads; pruning skips rows, so pruned cases can exceed 100%. Pruning applies to the \
-         last layer (fc2.weight, fc.weight) only, so the other rows show n/a."
+         threads; pruning skips rows, so pruned cases can exceed 100%."
     );
     Ok(())
 }
@@ -301,15 +297,9 @@ fn measure_case(
         label: case.label(),
         threads,
         candidates_per_second: case.population as f64 / median(&seconds_per_population),
-        pruned_fraction: is_last_layer(case.tensor).then(|| objective.pruned_fraction()),
+        pruned_fraction: objective.pruned_fraction(),
         flops_per_candidate: useful_flops(model, case.tensor, split),
     })
-}
-
-/// Returns whether `tensor` is the weight of the model's last layer, the only
-/// tensor that row pruning applies to.
-fn is_last_layer(tensor: &str) -> bool {
-    matches!(tensor, "fc2.weight" | "fc.weight")
 }
 
 /// Returns the FLOPs one candidate needs on the whole split without

@@ -1,6 +1,8 @@
 //! Scoring of candidate weights for a classifier's final linear layer.
 
 use crate::ce::{CrossEntropySum, CE_BLOCK_ROWS};
+use crate::interval::{decided_by_bounds, Affine, IntervalMatrix, Intervals, SearchBox};
+use crate::prune::{decide_rows, Pruning};
 use crate::TuneError;
 use heft_kernels::gemm::{argmax_group, Epilogue, Gemm, MatMut, MatRef};
 use heft_search::Objective;
@@ -63,10 +65,10 @@ pub struct HeadScorer {
     /// Logits of one row block, for cross-entropy.
     logits: Vec<f32>,
     counts: Vec<u64>,
-    /// Per-element box the pruning is valid for, widened for f32 rounding.
-    lower: Vec<f32>,
-    upper: Vec<f32>,
-    stats: HeadStats,
+    /// The fixed rows and the box they are fixed for.
+    pruning: Pruning,
+    /// Candidates scored so far.
+    candidates: u64,
 }
 
 impl HeadScorer {
@@ -183,43 +185,51 @@ impl HeadScorer {
             }
         }
 
-        // The box the search draws from is w0 +- bound rounded to f32; widen
-        // it by a few ulps of the largest weight so every candidate inside
-        // the search box is inside this one.
         let centre: Vec<f32> = if bias_candidate {
             w0.iter().chain(bias).copied().collect()
         } else {
             w0.to_vec()
         };
-        let max_weight = centre.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        let radius = bound + 4.0 * f32::EPSILON * (max_weight + bound);
-        let lower = centre.iter().map(|&w| w - radius).collect();
-        let upper = centre.iter().map(|&w| w + radius).collect();
+        let search_box = SearchBox::around(&centre, bound);
+        let decisions = if prune {
+            let weights = IntervalMatrix::new(w0, classes, inputs, search_box.radius());
+            let bias_radius = if bias_candidate {
+                search_box.radius()
+            } else {
+                0.0
+            };
+            fixed_predictions(features, inputs, &weights, bias, bias_radius)
+        } else {
+            vec![None; rows]
+        };
+        let pruning = Pruning::new(search_box, &decisions, labels);
+        let mut open_features = Vec::new();
+        let mut open_labels = Vec::new();
+        for ((h, &label), decision) in features.chunks_exact(inputs).zip(labels).zip(&decisions) {
+            if decision.is_none() {
+                open_features.extend_from_slice(h);
+                open_labels.push(label);
+            }
+        }
 
-        let mut scorer = HeadScorer {
+        Ok(HeadScorer {
             gemm: Gemm::new(),
             inputs,
             classes,
             rows,
             features: features.to_vec(),
             labels: labels.to_vec(),
-            open_features: Vec::new(),
-            open_labels: Vec::new(),
+            open_features,
+            open_labels,
             bias: bias.to_vec(),
             bias_candidate,
             bias_tiled: Vec::new(),
             weights_stacked: Vec::new(),
             logits: Vec::new(),
             counts: Vec::new(),
-            lower,
-            upper,
-            stats: HeadStats {
-                rows,
-                ..HeadStats::default()
-            },
-        };
-        scorer.find_fixed_rows(w0, radius, prune);
-        Ok(scorer)
+            pruning,
+            candidates: 0,
+        })
     }
 
     /// Returns the number of variables of one candidate: the weights, plus
@@ -233,61 +243,19 @@ impl HeadScorer {
         self.rows
     }
 
-    /// Returns the counters.
-    pub fn stats(&self) -> HeadStats {
-        self.stats
+    /// Returns the record of the fixed rows.
+    pub(crate) fn pruning(&self) -> &Pruning {
+        &self.pruning
     }
 
-    /// Splits rows into fixed ones (counted now) and open ones (scanned
-    /// per population).
-    ///
-    /// A row is fixed when, for its top class `t` under `w0` and every
-    /// other class `c`, `z_t - z_c > 2 (r |h|_1 + r_b) + err_t + err_c`:
-    /// inside the box every logit moves by at most `r |h|_1 + r_b`, where
-    /// `r_b` is `r` when the bias is searched and 0 otherwise, and `err`
-    /// bounds the f32 rounding of the kernel, `(inputs + 2) eps (sum_i
-    /// (|w0| + r) |h_i| + |bias| + r_b)`. The f32 logit of `t` then stays
-    /// strictly the largest for every candidate, so the kernel's argmax is
-    /// `t`.
-    fn find_fixed_rows(&mut self, w0: &[f32], radius: f32, prune: bool) {
-        let (inputs, classes) = (self.inputs, self.classes);
-        let radius = f64::from(radius);
-        let bias_radius = if self.bias_candidate { radius } else { 0.0 };
-        let gamma = (inputs as f64 + 2.0) * f64::from(f32::EPSILON);
-        let mut logits = vec![0.0f64; classes];
-        let mut errors = vec![0.0f64; classes];
-        for (row, h) in self.features.chunks_exact(inputs).enumerate() {
-            let label = self.labels[row];
-            let fixed = prune && h.iter().all(|x| x.is_finite()) && {
-                let l1: f64 = h.iter().map(|&x| f64::from(x).abs()).sum();
-                for c in 0..classes {
-                    let w = &w0[c * inputs..(c + 1) * inputs];
-                    let mut z = f64::from(self.bias[c]);
-                    let mut scale = f64::from(self.bias[c]).abs() + bias_radius;
-                    for (&wi, &hi) in w.iter().zip(h) {
-                        z += f64::from(wi) * f64::from(hi);
-                        scale += (f64::from(wi).abs() + radius) * f64::from(hi).abs();
-                    }
-                    logits[c] = z;
-                    errors[c] = gamma * scale;
-                }
-                let top = (0..classes).fold(0, |t, c| if logits[c] > logits[t] { c } else { t });
-                let fixed = (0..classes).all(|c| {
-                    c == top
-                        || logits[top] - logits[c]
-                            > 2.0 * (radius * l1 + bias_radius) + errors[top] + errors[c]
-                });
-                if fixed {
-                    self.stats.fixed_correct += u64::from(top == label as usize);
-                }
-                fixed
-            };
-            if fixed {
-                self.stats.fixed_rows += 1;
-            } else {
-                self.open_features.extend_from_slice(h);
-                self.open_labels.push(label);
-            }
+    /// Returns the counters.
+    pub fn stats(&self) -> HeadStats {
+        HeadStats {
+            rows: self.rows,
+            fixed_rows: self.pruning.fixed_rows(),
+            fixed_correct: self.pruning.fixed_correct(),
+            candidates: self.candidates,
+            full_scans: self.pruning.full_scans(),
         }
     }
 
@@ -310,20 +278,13 @@ impl HeadScorer {
         let candidates = population.len() / dim;
         self.counts.resize(candidates, 0);
         self.stack(population);
-        let in_box = population.chunks_exact(dim).all(|w| {
-            w.iter()
-                .zip(&self.lower)
-                .zip(&self.upper)
-                .all(|((x, lo), hi)| x >= lo && x <= hi)
-        });
-        let (features, labels, fixed_correct) = if in_box {
+        let (features, labels, fixed_correct) = if self.pruning.admits(population) {
             (
                 &self.open_features,
                 &self.open_labels,
-                self.stats.fixed_correct,
+                self.pruning.fixed_correct(),
             )
         } else {
-            self.stats.full_scans += 1;
             (&self.features, &self.labels, 0)
         };
         let open_rows = labels.len();
@@ -355,7 +316,7 @@ impl HeadScorer {
         for count in &mut self.counts {
             *count += fixed_correct;
         }
-        self.stats.candidates += candidates as u64;
+        self.candidates += candidates as u64;
         Ok(&self.counts)
     }
 
@@ -449,7 +410,7 @@ impl HeadScorer {
         for (out, sum) in mean_loss.iter_mut().zip(&sums) {
             *out = sum.total() / self.rows as f64;
         }
-        self.stats.candidates += candidates as u64;
+        self.candidates += candidates as u64;
         Ok(())
     }
 
@@ -540,4 +501,28 @@ impl Objective for HeadScorer {
             fitness.fill(f64::NAN);
         }
     }
+}
+
+/// Returns, for each row of `features` (`inputs` values per row), the class
+/// that every candidate of the tuned last layer predicts, or `None` where
+/// the row stays open.
+///
+/// The weights lie within their matrix's radius and the bias within
+/// `bias_radius`, so each logit lies in an interval (see
+/// [`Affine::add_product`]) widened by the f32 rounding slack. The rows of
+/// `W` vary independently, so the logits' intervals are compared directly.
+fn fixed_predictions(
+    features: &[f32],
+    inputs: usize,
+    weights: &IntervalMatrix,
+    bias: &[f32],
+    bias_radius: f64,
+) -> Vec<Option<usize>> {
+    decide_rows(features.len() / inputs, |row| {
+        let h = &features[row * inputs..(row + 1) * inputs];
+        let mut logits = Affine::new(weights.rows());
+        logits.add_product(weights, &Intervals::exact(h));
+        logits.add_bias(bias, bias_radius);
+        decided_by_bounds(&logits.finish()?)
+    })
 }

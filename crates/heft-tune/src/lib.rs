@@ -16,7 +16,9 @@
 //! [`ModelObjective`] tunes any tensor of a [`Model`] on a [`Split`]: the
 //! last layer through [`HeadScorer`], an earlier MLP layer with one stacked
 //! GEMM per block of rows, and embedding or recurrent tensors through the
-//! model's own forward pass. [`evaluate`] scores a whole model.
+//! model's own forward pass. Row pruning works on every path: the bounds
+//! are carried through the layers after the tuned tensor, recurrent steps
+//! included. [`evaluate`] scores a whole model.
 //!
 //! [`stats`] has the Wilcoxon signed-rank and Friedman tests, and
 //! [`experiment`] runs a grid of algorithms, modes, seeds and tensors with
@@ -33,8 +35,10 @@ mod ce;
 mod error;
 pub mod experiment;
 mod head;
+mod interval;
 mod model;
 mod objective;
+mod prune;
 pub mod stats;
 
 pub use error::TuneError;

@@ -3,7 +3,9 @@
 
 use crate::ce::{CrossEntropySum, CE_BLOCK_ROWS};
 use crate::head::layout_error;
+use crate::interval::SearchBox;
 use crate::model::{check_split, last_hidden, tensor_names, Fitness, Model, Split, Target};
+use crate::prune::{decide_rows, MlpBounds, Pruning, SequenceBounds, SequenceRadii};
 use crate::{HeadScorer, TuneError};
 use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef};
 use heft_nn::{Linear, Mlp, SequenceClassifier};
@@ -23,7 +25,9 @@ const LAYER_BLOCK_FLOATS: usize = 16 << 20;
 const LAYER_BLOCK_ROWS: usize = 3072;
 
 /// Largest embedded split, in floats (256 MiB), that the recurrent path
-/// keeps in memory instead of looking the embeddings up per candidate.
+/// keeps in memory instead of looking the embeddings up per candidate. With
+/// pruning, the rows left open get a cache of their own under the same
+/// limit, so the two caches take at most twice this.
 const EMBEDDING_CACHE_FLOATS: usize = 64 << 20;
 
 /// Position of the tuned values: indices into the model's
@@ -125,8 +129,9 @@ enum Path {
     /// An earlier MLP layer: stacked GEMM, later layers per candidate.
     Layer(LayerPath),
     /// Embedding or recurrent tensors: the model's forward pass per
-    /// candidate.
-    Forward(ForwardPath),
+    /// candidate. Boxed because it contains a copy of the model and two
+    /// row sets.
+    Forward(Box<ForwardPath>),
 }
 
 /// One tensor of a model tuned inside the box `w0 +- bound`, scored on a
@@ -137,14 +142,20 @@ enum Path {
 /// - The last linear layer (the last `fcK.weight` of an MLP, `fc.weight`
 ///   of a sequence model): the frozen layers' output is computed once, and
 ///   a [`HeadScorer`] scores each population with one GEMM and a fused
-///   argmax count, skipping rows no candidate can change when pruning is
-///   on.
+///   argmax count.
 /// - An earlier MLP layer: its input is computed once; one GEMM computes
 ///   the tuned layer's output for every candidate in blocks of rows, and
 ///   the later layers run per candidate on each block.
 /// - Embedding and recurrent tensors: each candidate is written into a
 ///   copy of the model, whose forward pass runs over the split in blocks of
 ///   rows; for recurrent tensors the embedding lookup is cached.
+///
+/// With pruning on and [`Fitness::Error`], every path first finds the rows
+/// whose prediction no candidate inside the box can change, by interval
+/// arithmetic through the layers after the tuned tensor with bounds on the
+/// f32 rounding. Those rows are counted once and skipped for every
+/// population that lies inside the box. A population with a candidate
+/// outside the box is scored over every row.
 ///
 /// Every path computes each logit with the same GEMM calls as the model's
 /// own forward pass, so fitness equals that of [`crate::evaluate`] on the
@@ -164,8 +175,7 @@ pub struct ModelObjective {
 impl ModelObjective {
     /// Prepares the objective for `target` of `model` on `split`, in the box
     /// of half-width `bound` around the pre-trained values. `prune` enables
-    /// exact row pruning, which applies to the last layer with
-    /// [`Fitness::Error`] only.
+    /// exact row pruning, which applies with [`Fitness::Error`] only.
     ///
     /// # Errors
     ///
@@ -194,6 +204,7 @@ impl ModelObjective {
             initial.extend_from_slice(params[b]);
         }
         let prune = prune && fitness == Fitness::Error;
+        let pruning_box = prune.then(|| SearchBox::around(&initial, bound));
         let path = match (model, split) {
             (Model::Mlp(mlp), Split::Dense { features, .. }) => {
                 let layer = location.param / 2;
@@ -214,6 +225,7 @@ impl ModelObjective {
                         input,
                         split.labels(),
                         target.include_bias,
+                        pruning_box,
                     ))
                 }
             }
@@ -237,9 +249,18 @@ impl ModelObjective {
                         target.include_bias,
                     )?)
                 } else {
-                    Path::Forward(ForwardPath::new(
-                        seq, location, ids, lengths, seq_len, labels,
-                    )?)
+                    let rows = TokenRows {
+                        ids,
+                        lengths,
+                        seq_len,
+                        labels,
+                    };
+                    Path::Forward(Box::new(ForwardPath::new(
+                        seq,
+                        location,
+                        rows,
+                        pruning_box,
+                    )?))
                 }
             }
             // check_split rejects the other pairs.
@@ -287,13 +308,27 @@ impl ModelObjective {
         self.fitness
     }
 
-    /// Returns the share of rows skipped by pruning, in [0, 1]; 0 where
-    /// pruning does not apply (tensors other than the last layer, or
-    /// cross-entropy fitness).
+    /// Returns the share of rows skipped by pruning, in [0, 1]: the rows
+    /// whose prediction no candidate inside the box can change. It is 0
+    /// with pruning off or cross-entropy fitness. Every tensor is pruned,
+    /// but how many rows the interval bounds can fix depends on the tensor:
+    /// bounds through recurrent steps widen with every step, so recurrent
+    /// and embedding tensors may fix few or no rows of long sequences.
     pub fn pruned_fraction(&self) -> f64 {
+        self.pruning().map_or(0.0, Pruning::pruned_fraction)
+    }
+
+    /// Returns the number of populations scored over every row, skipping
+    /// none, because a candidate lay outside the box that pruning assumed.
+    pub fn full_scans(&self) -> u64 {
+        self.pruning().map_or(0, Pruning::full_scans)
+    }
+
+    fn pruning(&self) -> Option<&Pruning> {
         match &self.path {
-            Path::Head(scorer) => scorer.stats().pruned_fraction(),
-            _ => 0.0,
+            Path::Head(scorer) => Some(scorer.pruning()),
+            Path::Layer(layer) => layer.pruned.as_ref().map(|p| &p.pruning),
+            Path::Forward(forward) => forward.pruned.as_ref().map(|p| &p.pruning),
         }
     }
 
@@ -459,6 +494,8 @@ struct LayerPath {
     inputs: usize,
     outputs: usize,
     labels: Vec<u32>,
+    /// The rows pruning could not fix, when pruning is on.
+    pruned: Option<PrunedRows>,
     /// The frozen bias, used when the bias is not tuned.
     bias0: Vec<f32>,
     include_bias: bool,
@@ -471,16 +508,68 @@ struct LayerPath {
     block: Vec<f32>,
 }
 
+/// The rows of a dense split that pruning left open, with the record of the
+/// fixed ones.
+struct PrunedRows {
+    pruning: Pruning,
+    /// Input of the tuned layer for the open rows, `open rows x inputs`.
+    input: Vec<f32>,
+    labels: Vec<u32>,
+}
+
+impl PrunedRows {
+    /// Decides every row of `input` (the tuned layer's input) with
+    /// [`MlpBounds`] and keeps the open ones.
+    fn new(
+        mlp: &Mlp,
+        layer: usize,
+        input: &[f32],
+        labels: &[u32],
+        include_bias: bool,
+        search_box: SearchBox,
+    ) -> Self {
+        let inputs = mlp.layers()[layer].in_features();
+        let bounds = MlpBounds::new(mlp, layer, search_box.radius(), include_bias);
+        let decisions = decide_rows(labels.len(), |row| {
+            bounds.decide(&input[row * inputs..(row + 1) * inputs])
+        });
+        let mut open_input = Vec::new();
+        let mut open_labels = Vec::new();
+        for ((x, &label), decision) in input.chunks_exact(inputs).zip(labels).zip(&decisions) {
+            if decision.is_none() {
+                open_input.extend_from_slice(x);
+                open_labels.push(label);
+            }
+        }
+        PrunedRows {
+            pruning: Pruning::new(search_box, &decisions, labels),
+            input: open_input,
+            labels: open_labels,
+        }
+    }
+}
+
 impl LayerPath {
-    fn new(mlp: &Mlp, layer: usize, input: Vec<f32>, labels: &[u32], include_bias: bool) -> Self {
+    fn new(
+        mlp: &Mlp,
+        layer: usize,
+        input: Vec<f32>,
+        labels: &[u32],
+        include_bias: bool,
+        pruning_box: Option<SearchBox>,
+    ) -> Self {
         let tuned = &mlp.layers()[layer];
         let after = mlp.layers()[layer + 1..].to_vec();
         let classes = after[after.len() - 1].out_features();
+        let pruned = pruning_box.map(|search_box| {
+            PrunedRows::new(mlp, layer, &input, labels, include_bias, search_box)
+        });
         LayerPath {
             input,
             inputs: tuned.in_features(),
             outputs: tuned.out_features(),
             labels: labels.to_vec(),
+            pruned,
             bias0: tuned.bias().to_vec(),
             include_bias,
             after,
@@ -492,7 +581,8 @@ impl LayerPath {
         }
     }
 
-    /// Scores the population: for each block of rows, one GEMM computes
+    /// Scores the population: for each block of rows (the open rows when
+    /// the population lies inside the pruning box), one GEMM computes
     /// `relu(X W_p^T + b_p)` for every candidate `p` side by side, then the
     /// later layers run on each candidate's columns of that block.
     fn score(
@@ -519,7 +609,21 @@ impl LayerPath {
             }
         }
 
-        let rows = self.labels.len();
+        let use_open = match &mut self.pruned {
+            Some(pruned) => pruned.pruning.admits(population),
+            None => false,
+        };
+        let (input, labels, fixed_correct) = match &self.pruned {
+            Some(pruned) if use_open => (
+                &pruned.input,
+                &pruned.labels,
+                pruned.pruning.fixed_correct(),
+            ),
+            _ => (&self.input, &self.labels, 0),
+        };
+        let mut counts = vec![fixed_correct; candidates];
+        let mut sums = vec![CrossEntropySum::default(); candidates];
+        let rows = labels.len();
         let width = candidates * outputs;
         let block_rows = (LAYER_BLOCK_FLOATS / width)
             .clamp(1, LAYER_BLOCK_ROWS)
@@ -528,11 +632,10 @@ impl LayerPath {
         let b = MatRef::row_major(&self.stacked, width, inputs)
             .map_err(layout_error)?
             .t();
-        let mut counts = vec![0u64; candidates];
-        let mut sums = vec![CrossEntropySum::default(); candidates];
-        for row0 in (0..rows).step_by(block_rows) {
+        // With every row fixed, block_rows is 0 and nothing is scanned.
+        for row0 in (0..rows).step_by(block_rows.max(1)) {
             let n = block_rows.min(rows - row0);
-            let a = MatRef::row_major(&self.input[row0 * inputs..(row0 + n) * inputs], n, inputs)
+            let a = MatRef::row_major(&input[row0 * inputs..(row0 + n) * inputs], n, inputs)
                 .map_err(layout_error)?;
             // When the stacked output is wider than the block is tall, the
             // GEMM packs the candidates' weights as its left operand and
@@ -568,12 +671,12 @@ impl LayerPath {
                 width,
                 outputs,
                 classes: self.classes,
-                labels: &self.labels[row0..row0 + n],
+                labels: &labels[row0..row0 + n],
                 fitness,
             };
             tail.run_all(&mut counts, &mut sums)?;
         }
-        write_fitness(fitness, rows, &counts, &sums, out);
+        write_fitness(fitness, self.labels.len(), &counts, &sums, out);
         Ok(())
     }
 }
@@ -705,39 +808,39 @@ fn write_fitness(
     }
 }
 
-/// Scoring of embedding and recurrent tensors by the model's forward pass.
-struct ForwardPath {
-    model: SequenceClassifier,
-    location: Location,
+/// Token rows of a split, borrowed from the caller.
+#[derive(Clone, Copy)]
+struct TokenRows<'a> {
+    ids: &'a [u32],
+    lengths: &'a [usize],
+    seq_len: usize,
+    labels: &'a [u32],
+}
+
+/// Token rows owned by a path, with their embedded inputs when cached.
+struct TokenSet {
     ids: Vec<u32>,
     lengths: Vec<usize>,
-    seq_len: usize,
     labels: Vec<u32>,
-    classes: usize,
     /// Embedded inputs per block of [`CE_BLOCK_ROWS`] rows, when the tuned
     /// tensor is recurrent and the cache fits [`EMBEDDING_CACHE_FLOATS`].
     embedded: Option<Vec<Vec<Matrix>>>,
 }
 
-impl ForwardPath {
-    fn new(
-        seq: &SequenceClassifier,
-        location: Location,
-        ids: &[u32],
-        lengths: &[usize],
-        seq_len: usize,
-        labels: &[u32],
-    ) -> Result<Self, TuneError> {
-        let rows = labels.len();
-        let cache_floats = ids.len().saturating_mul(seq.emb().dim());
+impl TokenSet {
+    /// Copies `rows` and embeds them once if `cache` is set and they fit.
+    fn new(seq: &SequenceClassifier, rows: TokenRows<'_>, cache: bool) -> Result<Self, TuneError> {
+        let seq_len = rows.seq_len;
+        let count = rows.labels.len();
+        let cache_floats = rows.ids.len().saturating_mul(seq.emb().dim());
         // NOTE: above the cache limit the embeddings are looked up again per
         // candidate and block, which costs memory bandwidth but not accuracy.
-        let embedded = if location.param != 0 && cache_floats <= EMBEDDING_CACHE_FLOATS {
+        let embedded = if cache && cache_floats <= EMBEDDING_CACHE_FLOATS {
             let mut blocks = Vec::new();
-            for row0 in (0..rows).step_by(CE_BLOCK_ROWS) {
-                let n = CE_BLOCK_ROWS.min(rows - row0);
+            for row0 in (0..count).step_by(CE_BLOCK_ROWS) {
+                let n = CE_BLOCK_ROWS.min(count - row0);
                 blocks.push(seq.emb().forward(
-                    &ids[row0 * seq_len..(row0 + n) * seq_len],
+                    &rows.ids[row0 * seq_len..(row0 + n) * seq_len],
                     n,
                     seq_len,
                 )?);
@@ -746,18 +849,114 @@ impl ForwardPath {
         } else {
             None
         };
-        Ok(ForwardPath {
-            model: seq.clone(),
-            location,
-            ids: ids.to_vec(),
-            lengths: lengths.to_vec(),
-            seq_len,
-            labels: labels.to_vec(),
-            classes: seq.fc().out_features(),
+        Ok(TokenSet {
+            ids: rows.ids.to_vec(),
+            lengths: rows.lengths.to_vec(),
+            labels: rows.labels.to_vec(),
             embedded,
         })
     }
+}
 
+/// The token rows that pruning left open, with the record of the fixed
+/// ones.
+struct PrunedTokens {
+    pruning: Pruning,
+    open: TokenSet,
+}
+
+impl PrunedTokens {
+    /// Decides every row with [`SequenceBounds`] and keeps the open ones,
+    /// embedded once if `cache` is set.
+    fn new(
+        seq: &SequenceClassifier,
+        location: Location,
+        rows: TokenRows<'_>,
+        search_box: SearchBox,
+        cache: bool,
+    ) -> Result<Self, TuneError> {
+        let bounds = SequenceBounds::new(seq, sequence_radii(location, search_box.radius()));
+        let seq_len = rows.seq_len;
+        let decisions = decide_rows(rows.labels.len(), |row| {
+            let start = row * seq_len;
+            bounds.decide(&rows.ids[start..start + rows.lengths[row]])
+        });
+        let mut ids = Vec::new();
+        let mut lengths = Vec::new();
+        let mut labels = Vec::new();
+        for (row, decision) in decisions.iter().enumerate() {
+            if decision.is_none() {
+                ids.extend_from_slice(&rows.ids[row * seq_len..(row + 1) * seq_len]);
+                lengths.push(rows.lengths[row]);
+                labels.push(rows.labels[row]);
+            }
+        }
+        let open = TokenRows {
+            ids: &ids,
+            lengths: &lengths,
+            seq_len,
+            labels: &labels,
+        };
+        Ok(PrunedTokens {
+            pruning: Pruning::new(search_box, &decisions, rows.labels),
+            open: TokenSet::new(seq, open, cache)?,
+        })
+    }
+}
+
+/// Returns the radii of the sequence model's tensors in the box: `radius`
+/// for the tuned tensor and its bias, 0 for the others.
+fn sequence_radii(location: Location, radius: f64) -> SequenceRadii {
+    let mut radii = SequenceRadii::default();
+    for param in std::iter::once(location.param).chain(location.bias_param) {
+        match param {
+            0 => radii.embedding = radius,
+            1 => radii.weight_ih = radius,
+            2 => radii.weight_hh = radius,
+            3 => radii.bias_ih = radius,
+            4 => radii.bias_hh = radius,
+            // fc.weight and fc.bias are scored by the head path.
+            _ => {}
+        }
+    }
+    radii
+}
+
+/// Scoring of embedding and recurrent tensors by the model's forward pass.
+struct ForwardPath {
+    model: SequenceClassifier,
+    location: Location,
+    seq_len: usize,
+    classes: usize,
+    all: TokenSet,
+    /// The rows pruning could not fix, when pruning is on.
+    pruned: Option<PrunedTokens>,
+}
+
+impl ForwardPath {
+    fn new(
+        seq: &SequenceClassifier,
+        location: Location,
+        rows: TokenRows<'_>,
+        pruning_box: Option<SearchBox>,
+    ) -> Result<Self, TuneError> {
+        // The embedding lookup can be cached unless the embedding is tuned.
+        let cache = location.param != 0;
+        let pruned = pruning_box
+            .map(|search_box| PrunedTokens::new(seq, location, rows, search_box, cache))
+            .transpose()?;
+        Ok(ForwardPath {
+            model: seq.clone(),
+            location,
+            seq_len: rows.seq_len,
+            classes: seq.fc().out_features(),
+            all: TokenSet::new(seq, rows, cache)?,
+            pruned,
+        })
+    }
+
+    /// Scores the population over the open rows when it lies inside the
+    /// pruning box, else over every row.
     fn score(
         &mut self,
         population: &[f32],
@@ -769,11 +968,19 @@ impl ForwardPath {
             return Ok(());
         }
         let dim = population.len() / candidates;
-        let mut counts = vec![0u64; candidates];
+        let use_open = match &mut self.pruned {
+            Some(pruned) => pruned.pruning.admits(population),
+            None => false,
+        };
+        let (rows, fixed_correct) = match &self.pruned {
+            Some(pruned) if use_open => (&pruned.open, pruned.pruning.fixed_correct()),
+            _ => (&self.all, 0),
+        };
+        let mut counts = vec![fixed_correct; candidates];
         let mut sums = vec![CrossEntropySum::default(); candidates];
         let this = &*self;
         let run = |(point, (count, sum)): (&[f32], (&mut u64, &mut CrossEntropySum))| {
-            this.run(point, fitness, count, sum)
+            this.run(rows, point, fitness, count, sum)
         };
         #[cfg(feature = "parallel")]
         {
@@ -788,15 +995,16 @@ impl ForwardPath {
             .chunks_exact(dim)
             .zip(counts.iter_mut().zip(sums.iter_mut()))
             .try_for_each(run)?;
-        write_fitness(fitness, self.labels.len(), &counts, &sums, out);
+        write_fitness(fitness, self.all.labels.len(), &counts, &sums, out);
         Ok(())
     }
 
-    /// Scores one candidate: writes it into a copy of the model and runs
-    /// the forward pass block by block, exactly as
+    /// Scores one candidate on `rows`: writes it into a copy of the model
+    /// and runs the forward pass block by block, exactly as
     /// [`SequenceClassifier::forward`] does.
     fn run(
         &self,
+        rows: &TokenSet,
         point: &[f32],
         fitness: Fitness,
         count: &mut u64,
@@ -804,25 +1012,25 @@ impl ForwardPath {
     ) -> Result<(), TuneError> {
         let mut model = self.model.clone();
         write_point(model.parameters_mut(), self.location, point)?;
-        let rows = self.labels.len();
+        let count_rows = rows.labels.len();
         let seq_len = self.seq_len;
-        for (block, row0) in (0..rows).step_by(CE_BLOCK_ROWS).enumerate() {
-            let n = CE_BLOCK_ROWS.min(rows - row0);
+        for (block, row0) in (0..count_rows).step_by(CE_BLOCK_ROWS).enumerate() {
+            let n = CE_BLOCK_ROWS.min(count_rows - row0);
             let looked_up;
-            let xs = match &self.embedded {
+            let xs = match &rows.embedded {
                 Some(blocks) => &blocks[block],
                 None => {
                     looked_up = model.emb().forward(
-                        &self.ids[row0 * seq_len..(row0 + n) * seq_len],
+                        &rows.ids[row0 * seq_len..(row0 + n) * seq_len],
                         n,
                         seq_len,
                     )?;
                     &looked_up
                 }
             };
-            let h = last_hidden(model.rnn(), xs, &self.lengths[row0..row0 + n])?;
+            let h = last_hidden(model.rnn(), xs, &rows.lengths[row0..row0 + n])?;
             let logits = model.fc().forward(&h)?;
-            let labels = &self.labels[row0..row0 + n];
+            let labels = &rows.labels[row0..row0 + n];
             match fitness {
                 Fitness::Error => {
                     for (z, &label) in logits.as_slice().chunks_exact(self.classes).zip(labels) {
