@@ -148,12 +148,22 @@ impl Bounds {
         self.upper[j] as f64 - self.lower[j] as f64
     }
 
-    /// Fills `row` with a uniform point of the box, one draw per coordinate
-    /// taken with [`RandomSource::fill_uniform`].
-    pub(crate) fn sample_row(&self, row: &mut [f32], rng: &mut dyn RandomSource) {
-        rng.fill_uniform(row);
-        for (j, x) in row.iter_mut().enumerate() {
-            *x = self.sample(j, *x as f64);
+    /// Fills `rows` (whole rows of `dim()` coordinates) with uniform points
+    /// of the box, one draw per coordinate, all taken in one
+    /// [`RandomSource::fill_uniform_fast`] call so a population is filled in
+    /// parallel chunks when it is large.
+    ///
+    /// A point is `lower (1 - u) + upper u` in f32, which cannot overflow
+    /// for any finite bounds, then clamped into the box against rounding.
+    /// The loop has no branches, so it runs on vector registers.
+    pub(crate) fn sample_rows(&self, rows: &mut [f32], rng: &mut dyn RandomSource) {
+        debug_assert!(rows.len().is_multiple_of(self.dim()));
+        rng.fill_uniform_fast(rows);
+        for row in rows.chunks_exact_mut(self.dim()) {
+            for ((x, &lo), &hi) in row.iter_mut().zip(&self.lower).zip(&self.upper) {
+                let u = *x;
+                *x = (lo * (1.0 - u) + hi * u).max(lo).min(hi);
+            }
         }
     }
 

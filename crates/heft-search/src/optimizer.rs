@@ -415,9 +415,7 @@ impl Core {
             check_point(&bounds, p)?;
         }
         let mut pos = vec![0.0f32; n * dim];
-        for row in pos.chunks_mut(dim) {
-            bounds.sample_row(row, rng.as_mut());
-        }
+        bounds.sample_rows(&mut pos, rng.as_mut());
         if let Some(p) = &settings.initial_point {
             pos[..dim].copy_from_slice(p);
         }
@@ -690,6 +688,20 @@ impl<T: Engine> Optimizer for T {
         self.load_extra(&mut r)?;
         r.finish()
     }
+}
+
+/// Random draws an algorithm makes per [`RandomSource`] call when it
+/// fills the draws of several short rows at once: 16 KiB of f32, so the
+/// draws stay in L1 until they are used. Rows longer than this get one call
+/// each, which fills in parallel chunks once it is long enough (see `rng`).
+pub(crate) const GROUP_DRAWS: usize = 1 << 12;
+
+/// Returns how many rows of `draws_per_row` draws each to fill per call:
+/// as many as fit in [`GROUP_DRAWS`], at least 1, at most `rows`. It
+/// depends on the sizes only, so the draws do not depend on the thread
+/// count.
+pub(crate) fn rows_per_group(draws_per_row: usize, rows: usize) -> usize {
+    (GROUP_DRAWS / draws_per_row.max(1)).clamp(1, rows.max(1))
 }
 
 pub(crate) fn write_header(w: &mut Writer, algorithm: Algorithm, mode: Mode, dim: usize, n: usize) {

@@ -72,11 +72,13 @@ pub struct SepCmaEs {
     p_c: Vec<f64>,
     z: Vec<f32>,
     z_w: Vec<f64>,
-    /// Scratch of `D`: the step size per dimension while sampling, the
-    /// weighted sum of squared steps while updating.
-    per_dim: Vec<f64>,
-    /// Scratch of `D`: `1 / (sigma sqrt(C_jj))` while sampling, see `inverse_step`.
-    inv_scale: Vec<f64>,
+    /// Scratch of `D`: the weighted sum of squared steps while updating.
+    rank_mu: Vec<f64>,
+    /// Scratch of `D` for sampling: the mean, the step size
+    /// `sigma sqrt(C_jj)` and its inverse (see `inverse_step`), in f32.
+    mean_f32: Vec<f32>,
+    scale_f32: Vec<f32>,
+    inv_scale_f32: Vec<f32>,
     order: Vec<usize>,
     generation: u64,
 }
@@ -136,8 +138,10 @@ impl SepCmaEs {
             p_c: vec![0.0; d],
             z: vec![0.0; lambda * d],
             z_w: vec![0.0; d],
-            per_dim: vec![0.0; d],
-            inv_scale: vec![0.0; d],
+            rank_mu: vec![0.0; d],
+            mean_f32: vec![0.0; d],
+            scale_f32: vec![0.0; d],
+            inv_scale_f32: vec![0.0; d],
             order: Vec::with_capacity(lambda),
             generation: 0,
             core,
@@ -167,21 +171,24 @@ impl SepCmaEs {
         if !self.started && self.first_sample_fixed {
             self.z[..d].fill(0.0);
         }
+        // The candidates are f32, so sampling runs in f32 on f32 copies of
+        // the mean and step sizes, which vectorises four or eight wide.
         let sigma = self.sigma;
-        let scales = &mut self.per_dim;
-        for ((scale, inv), &c) in scales.iter_mut().zip(&mut self.inv_scale).zip(&self.cov) {
-            *scale = sigma * c.sqrt();
-            *inv = inverse_step(*scale);
+        for j in 0..d {
+            let scale = (sigma * self.cov[j].sqrt()) as f32;
+            self.mean_f32[j] = self.mean[j] as f32;
+            self.scale_f32[j] = scale;
+            self.inv_scale_f32[j] = inverse_step(scale as f64) as f32;
         }
-        let inv_scale = &self.inv_scale[..d];
-        let mean = &self.mean[..d];
+        let (mean, scale, inv_scale) = (&self.mean_f32, &self.scale_f32, &self.inv_scale_f32);
         for (x, z) in pos.chunks_mut(d).zip(self.z.chunks_mut(d)) {
             for j in 0..d {
-                x[j] = (mean[j] + scales[j] * z[j] as f64) as f32;
+                x[j] = mean[j] + scale[j] * z[j];
             }
             bounds.repair(x, *handler, None, rng.as_mut());
+            // The step actually taken, after the repair and the rounding.
             for j in 0..d {
-                z[j] = ((x[j] as f64 - mean[j]) * inv_scale[j]) as f32;
+                z[j] = (x[j] - mean[j]) * inv_scale[j];
             }
         }
     }
@@ -193,10 +200,17 @@ impl SepCmaEs {
         self.order.extend(0..lambda);
         self.order
             .sort_unstable_by(|&a, &b| fit[a].total_cmp(&fit[b]).then(a.cmp(&b)));
+        // z_w[j] and rank_mu[j] are the sums over the selected steps of
+        // w z_j and w z_j^2, summed in rank order, row by row so the inner
+        // loop runs over contiguous memory.
         self.z_w.fill(0.0);
+        self.rank_mu.fill(0.0);
         for (w, &k) in self.weights.iter().zip(&self.order) {
-            for (acc, &z) in self.z_w.iter_mut().zip(&self.z[k * d..(k + 1) * d]) {
-                *acc += w * z as f64;
+            let row = &self.z[k * d..(k + 1) * d];
+            for ((mean_step, rank), &z) in self.z_w.iter_mut().zip(&mut self.rank_mu).zip(row) {
+                let z = z as f64;
+                *mean_step += w * z;
+                *rank += w * z * z;
             }
         }
         self.generation += 1;
@@ -217,16 +231,7 @@ impl SepCmaEs {
         let cc = self.c_c;
         let pc_coef = h_sigma * (cc * (2.0 - cc) * self.mu_eff).sqrt();
         let (c1, cmu) = (self.c_1, self.c_mu);
-        // rank_mu[j] = sum over the selected steps of w z_j^2, summed in rank
-        // order; row by row so the inner loop runs over contiguous memory.
-        let rank_mu = &mut self.per_dim;
-        rank_mu.fill(0.0);
-        for (w, &k) in self.weights.iter().zip(&self.order) {
-            for (acc, &z) in rank_mu.iter_mut().zip(&self.z[k * d..(k + 1) * d]) {
-                let z = z as f64;
-                *acc += w * z * z;
-            }
-        }
+        let rank_mu = &self.rank_mu;
         let (lo, hi) = (self.core.bounds.lower(), self.core.bounds.upper());
         for j in 0..d {
             let sd = self.cov[j].sqrt();

@@ -43,7 +43,8 @@
 use crate::checkpoint::{Reader, Writer};
 use crate::error::SearchError;
 use crate::optimizer::{
-    check_param, invalid_phase, Algorithm, Batch, Core, Engine, Mode, Progress, Settings,
+    check_param, invalid_phase, rows_per_group, Algorithm, Batch, Core, Engine, Mode, Progress,
+    Settings,
 };
 use crate::rng::RandomSource;
 
@@ -94,9 +95,19 @@ pub struct Ga {
     merged_fit: Vec<f64>,
     child_fit: Vec<f64>,
     next_pos: Vec<f32>,
+    /// The uniform and normal draws of one group of pairs (canonical mode)
+    /// or one pair (study mode).
     draws: Vec<f32>,
+    /// Canonical mode: whether each pair is crossed over.
+    crossed: Vec<bool>,
     /// Canonical mutation step per dimension, `mutation_scale` times the interval width.
-    mutation_step: Vec<f64>,
+    mutation_step: Vec<f32>,
+}
+
+/// Returns how many pairs canonical mode breeds per group (one draw per
+/// gene of each child), see [`rows_per_group`].
+fn group_pairs(d: usize, k: usize) -> usize {
+    rows_per_group(2 * d, k / 2)
 }
 
 /// Returns the number of children: `floor(p_selection * n)` rounded up to even.
@@ -151,6 +162,13 @@ impl Ga {
         }
         let core = Core::new(settings, Algorithm::Ga, rng, k)?;
         let d = core.dim;
+        // Canonical mode draws a group of pairs at once, study mode one
+        // pair at a time.
+        let draws_len = if settings.mode == Mode::Canonical {
+            2 * group_pairs(d, k) * d
+        } else {
+            2 * d
+        };
         Ok(Ga {
             mode: settings.mode,
             params: p,
@@ -164,9 +182,10 @@ impl Ga {
             merged_fit: Vec::with_capacity(n + k),
             child_fit: vec![0.0; k],
             next_pos: vec![0.0; n * d],
-            draws: vec![0.0; 2 * d],
+            draws: vec![0.0; draws_len],
+            crossed: Vec::with_capacity(k / 2),
             mutation_step: (0..d)
-                .map(|j| p.mutation_scale * core.bounds.width(j))
+                .map(|j| (p.mutation_scale * core.bounds.width(j)) as f32)
                 .collect(),
             core,
         })
@@ -243,93 +262,130 @@ impl Ga {
 
     /// Builds the `k` children into the scratch buffer.
     fn breed(&mut self) {
-        let d = self.core.dim;
-        let study = self.mode == Mode::Opytimizer214;
-        if study {
+        if self.mode == Mode::Opytimizer214 {
             self.roulette();
+            self.breed_study();
         } else {
             self.tournament();
+            self.breed_canonical();
         }
-        let GaParams {
-            p_crossover,
-            p_mutation,
-            ..
-        } = self.params;
+        let d = self.core.dim;
         let Core {
-            pos,
             scratch,
             rng,
             bounds,
             handler,
             ..
         } = &mut self.core;
+        for child in scratch[..self.k * d].chunks_exact_mut(d) {
+            bounds.repair(child, *handler, None, rng.as_mut());
+        }
+    }
+
+    /// Copies the parents of pair `pair` into its two children.
+    fn copy_parents(&mut self, pair: usize) {
+        let d = self.core.dim;
+        let (fa, mo) = (self.selected[2 * pair], self.selected[2 * pair + 1]);
+        let Core { pos, scratch, .. } = &mut self.core;
+        let (ca, cb) = scratch[2 * pair * d..(2 * pair + 2) * d].split_at_mut(d);
+        ca.copy_from_slice(&pos[fa * d..(fa + 1) * d]);
+        cb.copy_from_slice(&pos[mo * d..(mo + 1) * d]);
+    }
+
+    /// Breeds the children with the library's crossover and multiplicative
+    /// mutation, making its scalar draws in its order: per pair, per gene.
+    fn breed_study(&mut self) {
+        let d = self.core.dim;
+        let GaParams {
+            p_crossover,
+            p_mutation,
+            ..
+        } = self.params;
         for pair in 0..self.k / 2 {
+            self.copy_parents(pair);
             let (fa, mo) = (self.selected[2 * pair], self.selected[2 * pair + 1]);
+            let Core {
+                pos, scratch, rng, ..
+            } = &mut self.core;
             let (ca, cb) = scratch[2 * pair * d..(2 * pair + 2) * d].split_at_mut(d);
             let father = &pos[fa * d..(fa + 1) * d];
             let mother = &pos[mo * d..(mo + 1) * d];
-            ca.copy_from_slice(father);
-            cb.copy_from_slice(mother);
             if rng.uniform() < p_crossover {
-                if study {
-                    let beta = rng.uniform() as f32;
-                    for j in 0..d {
-                        ca[j] = beta * father[j] + (1.0 - beta) * mother[j];
-                        cb[j] = beta * mother[j] + (1.0 - beta) * father[j];
-                    }
-                } else {
-                    rng.fill_uniform_fast(&mut self.draws);
-                    for j in 0..d {
-                        let (lo, hi) = (father[j].min(mother[j]), father[j].max(mother[j]));
-                        let spread = hi - lo;
-                        let (a, b) = (lo - 0.5 * spread, hi + 0.5 * spread);
-                        ca[j] = a + self.draws[j] * (b - a);
-                        cb[j] = a + self.draws[d + j] * (b - a);
-                    }
-                }
-            }
-            if study {
+                let beta = rng.uniform() as f32;
                 for j in 0..d {
-                    if rng.uniform() < p_mutation {
-                        ca[j] *= rng.normal() as f32;
-                    }
-                    if rng.uniform() < p_mutation {
-                        cb[j] *= rng.normal() as f32;
-                    }
-                }
-            } else {
-                // One uniform per gene decides the mutation, then one normal
-                // per mutated gene, drawn together after the uniforms.
-                for child in [&mut *ca, &mut *cb] {
-                    let (uniforms, normals) = self.draws.split_at_mut(d);
-                    rng.fill_uniform_fast(uniforms);
-                    let mutated = uniforms
-                        .iter()
-                        .filter(|&&u| (u as f64) < p_mutation)
-                        .count();
-                    if mutated == 0 {
-                        continue;
-                    }
-                    let normals = &mut normals[..mutated];
-                    rng.fill_normal(normals);
-                    // Branch-free: about p_mutation of the genes mutate, at
-                    // random, so a branch per gene would be mispredicted often.
-                    // Every gene computes a step from the next normal, and
-                    // only mutated genes keep it and move to the following one.
-                    let last = mutated - 1;
-                    let mut next = 0;
-                    let steps = &self.mutation_step[..d];
-                    for ((gene, &u), &step) in child.iter_mut().zip(&*uniforms).zip(steps) {
-                        let mutate = (u as f64) < p_mutation;
-                        let z = normals[next.min(last)] as f64;
-                        let moved = *gene + (z * step) as f32;
-                        *gene = if mutate { moved } else { *gene };
-                        next += mutate as usize;
-                    }
+                    ca[j] = beta * father[j] + (1.0 - beta) * mother[j];
+                    cb[j] = beta * mother[j] + (1.0 - beta) * father[j];
                 }
             }
-            bounds.repair(ca, *handler, None, rng.as_mut());
-            bounds.repair(cb, *handler, None, rng.as_mut());
+            // Per gene, first child then second: a uniform, and a normal
+            // factor when it is below p_mutation (else the factor is 1,
+            // which leaves the gene unchanged bit for bit).
+            let factors = &mut self.draws[..2 * d];
+            rng.fill_sparse_normal(p_mutation, 1.0, factors);
+            for (j, f) in factors.chunks_exact(2).enumerate() {
+                ca[j] *= f[0];
+                cb[j] *= f[1];
+            }
+        }
+    }
+
+    /// Breeds the children with BLX-0.5 crossover and additive Gaussian
+    /// mutation. One uniform per pair decides the crossovers. Then each
+    /// group of pairs (see [`group_pairs`]) makes each kind of draw in one
+    /// call, so large groups fill in parallel chunks. The group takes one
+    /// uniform per gene and child of its crossed pairs,
+    /// then the mutation draws of every gene of every child with
+    /// [`RandomSource::fill_sparse_normal`] (a gene moves by a normal draw
+    /// times its step with probability `p_mutation`).
+    fn breed_canonical(&mut self) {
+        let (d, k) = (self.core.dim, self.k);
+        let GaParams {
+            p_crossover,
+            p_mutation,
+            ..
+        } = self.params;
+        self.crossed.clear();
+        for _ in 0..k / 2 {
+            let crossed = self.core.rng.uniform() < p_crossover;
+            self.crossed.push(crossed);
+        }
+        for pair in 0..k / 2 {
+            self.copy_parents(pair);
+        }
+        let Core {
+            pos, scratch, rng, ..
+        } = &mut self.core;
+        let group = group_pairs(d, k);
+        for first in (0..k / 2).step_by(group) {
+            let pairs = first..(first + group).min(k / 2);
+            let crossed = &self.crossed[pairs.clone()];
+            let crossed_pairs = crossed.iter().filter(|&&c| c).count();
+            let draws = &mut self.draws[..crossed_pairs * 2 * d];
+            rng.fill_uniform_fast(draws);
+            let crossed = pairs.clone().zip(crossed).filter(|&(_, &c)| c);
+            for ((pair, _), u) in crossed.zip(draws.chunks_exact(2 * d)) {
+                let (fa, mo) = (self.selected[2 * pair], self.selected[2 * pair + 1]);
+                let father = &pos[fa * d..(fa + 1) * d];
+                let mother = &pos[mo * d..(mo + 1) * d];
+                let (ca, cb) = scratch[2 * pair * d..(2 * pair + 2) * d].split_at_mut(d);
+                let (ua, ub) = u.split_at(d);
+                for j in 0..d {
+                    let (lo, hi) = (father[j].min(mother[j]), father[j].max(mother[j]));
+                    let spread = hi - lo;
+                    let (a, b) = (lo - 0.5 * spread, hi + 0.5 * spread);
+                    ca[j] = a + ua[j] * (b - a);
+                    cb[j] = a + ub[j] * (b - a);
+                }
+            }
+
+            let children = &mut scratch[2 * pairs.start * d..2 * pairs.end * d];
+            let normals = &mut self.draws[..children.len()];
+            rng.fill_sparse_normal(p_mutation, 0.0, normals);
+            for (child, draws) in children.chunks_exact_mut(d).zip(normals.chunks_exact(d)) {
+                for ((gene, &z), &step) in child.iter_mut().zip(draws).zip(&self.mutation_step) {
+                    *gene += z * step;
+                }
+            }
         }
     }
 

@@ -40,7 +40,8 @@ use crate::bounds::VelocityHandling;
 use crate::checkpoint::{Reader, Writer};
 use crate::error::SearchError;
 use crate::optimizer::{
-    check_param, read_bool, Algorithm, Batch, Core, Engine, Mode, Progress, Settings,
+    check_param, read_bool, rows_per_group, Algorithm, Batch, Core, Engine, Mode, Progress,
+    Settings,
 };
 use crate::rng::RandomSource;
 
@@ -98,7 +99,8 @@ pub struct Pso {
     pbest_fit: Vec<f64>,
     /// RPSO mass, `P x D`; empty for PSO.
     mass: Vec<f32>,
-    /// Per-dimension draws of one agent in canonical mode, `2 x D`.
+    /// Per-dimension draws of a group of agents in canonical mode, `2 x D`
+    /// per agent.
     draws: Vec<f32>,
     /// Velocity limit per dimension in canonical mode (the interval width); empty otherwise.
     vmax: Vec<f32>,
@@ -165,7 +167,14 @@ impl Pso {
             pbest,
             pbest_fit: vec![f64::INFINITY; n],
             mass,
-            draws: vec![0.0; if study { 0 } else { 2 * d }],
+            draws: vec![
+                0.0;
+                if study {
+                    0
+                } else {
+                    rows_per_group(2 * d, n) * 2 * d
+                }
+            ],
             vmax: if study {
                 Vec::new()
             } else {
@@ -201,7 +210,13 @@ impl Pso {
             handler,
             ..
         } = &mut self.core;
+        // Canonical mode fills the draws of a group of agents per call.
+        let group = rows_per_group(2 * d, n);
         for i in 0..n {
+            if !study && i % group == 0 {
+                let rows = group.min(n - i);
+                rng.fill_uniform_fast(&mut self.draws[..rows * 2 * d]);
+            }
             let x = &mut pos[i * d..(i + 1) * d];
             let v = &mut self.vel[i * d..(i + 1) * d];
             let p = &self.pbest[i * d..(i + 1) * d];
@@ -224,8 +239,8 @@ impl Pso {
                     x[j] += v[j];
                 }
             } else {
-                rng.fill_uniform_fast(&mut self.draws);
-                let (r1, r2) = self.draws.split_at(d);
+                let draws = &self.draws[(i % group) * 2 * d..][..2 * d];
+                let (r1, r2) = draws.split_at(d);
                 let (r2, g, vmax) = (&r2[..d], &best_pos[..d], &self.vmax[..d]);
                 let (c1, c2) = (self.c1, self.c2);
                 if self.relativistic {

@@ -57,13 +57,10 @@ impl Engine for RandomSearch {
 
     fn prepare(&mut self) -> Batch {
         if self.initialized {
-            let d = self.core.dim;
             let Core {
                 pos, rng, bounds, ..
             } = &mut self.core;
-            for row in pos.chunks_mut(d) {
-                bounds.sample_row(row, rng.as_mut());
-            }
+            bounds.sample_rows(pos, rng.as_mut());
         }
         Batch::Population
     }
