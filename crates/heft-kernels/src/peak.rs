@@ -36,6 +36,76 @@ pub fn peak_gflops(isa: Isa, iterations: u64) -> Result<f64, crate::dispatch::Is
     Ok(flops / seconds / 1e9)
 }
 
+/// The result of [`microkernel_gflops`]: the register tile measured and its
+/// single-thread throughput.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MicrokernelThroughput {
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// Columns of the register tile.
+    pub nr: usize,
+    /// Steps of k per call: the kernel's cache block depth KC.
+    pub kc: usize,
+    /// Single-thread GFLOP/s, 2 flops per multiply-add.
+    pub gflops: f64,
+}
+
+/// Runs the packed-A microkernel of `isa` `calls` times on one A
+/// micro-panel (`MR x KC`) and one B micro-panel (`KC x NR`), adding into
+/// one C tile, and returns its single-thread GFLOP/s.
+///
+/// The panels stay in the L1 cache, so there are no cache misses, packing
+/// or edge tiles. This is the ceiling of the GEMM on this core for the
+/// kernel's instruction mix, which loads each B vector and broadcasts each
+/// A element from memory at every step of k. A GEMM's fraction of
+/// [`peak_gflops`] cannot exceed this kernel's.
+///
+/// # Errors
+///
+/// [`crate::dispatch::IsaError`] if this CPU cannot run `isa`.
+pub fn microkernel_gflops(
+    isa: Isa,
+    calls: u64,
+) -> Result<MicrokernelThroughput, crate::dispatch::IsaError> {
+    isa.check_available()?;
+    let spec = crate::gemm::kernel::spec(isa);
+    let (mr, nr, kc) = (spec.mr, spec.nr, spec.blocking.kc);
+    // Small values, so the sums in C stay far from overflow and from
+    // subnormal numbers over millions of calls.
+    let a = vec![1e-3f32; mr * kc];
+    let b = vec![1e-3f32; kc * nr];
+    let mut c = vec![0.0f32; mr * nr];
+
+    let args = crate::gemm::kernel::TileArgs {
+        kc,
+        a: a.as_ptr(),
+        a_rs: 0,
+        b: b.as_ptr(),
+        c: c.as_mut_ptr(),
+        c_rs: nr,
+        c_cs: 1,
+        alpha: 1.0,
+        beta: 1.0,
+    };
+
+    let start = Instant::now();
+    for _ in 0..calls {
+        // SAFETY: `a` holds the packed MR x KC panel, `b` the KC x NR panel
+        // and `c` the contiguous MR x NR tile (the `TileArgs` contract), all
+        // alive for the loop; the ISA was checked above.
+        unsafe { (spec.packed_a)(std::hint::black_box(&args)) };
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    std::hint::black_box(&c);
+    let flops = 2.0 * calls as f64 * (mr * nr * kc) as f64;
+    Ok(MicrokernelThroughput {
+        mr,
+        nr,
+        kc,
+        gflops: flops / seconds / 1e9,
+    })
+}
+
 fn portable_chains(iterations: u64) -> f32 {
     use wide::f32x8;
     let mut acc = [f32x8::splat(0.0); CHAINS];
@@ -89,5 +159,30 @@ mod x86 {
             total += lanes.iter().sum::<f32>();
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microkernel_reports_its_tile() {
+        for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
+            if isa.check_available().is_err() {
+                eprintln!("skipped: {isa} is not available on this CPU");
+                assert!(microkernel_gflops(isa, 1).is_err());
+                continue;
+            }
+            let spec = crate::gemm::kernel::spec(isa);
+            let measured = microkernel_gflops(isa, 1000).unwrap();
+            assert_eq!((measured.mr, measured.nr), (spec.mr, spec.nr), "{isa}");
+            assert_eq!(measured.kc, spec.blocking.kc, "{isa}");
+            assert!(
+                measured.gflops.is_finite() && measured.gflops > 0.0,
+                "{isa}: {} GFLOP/s",
+                measured.gflops
+            );
+        }
     }
 }
