@@ -34,13 +34,18 @@
 //!   in-memory data.
 //! - `workspace`: [`MlpWorkspace`], preallocated buffers for MLP training
 //!   steps that allocate nothing in steady state.
+//! - `sequence_workspace`: [`SequenceWorkspace`], reused buffers for
+//!   sequence-classifier training steps that split each batch into fixed
+//!   shards of rows and run them on the rayon pool.
 //! - `rng`: [`SplitMix64`], the seeded generator for initialisation and
 //!   shuffling.
 //!
 //! # Features
 //!
-//! - `parallel` (default): the GEMM under every layer runs on the rayon
-//!   thread pool. Results do not depend on the thread count.
+//! - `parallel` (default): the GEMM under every layer, the shards of a
+//!   sequence-classifier batch and the optimiser's update of large
+//!   parameters run on the rayon thread pool. Results do not depend on the
+//!   thread count.
 
 #![forbid(unsafe_code)]
 
@@ -55,6 +60,7 @@ mod optim;
 mod recurrent;
 mod rng;
 mod sequence;
+mod sequence_workspace;
 mod train;
 mod workspace;
 
@@ -77,6 +83,7 @@ pub use sequence::{
     RecurrentKind, RecurrentLayer, SequenceActivations, SequenceClassifier, SequenceGrads,
     TokenBatch,
 };
+pub use sequence_workspace::SequenceWorkspace;
 pub use train::{
     evaluate, evaluate_sequences, train_mlp, train_sequence_classifier, Dataset, EpochReport,
     OptimiserConfig, SequenceDataset, TrainConfig, TrainReport,

@@ -156,6 +156,33 @@ pub(crate) fn mean_loss_with_grad(
     (total / labels.len() as f64) as f32
 }
 
+/// Writes the loss of each row of the row-major `[labels.len(), classes]`
+/// logits into `losses` and `(softmax - onehot) * scale` into `grad` of
+/// the same length as the logits. The caller has checked the lengths and
+/// that every label is below `classes`.
+///
+/// For a batch of `n` rows split into parts, pass `scale = 1 / n`. Then
+/// each part's `grad` is its rows of the gradient of the whole batch's mean
+/// loss. Summing the parts' `losses` in row order gives exactly the sum
+/// that [`mean_loss_with_grad`] divides by `n`.
+pub(crate) fn row_losses_with_grad(
+    logits: &[f32],
+    classes: usize,
+    labels: &[u32],
+    scale: f32,
+    grad: &mut [f32],
+    losses: &mut [f64],
+) {
+    for (((row, g), &label), loss) in logits
+        .chunks_exact(classes)
+        .zip(grad.chunks_exact_mut(classes))
+        .zip(labels)
+        .zip(losses)
+    {
+        *loss = row_loss(row, label as usize, Some((g, scale)));
+    }
+}
+
 /// Returns how many rows of `logits` have their largest logit at the
 /// label's column. Ties go to the lowest column, as `torch.argmax` does.
 ///

@@ -270,22 +270,61 @@ impl Adam {
     }
 
     /// Updates parameter number `index` of the step begun by
-    /// [`Adam::begin_step`]. The lengths were checked there.
+    /// [`Adam::begin_step`]. The lengths were checked there. A parameter
+    /// of at least `2 * PARALLEL_CHUNK` elements is updated in chunks on
+    /// the rayon pool. Each element gets the same arithmetic either way, so
+    /// the result does not depend on the thread count.
     pub(crate) fn update(&mut self, index: usize, s: &AdamScalars, p: &mut [f32], g: &[f32]) {
         let c = self.config;
-        let m = &mut self.exp_avg[index];
-        let v = &mut self.exp_avg_sq[index];
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-            let g = if c.weight_decay != 0.0 {
-                g + c.weight_decay * *p
-            } else {
-                g
-            };
-            *m += s.one_minus_beta1 * (g - *m);
-            *v = *v * c.beta2 + s.one_minus_beta2 * g * g;
-            let denom = v.sqrt() / s.bias_correction2_sqrt + c.eps;
-            *p += -s.step_size * (*m / denom);
+        let m = &mut self.exp_avg[index][..];
+        let v = &mut self.exp_avg_sq[index][..];
+        #[cfg(feature = "parallel")]
+        if worth_threads(p.len()) {
+            use rayon::prelude::*;
+            p.par_chunks_mut(PARALLEL_CHUNK)
+                .zip(g.par_chunks(PARALLEL_CHUNK))
+                .zip(m.par_chunks_mut(PARALLEL_CHUNK))
+                .zip(v.par_chunks_mut(PARALLEL_CHUNK))
+                .for_each(|(((p, g), m), v)| adam_update(&c, s, p, g, m, v));
+            return;
         }
+        adam_update(&c, s, p, g, m, v);
+    }
+}
+
+/// Elements per task when the optimiser updates a large parameter on the
+/// rayon pool: about 0.5 MB of parameter, gradient and state, enough work
+/// to outweigh the cost of handing a task to another thread.
+#[cfg(feature = "parallel")]
+const PARALLEL_CHUNK: usize = 1 << 15;
+
+/// Reports whether a parameter of `len` elements is large enough to update
+/// on more than one thread.
+#[cfg(feature = "parallel")]
+fn worth_threads(len: usize) -> bool {
+    len >= 2 * PARALLEL_CHUNK && rayon::current_num_threads() > 1
+}
+
+/// Applies the Adam update to the elements `p` from `g`, with their
+/// moments `m` and `v`.
+fn adam_update(
+    c: &AdamConfig,
+    s: &AdamScalars,
+    p: &mut [f32],
+    g: &[f32],
+    m: &mut [f32],
+    v: &mut [f32],
+) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+        let g = if c.weight_decay != 0.0 {
+            g + c.weight_decay * *p
+        } else {
+            g
+        };
+        *m += s.one_minus_beta1 * (g - *m);
+        *v = *v * c.beta2 + s.one_minus_beta2 * g * g;
+        let denom = v.sqrt() / s.bias_correction2_sqrt + c.eps;
+        *p += -s.step_size * (*m / denom);
     }
 }
 
@@ -370,27 +409,54 @@ impl Sgd {
     }
 
     /// Updates parameter number `index` of the step begun by
-    /// [`Sgd::begin_step`]. The lengths were checked there.
+    /// [`Sgd::begin_step`]. The lengths were checked there. Large
+    /// parameters are updated in chunks on the rayon pool, as in
+    /// [`Adam::update`].
     pub(crate) fn update(&mut self, index: usize, first: bool, p: &mut [f32], g: &[f32]) {
         let c = self.config;
-        let use_momentum = c.momentum != 0.0;
-        for (j, (p, &g)) in p.iter_mut().zip(g).enumerate() {
-            let mut d = if c.weight_decay != 0.0 {
-                g + c.weight_decay * *p
+        let buffer: &mut [f32] = match self.momentum_buffers.get_mut(index) {
+            Some(buffer) if c.momentum != 0.0 => buffer,
+            _ => &mut [],
+        };
+        #[cfg(feature = "parallel")]
+        if worth_threads(p.len()) {
+            use rayon::prelude::*;
+            let tasks = p
+                .par_chunks_mut(PARALLEL_CHUNK)
+                .zip(g.par_chunks(PARALLEL_CHUNK));
+            if buffer.is_empty() {
+                tasks.for_each(|(p, g)| sgd_update(&c, first, p, g, &mut []));
             } else {
-                g
-            };
-            if use_momentum {
-                let b = &mut self.momentum_buffers[index][j];
-                *b = if first {
-                    d
-                } else {
-                    c.momentum * *b + (1.0 - c.dampening) * d
-                };
-                d = if c.nesterov { d + c.momentum * *b } else { *b };
+                tasks
+                    .zip(buffer.par_chunks_mut(PARALLEL_CHUNK))
+                    .for_each(|((p, g), b)| sgd_update(&c, first, p, g, b));
             }
-            *p -= c.lr * d;
+            return;
         }
+        sgd_update(&c, first, p, g, buffer);
+    }
+}
+
+/// Applies the SGD update to the elements `p` from `g`, with their
+/// momentum buffer `momentum` (empty without momentum).
+fn sgd_update(c: &SgdConfig, first: bool, p: &mut [f32], g: &[f32], momentum: &mut [f32]) {
+    let use_momentum = c.momentum != 0.0;
+    for (j, (p, &g)) in p.iter_mut().zip(g).enumerate() {
+        let mut d = if c.weight_decay != 0.0 {
+            g + c.weight_decay * *p
+        } else {
+            g
+        };
+        if use_momentum {
+            let b = &mut momentum[j];
+            *b = if first {
+                d
+            } else {
+                c.momentum * *b + (1.0 - c.dampening) * d
+            };
+            d = if c.nesterov { d + c.momentum * *b } else { *b };
+        }
+        *p -= c.lr * d;
     }
 }
 

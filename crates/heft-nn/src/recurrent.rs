@@ -51,7 +51,8 @@
 use crate::error::NnError;
 use crate::rng::SplitMix64;
 use heft_kernels::elementwise as ew;
-use heft_tensor::{matmul_into, matmul_into_with, MatMut, MatRef, Matrix};
+use heft_kernels::gemm::{Epilogue, Gemm};
+use heft_tensor::{matmul_into, matmul_into_with, MatMut, MatRef, Matrix, TensorError};
 
 /// PyTorch's parameter names of a one-layer RNN or LSTM, in the order of
 /// [`Rnn::parameters`] and [`Lstm::parameters`].
@@ -260,6 +261,7 @@ impl Cell {
     /// summed biases.
     fn input_projection(
         &self,
+        gemm: &Gemm,
         inputs: &[f32],
         rows: usize,
         bias: &mut Vec<f32>,
@@ -267,27 +269,35 @@ impl Cell {
     ) -> Result<(), NnError> {
         bias.clear();
         bias.extend(self.bias_ih.iter().zip(&self.bias_hh).map(|(a, b)| a + b));
-        matmul_into_with(
+        run_gemm(
+            gemm,
             1.0,
             MatRef::row_major(inputs, rows, self.input_size())?,
             self.weight_ih.view().t(),
             0.0,
             MatMut::row_major(out, rows, self.weight_ih.rows())?,
             Some(bias),
-            false,
         )?;
         Ok(())
     }
 
     /// Adds `h_prev W_hh^T` (`h_prev` `[batch, H]`) to `out` (`[batch,
     /// gates * H]`).
-    fn add_recurrent(&self, h_prev: &[f32], batch: usize, out: &mut [f32]) -> Result<(), NnError> {
-        matmul_into(
+    fn add_recurrent(
+        &self,
+        gemm: &Gemm,
+        h_prev: &[f32],
+        batch: usize,
+        out: &mut [f32],
+    ) -> Result<(), NnError> {
+        run_gemm(
+            gemm,
             1.0,
             MatRef::row_major(h_prev, batch, self.hidden_size())?,
             self.weight_hh.view().t(),
             1.0,
             MatMut::row_major(out, batch, self.weight_hh.rows())?,
+            None,
         )?;
         Ok(())
     }
@@ -296,16 +306,19 @@ impl Cell {
     /// (`[batch, H]`).
     fn recurrent_grad(
         &self,
+        gemm: &Gemm,
         grad_pre: &[f32],
         batch: usize,
         out: &mut [f32],
     ) -> Result<(), NnError> {
-        matmul_into(
+        run_gemm(
+            gemm,
             1.0,
             MatRef::row_major(grad_pre, batch, self.weight_hh.rows())?,
             self.weight_hh.view(),
             0.0,
             MatMut::row_major(out, batch, self.hidden_size())?,
+            None,
         )?;
         Ok(())
     }
@@ -320,6 +333,7 @@ impl Cell {
     #[allow(clippy::too_many_arguments)]
     fn accumulate_steps(
         &self,
+        gemm: &Gemm,
         grad_pre: &[f32],
         inputs: &[f32],
         hidden: &[f32],
@@ -332,17 +346,20 @@ impl Cell {
         let width = self.weight_ih.rows();
         let hidden_size = self.hidden_size();
         let grad_pre_all = MatRef::row_major(grad_pre, rows, width)?;
-        matmul_into(
+        run_gemm(
+            gemm,
             1.0,
             grad_pre_all.t(),
             MatRef::row_major(inputs, rows, self.input_size())?,
             1.0,
             grads.weight_ih.view_mut(),
+            None,
         )?;
         // The initial state is zero, so step 0 adds nothing to dW_hh.
         if steps > 1 {
             let later = rows - batch;
-            matmul_into(
+            run_gemm(
+                gemm,
                 1.0,
                 MatRef::row_major(&grad_pre[batch * width..rows * width], later, width)?.t(),
                 MatRef::row_major(
@@ -352,6 +369,7 @@ impl Cell {
                 )?,
                 1.0,
                 grads.weight_hh.view_mut(),
+                None,
             )?;
         }
         for row in grad_pre[..rows * width].chunks_exact(width) {
@@ -360,14 +378,16 @@ impl Cell {
                 *bh += g;
             }
         }
-        grad_inputs.clear();
-        grad_inputs.resize(rows * self.input_size(), 0.0);
-        matmul_into(
+        // The GEMM with beta = 0 writes every element.
+        resize_for_overwrite(grad_inputs, rows * self.input_size());
+        run_gemm(
+            gemm,
             1.0,
             grad_pre_all,
             self.weight_ih.view(),
             0.0,
             MatMut::row_major(grad_inputs, rows, self.input_size())?,
+            None,
         )?;
         Ok(())
     }
@@ -386,6 +406,24 @@ impl Cell {
             ))
         }
     }
+}
+
+/// Computes `C <- alpha * A * B + beta * C` with `gemm`, then adds
+/// `bias[j]` to column `j` if a bias is given. The checks and the result
+/// are those of [`matmul_into_with`], but `gemm` sets whether the product
+/// may use the rayon pool.
+pub(crate) fn run_gemm(
+    gemm: &Gemm,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: MatMut<'_>,
+    bias: Option<&[f32]>,
+) -> Result<(), NnError> {
+    gemm.run_with(alpha, a, b, beta, c, Epilogue { bias, relu: false })
+        .map_err(TensorError::from)?;
+    Ok(())
 }
 
 fn check_sequence(op: &'static str, xs: &[Matrix]) -> Result<usize, NnError> {
@@ -496,17 +534,25 @@ pub(crate) struct RecurrentScratch {
 }
 
 impl RecurrentScratch {
+    /// Sizes the buffers for backward through `rows` rows of `width`
+    /// pre-activations in steps of `batch` rows. The carried gradients
+    /// start at zero. Every step writes its rows of `grad_pre` and all of
+    /// `grad_h` before reading them, so those are only resized.
     fn reset(&mut self, rows: usize, width: usize, batch: usize, hidden: usize) {
-        for (buffer, len) in [
-            (&mut self.grad_pre, rows * width),
-            (&mut self.carry_h, batch * hidden),
-            (&mut self.carry_c, batch * hidden),
-            (&mut self.grad_h, batch * hidden),
-        ] {
+        resize_for_overwrite(&mut self.grad_pre, rows * width);
+        resize_for_overwrite(&mut self.grad_h, batch * hidden);
+        for buffer in [&mut self.carry_h, &mut self.carry_c] {
             buffer.clear();
-            buffer.resize(len, 0.0);
+            buffer.resize(batch * hidden, 0.0);
         }
     }
+}
+
+/// Sets the length of `buffer`, whose contents the caller writes in full
+/// before reading them, to `len`. Unlike clearing and refilling it, this
+/// writes only the elements beyond the old length.
+pub(crate) fn resize_for_overwrite(buffer: &mut Vec<f32>, len: usize) {
+    buffer.resize(len, 0.0);
 }
 
 /// Applies the LSTM gate nonlinearities to `gates` (`[batch, 4H]`
@@ -703,15 +749,17 @@ impl Rnn {
         }
         let mut trace = RnnTrace::default();
         flatten_steps(xs, &mut trace.inputs);
-        self.forward_trace(batch, xs.len(), &mut trace)?;
+        self.forward_trace(&Gemm::new(), batch, xs.len(), &mut trace)?;
         Ok(trace)
     }
 
     /// Runs the recurrence on `trace.inputs` (`[steps * batch, input]`,
     /// time-major) and fills the rest of `trace`, reusing its buffers.
-    /// The input projection of all steps is one GEMM.
+    /// The input projection of all steps is one GEMM. Every GEMM runs with
+    /// `gemm`.
     pub(crate) fn forward_trace(
         &self,
+        gemm: &Gemm,
         batch: usize,
         steps: usize,
         trace: &mut RnnTrace,
@@ -727,16 +775,18 @@ impl Rnn {
         let step_len = batch * hidden;
         trace.batch = batch;
         trace.steps = steps;
-        trace.hidden.clear();
-        trace.hidden.resize((steps + 1) * step_len, 0.0);
+        // The input projection and the steps write every state after the
+        // initial one.
+        resize_for_overwrite(&mut trace.hidden, (steps + 1) * step_len);
         let (initial, states) = trace.hidden.split_at_mut(step_len);
+        initial.fill(0.0);
         self.cell
-            .input_projection(&trace.inputs, steps * batch, &mut trace.bias, states)?;
+            .input_projection(gemm, &trace.inputs, steps * batch, &mut trace.bias, states)?;
         let mut h_prev: &[f32] = initial;
         for (t, h) in states.chunks_exact_mut(step_len).enumerate() {
             // h_(-1) is zero, so step 0 has no recurrent term.
             if t > 0 {
-                self.cell.add_recurrent(h_prev, batch, h)?;
+                self.cell.add_recurrent(gemm, h_prev, batch, h)?;
             }
             ew::tanh_in_place(h);
             h_prev = h;
@@ -767,7 +817,7 @@ impl Rnn {
         let mut flat = Vec::new();
         flatten_steps(grad_hidden, &mut flat);
         let mut scratch = RecurrentScratch::default();
-        self.backward_trace(trace, &flat, grads, &mut scratch)?;
+        self.backward_trace(&Gemm::new(), trace, &flat, grads, &mut scratch)?;
         split_steps(
             &scratch.grad_inputs,
             trace.steps,
@@ -777,9 +827,11 @@ impl Rnn {
     }
 
     /// Backward through time from `grad_hidden` (`[T * batch, H]`,
-    /// time-major), leaving `dL/dx` in `scratch.grad_inputs`.
+    /// time-major), leaving `dL/dx` in `scratch.grad_inputs`. Every GEMM
+    /// runs with `gemm`.
     pub(crate) fn backward_trace(
         &self,
+        gemm: &Gemm,
         trace: &RnnTrace,
         grad_hidden: &[f32],
         grads: &mut RecurrentGrads,
@@ -813,10 +865,11 @@ impl Rnn {
             }
             if t > 0 {
                 self.cell
-                    .recurrent_grad(grad_pre, batch, &mut scratch.carry_h)?;
+                    .recurrent_grad(gemm, grad_pre, batch, &mut scratch.carry_h)?;
             }
         }
         self.cell.accumulate_steps(
+            gemm,
             &scratch.grad_pre,
             &trace.inputs,
             &trace.hidden,
@@ -1040,20 +1093,22 @@ impl Lstm {
         }
         let mut trace = LstmTrace::default();
         flatten_steps(xs, &mut trace.inputs);
-        self.forward_trace(batch, xs.len(), &mut trace)?;
+        self.forward_trace(&Gemm::new(), batch, xs.len(), &mut trace)?;
         Ok(trace)
     }
 
     /// Runs the steps on `trace.inputs` (`[steps * batch, input]`,
     /// time-major) and fills the rest of `trace`, reusing its buffers. The
     /// input projection of all steps is one GEMM, so each step only adds
-    /// `h_(t-1) W_hh^T` before the fused cell update.
+    /// `h_(t-1) W_hh^T` before the fused cell update. Every GEMM runs with
+    /// `gemm`.
     ///
     /// NOTE: rows of sequences that ended before step `t` are still
     /// computed, up to the longest sequence in the batch. The classifier
     /// never reads those states and back-propagates zero through them.
     pub(crate) fn forward_trace(
         &self,
+        gemm: &Gemm,
         batch: usize,
         steps: usize,
         trace: &mut LstmTrace,
@@ -1070,16 +1125,20 @@ impl Lstm {
         let gates_len = 4 * step_len;
         trace.batch = batch;
         trace.steps = steps;
+        // The input projection and the steps write every element except
+        // the zero initial states.
         for (buffer, len) in [
             (&mut trace.gates, steps * gates_len),
             (&mut trace.h, (steps + 1) * step_len),
             (&mut trace.c, (steps + 1) * step_len),
             (&mut trace.tanh_c, steps * step_len),
         ] {
-            buffer.clear();
-            buffer.resize(len, 0.0);
+            resize_for_overwrite(buffer, len);
         }
+        trace.h[..step_len].fill(0.0);
+        trace.c[..step_len].fill(0.0);
         self.cell.input_projection(
+            gemm,
             &trace.inputs,
             steps * batch,
             &mut trace.bias,
@@ -1092,7 +1151,7 @@ impl Lstm {
             let h_prev = &h_done[t * step_len..];
             // h_(-1) is zero, so step 0 has no recurrent term.
             if t > 0 {
-                self.cell.add_recurrent(h_prev, batch, gates)?;
+                self.cell.add_recurrent(gemm, h_prev, batch, gates)?;
             }
             lstm_cell_update(
                 gates,
@@ -1129,7 +1188,7 @@ impl Lstm {
         let mut flat = Vec::new();
         flatten_steps(grad_hidden, &mut flat);
         let mut scratch = RecurrentScratch::default();
-        self.backward_trace(trace, &flat, grads, &mut scratch)?;
+        self.backward_trace(&Gemm::new(), trace, &flat, grads, &mut scratch)?;
         split_steps(
             &scratch.grad_inputs,
             trace.steps,
@@ -1142,9 +1201,10 @@ impl Lstm {
     /// time-major), leaving `dL/dx` in `scratch.grad_inputs`. Each step
     /// computes the gate gradients and one `[batch, 4H] x [4H, H]` GEMM for
     /// `dh_(t-1)`. The weight and input gradients of all steps follow in
-    /// one GEMM each.
+    /// one GEMM each. Every GEMM runs with `gemm`.
     pub(crate) fn backward_trace(
         &self,
+        gemm: &Gemm,
         trace: &LstmTrace,
         grad_hidden: &[f32],
         grads: &mut RecurrentGrads,
@@ -1202,10 +1262,11 @@ impl Lstm {
             }
             if t > 0 {
                 self.cell
-                    .recurrent_grad(grad_pre, batch, &mut scratch.carry_h)?;
+                    .recurrent_grad(gemm, grad_pre, batch, &mut scratch.carry_h)?;
             }
         }
         self.cell.accumulate_steps(
+            gemm,
             &scratch.grad_pre,
             &trace.inputs,
             &trace.h,

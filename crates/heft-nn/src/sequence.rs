@@ -31,10 +31,12 @@ use crate::embedding::Embedding;
 use crate::error::NnError;
 use crate::linear::{Linear, LinearGrads, LinearInit};
 use crate::recurrent::{
-    Lstm, LstmTrace, RecurrentGrads, RecurrentScratch, Rnn, RnnTrace, RECURRENT_PARAMETER_NAMES,
+    resize_for_overwrite, run_gemm, Lstm, LstmTrace, RecurrentGrads, RecurrentScratch, Rnn,
+    RnnTrace, RECURRENT_PARAMETER_NAMES,
 };
 use crate::rng::SplitMix64;
-use heft_tensor::Matrix;
+use heft_kernels::gemm::Gemm;
+use heft_tensor::{MatMut, MatRef, Matrix};
 
 /// The recurrent layer of a [`SequenceClassifier`].
 #[derive(Clone, Debug, PartialEq)]
@@ -161,10 +163,35 @@ pub struct SequenceActivations {
     pub logits: Matrix,
 }
 
+/// The trace of whichever recurrent layer ran.
 #[derive(Clone, Debug)]
-enum RecurrentTrace {
+pub(crate) enum RecurrentTrace {
     Rnn(RnnTrace),
     Lstm(LstmTrace),
+}
+
+impl Default for RecurrentTrace {
+    fn default() -> Self {
+        RecurrentTrace::Lstm(LstmTrace::default())
+    }
+}
+
+impl RecurrentTrace {
+    /// Returns `h_t` of every sequence, `[batch, H]`, for step `t`.
+    fn hidden(&self, t: usize) -> Option<&[f32]> {
+        match self {
+            RecurrentTrace::Rnn(tr) => tr.hidden(t),
+            RecurrentTrace::Lstm(tr) => tr.hidden(t),
+        }
+    }
+
+    /// Returns the number of sequences and of steps.
+    fn shape(&self) -> (usize, usize) {
+        match self {
+            RecurrentTrace::Rnn(tr) => (tr.batch(), tr.steps()),
+            RecurrentTrace::Lstm(tr) => (tr.batch(), tr.steps()),
+        }
+    }
 }
 
 impl SequenceActivations {
@@ -172,7 +199,7 @@ impl SequenceActivations {
     /// to fill.
     pub(crate) fn empty() -> Result<Self, NnError> {
         Ok(SequenceActivations {
-            trace: RecurrentTrace::Lstm(LstmTrace::default()),
+            trace: RecurrentTrace::default(),
             last_hidden: Matrix::zeros(0, 0)?,
             logits: Matrix::zeros(0, 0)?,
         })
@@ -182,7 +209,9 @@ impl SequenceActivations {
 /// Backward buffers that training reuses across batches.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SequenceScratch {
-    recurrent: RecurrentScratch,
+    pub(crate) recurrent: RecurrentScratch,
+    /// `dL/d last_hidden` from `fc`, `[batch, H]`.
+    grad_last: Vec<f32>,
     /// `dL/dh_t` from `fc`, `[T * batch, H]` time-major, non-zero only at
     /// each sequence's last true token.
     grad_hidden: Vec<f32>,
@@ -224,13 +253,27 @@ impl SequenceGrads {
     /// Returns the gradients in the order of
     /// [`SequenceClassifier::parameter_names`].
     pub fn as_slices(&self) -> Vec<&[f32]> {
-        let mut out = vec![self.emb.as_slice()];
-        out.extend(self.rnn.as_slices());
-        out.push(self.fc.weight.as_slice());
-        out.push(&self.fc.bias);
-        out
+        self.as_array().to_vec()
+    }
+
+    /// Returns the gradients in the order of
+    /// [`SequenceClassifier::parameter_names`], without allocating.
+    pub(crate) fn as_array(&self) -> [&[f32]; PARAMETER_COUNT] {
+        let [w_ih, w_hh, b_ih, b_hh] = self.rnn.as_slices();
+        [
+            self.emb.as_slice(),
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            self.fc.weight.as_slice(),
+            &self.fc.bias,
+        ]
     }
 }
+
+/// Number of parameter tensors of a [`SequenceClassifier`].
+pub(crate) const PARAMETER_COUNT: usize = 7;
 
 impl SequenceClassifier {
     /// Creates a model from given layers.
@@ -306,21 +349,44 @@ impl SequenceClassifier {
     /// Returns the parameters in the order of
     /// [`SequenceClassifier::parameter_names`].
     pub fn parameters(&self) -> Vec<&[f32]> {
-        let mut out = vec![self.emb.weight().as_slice()];
-        out.extend(self.rnn.parameters());
-        out.push(self.fc.weight().as_slice());
-        out.push(self.fc.bias());
-        out
+        self.parameters_array().to_vec()
+    }
+
+    /// Returns the parameters in the order of
+    /// [`SequenceClassifier::parameter_names`], without allocating.
+    pub(crate) fn parameters_array(&self) -> [&[f32]; PARAMETER_COUNT] {
+        let [w_ih, w_hh, b_ih, b_hh] = self.rnn.parameters();
+        [
+            self.emb.weight().as_slice(),
+            w_ih,
+            w_hh,
+            b_ih,
+            b_hh,
+            self.fc.weight().as_slice(),
+            self.fc.bias(),
+        ]
+    }
+
+    /// Creates zero gradients for the recurrent layer and `fc`.
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Tensor`] only if a shape overflows `usize`.
+    pub(crate) fn zero_layer_grads(&self) -> Result<(RecurrentGrads, LinearGrads), NnError> {
+        Ok((self.rnn.zero_grads()?, LinearGrads::zeros_like(&self.fc)?))
     }
 
     /// Returns the parameters for in-place changes, in the same order.
     pub fn parameters_mut(&mut self) -> Vec<&mut [f32]> {
-        let mut out = vec![self.emb.weight_mut()];
-        out.extend(self.rnn.parameters_mut());
+        self.parameters_array_mut().into()
+    }
+
+    /// Returns the parameters for in-place changes in the order of
+    /// [`SequenceClassifier::parameter_names`], without allocating.
+    pub(crate) fn parameters_array_mut(&mut self) -> [&mut [f32]; PARAMETER_COUNT] {
+        let [w_ih, w_hh, b_ih, b_hh] = self.rnn.parameters_mut();
         let (w, b) = self.fc.parameters_mut();
-        out.push(w);
-        out.push(b);
-        out
+        [self.emb.weight_mut(), w_ih, w_hh, b_ih, b_hh, w, b]
     }
 
     /// Returns the logits `[batch, classes]`.
@@ -346,55 +412,106 @@ impl SequenceClassifier {
 
     /// Runs [`SequenceClassifier::forward_train`] into `activations`,
     /// reusing the buffers of its recurrent trace.
-    pub(crate) fn forward_train_into(
+    fn forward_train_into(
         &self,
         tokens: &TokenBatch<'_>,
         activations: &mut SequenceActivations,
     ) -> Result<(), NnError> {
         let batch = tokens.batch();
+        let gemm = Gemm::new();
+        self.forward_recurrent(&gemm, tokens, &mut activations.trace)?;
+        let mut last_hidden = Matrix::zeros(batch, self.rnn.hidden_size())?;
+        self.last_hidden_into(tokens, &activations.trace, last_hidden.as_mut_slice());
+        let mut logits = Matrix::zeros(batch, self.fc.out_features())?;
+        self.fc_forward(&gemm, last_hidden.as_slice(), batch, logits.as_mut_slice())?;
+        activations.last_hidden = last_hidden;
+        activations.logits = logits;
+        Ok(())
+    }
+
+    /// Returns the number of classes, the output size of `fc`.
+    pub(crate) fn classes(&self) -> usize {
+        self.fc.out_features()
+    }
+
+    /// Returns the hidden size of the recurrent layer.
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.rnn.hidden_size()
+    }
+
+    /// Looks up the tokens and runs the recurrent layer over them into
+    /// `trace`, reusing its buffers. Every GEMM runs with `gemm`.
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Shape`] for a token id outside the vocabulary.
+    pub(crate) fn forward_recurrent(
+        &self,
+        gemm: &Gemm,
+        tokens: &TokenBatch<'_>,
+        trace: &mut RecurrentTrace,
+    ) -> Result<(), NnError> {
+        let batch = tokens.batch();
         let steps = tokens.seq_len;
-        match (&self.rnn, &activations.trace) {
+        match (&self.rnn, &*trace) {
             (RecurrentLayer::Rnn(_), RecurrentTrace::Lstm(_)) => {
-                activations.trace = RecurrentTrace::Rnn(RnnTrace::default());
+                *trace = RecurrentTrace::Rnn(RnnTrace::default());
             }
             (RecurrentLayer::Lstm(_), RecurrentTrace::Rnn(_)) => {
-                activations.trace = RecurrentTrace::Lstm(LstmTrace::default());
+                *trace = RecurrentTrace::Lstm(LstmTrace::default());
             }
             _ => {}
         }
-        match (&self.rnn, &mut activations.trace) {
+        match (&self.rnn, trace) {
             (RecurrentLayer::Rnn(r), RecurrentTrace::Rnn(tr)) => {
                 self.emb
                     .forward_time_major(tokens.ids, batch, steps, &mut tr.inputs)?;
-                r.forward_trace(batch, steps, tr)?;
+                r.forward_trace(gemm, batch, steps, tr)
             }
             (RecurrentLayer::Lstm(l), RecurrentTrace::Lstm(tr)) => {
                 self.emb
                     .forward_time_major(tokens.ids, batch, steps, &mut tr.inputs)?;
-                l.forward_trace(batch, steps, tr)?;
+                l.forward_trace(gemm, batch, steps, tr)
             }
-            _ => return Err(mismatched_trace()),
+            _ => Err(mismatched_trace()),
         }
+    }
+
+    /// Copies each sequence's hidden state at its last true token from
+    /// `trace` into `out`, `[batch, H]`.
+    pub(crate) fn last_hidden_into(
+        &self,
+        tokens: &TokenBatch<'_>,
+        trace: &RecurrentTrace,
+        out: &mut [f32],
+    ) {
         let hidden = self.rnn.hidden_size();
-        let mut last_hidden = Matrix::zeros(batch, hidden)?;
-        for (b, dst) in last_hidden
-            .as_mut_slice()
-            .chunks_exact_mut(hidden)
-            .enumerate()
-        {
-            let t = tokens.lengths[b] - 1;
-            let h = match &activations.trace {
-                RecurrentTrace::Rnn(tr) => tr.hidden(t),
-                RecurrentTrace::Lstm(tr) => tr.hidden(t),
-            };
+        for (b, dst) in out.chunks_exact_mut(hidden).enumerate() {
             // TokenBatch::new guarantees t < seq_len, so the step exists.
-            if let Some(h) = h {
+            if let Some(h) = trace.hidden(tokens.lengths[b] - 1) {
                 dst.copy_from_slice(&h[b * hidden..(b + 1) * hidden]);
             }
         }
-        activations.logits = self.fc.forward(&last_hidden)?;
-        activations.last_hidden = last_hidden;
-        Ok(())
+    }
+
+    /// Writes `fc(last_hidden)` (`last_hidden` `[batch, H]`) into `logits`
+    /// (`[batch, classes]`), as [`Linear::forward`] computes it.
+    pub(crate) fn fc_forward(
+        &self,
+        gemm: &Gemm,
+        last_hidden: &[f32],
+        batch: usize,
+        logits: &mut [f32],
+    ) -> Result<(), NnError> {
+        run_gemm(
+            gemm,
+            1.0,
+            MatRef::row_major(last_hidden, batch, self.fc.in_features())?,
+            self.fc.weight().view().t(),
+            0.0,
+            MatMut::row_major(logits, batch, self.fc.out_features())?,
+            Some(self.fc.bias()),
+        )
     }
 
     /// Adds the gradients of the loss to `grads`, given the batch, the
@@ -411,28 +528,69 @@ impl SequenceClassifier {
         grad_logits: &Matrix,
         grads: &mut SequenceGrads,
     ) -> Result<(), NnError> {
+        const OP: &str = "SequenceClassifier::backward";
+        let batch = tokens.batch();
+        let classes = self.fc.out_features();
+        if grad_logits.shape() != (batch, classes) {
+            return Err(NnError::shape(
+                OP,
+                format!(
+                    "the logit gradient is {}x{} but must be {batch}x{classes} (batch x classes)",
+                    grad_logits.rows(),
+                    grad_logits.cols()
+                ),
+            ));
+        }
+        if grads.emb.shape() != self.emb.weight().shape() {
+            return Err(NnError::shape(
+                OP,
+                "the gradient buffers do not match the model; create them with \
+                 SequenceGrads::zeros_like",
+            ));
+        }
         let mut scratch = SequenceScratch::default();
-        self.backward_with(tokens, activations, grad_logits, grads, &mut scratch)
+        self.backward_to_inputs(
+            &Gemm::new(),
+            tokens,
+            &activations.trace,
+            activations.last_hidden.as_slice(),
+            grad_logits.as_slice(),
+            &mut grads.rnn,
+            &mut grads.fc,
+            &mut scratch,
+        )?;
+        self.emb_backward(tokens, &scratch, &mut grads.emb)
     }
 
-    /// Runs [`SequenceClassifier::backward`] with buffers from `scratch`.
-    pub(crate) fn backward_with(
+    /// Back-propagates `dL/dlogits` (`grad_logits`, `[batch, classes]`)
+    /// through `fc` and the recurrent layer, adding their gradients to
+    /// `rnn_grads` and `fc_grads` and leaving `dL/dx` of every step in
+    /// `scratch` for [`SequenceClassifier::emb_backward`]. `trace` and
+    /// `last_hidden` come from the forward pass on `tokens`. Every GEMM runs
+    /// with `gemm`.
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Shape`] if the pieces do not fit together.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn backward_to_inputs(
         &self,
+        gemm: &Gemm,
         tokens: &TokenBatch<'_>,
-        activations: &SequenceActivations,
-        grad_logits: &Matrix,
-        grads: &mut SequenceGrads,
+        trace: &RecurrentTrace,
+        last_hidden: &[f32],
+        grad_logits: &[f32],
+        rnn_grads: &mut RecurrentGrads,
+        fc_grads: &mut LinearGrads,
         scratch: &mut SequenceScratch,
     ) -> Result<(), NnError> {
         const OP: &str = "SequenceClassifier::backward";
         let batch = tokens.batch();
         let steps = tokens.seq_len;
         let hidden = self.rnn.hidden_size();
-        let (trace_batch, trace_steps) = match &activations.trace {
-            RecurrentTrace::Rnn(tr) => (tr.batch(), tr.steps()),
-            RecurrentTrace::Lstm(tr) => (tr.batch(), tr.steps()),
-        };
-        if (trace_batch, trace_steps) != (batch, steps) {
+        let classes = self.fc.out_features();
+        let (trace_batch, trace_steps) = trace.shape();
+        if (trace_batch, trace_steps) != (batch, steps) || last_hidden.len() != batch * hidden {
             return Err(NnError::shape(
                 OP,
                 format!(
@@ -441,32 +599,78 @@ impl SequenceClassifier {
                 ),
             ));
         }
-        let grad_last = self
-            .fc
-            .backward(&activations.last_hidden, grad_logits, &mut grads.fc, true)?
-            .unwrap_or(Matrix::zeros(batch, hidden)?);
+        if fc_grads.weight.shape() != self.fc.weight().shape() || fc_grads.bias.len() != classes {
+            return Err(NnError::shape(
+                OP,
+                "the gradient buffers do not match the model; create them with \
+                 SequenceGrads::zeros_like",
+            ));
+        }
+        // fc: dW += dY^T X, db += column sums of dY, dX = dY W, as
+        // Linear::backward computes them.
+        let grad_out = MatRef::row_major(grad_logits, batch, classes)?;
+        run_gemm(
+            gemm,
+            1.0,
+            grad_out.t(),
+            MatRef::row_major(last_hidden, batch, hidden)?,
+            1.0,
+            fc_grads.weight.view_mut(),
+            None,
+        )?;
+        for row in grad_logits.chunks_exact(classes) {
+            for (b, g) in fc_grads.bias.iter_mut().zip(row) {
+                *b += g;
+            }
+        }
+        // The GEMM with beta = 0 writes every element.
+        resize_for_overwrite(&mut scratch.grad_last, batch * hidden);
+        run_gemm(
+            gemm,
+            1.0,
+            grad_out,
+            self.fc.weight().view(),
+            0.0,
+            MatMut::row_major(&mut scratch.grad_last, batch, hidden)?,
+            None,
+        )?;
         scratch.grad_hidden.clear();
         scratch.grad_hidden.resize(steps * batch * hidden, 0.0);
-        for (b, row) in grad_last.as_slice().chunks_exact(hidden).enumerate() {
+        for (b, row) in scratch.grad_last.chunks_exact(hidden).enumerate() {
             let start = ((tokens.lengths[b] - 1) * batch + b) * hidden;
             scratch.grad_hidden[start..start + hidden].copy_from_slice(row);
         }
         let recurrent = &mut scratch.recurrent;
-        match (&self.rnn, &activations.trace) {
+        match (&self.rnn, trace) {
             (RecurrentLayer::Rnn(r), RecurrentTrace::Rnn(tr)) => {
-                r.backward_trace(tr, &scratch.grad_hidden, &mut grads.rnn, recurrent)?
+                r.backward_trace(gemm, tr, &scratch.grad_hidden, rnn_grads, recurrent)
             }
             (RecurrentLayer::Lstm(l), RecurrentTrace::Lstm(tr)) => {
-                l.backward_trace(tr, &scratch.grad_hidden, &mut grads.rnn, recurrent)?
+                l.backward_trace(gemm, tr, &scratch.grad_hidden, rnn_grads, recurrent)
             }
-            _ => return Err(mismatched_trace()),
+            _ => Err(mismatched_trace()),
         }
+    }
+
+    /// Adds the embedding gradient of `tokens`, from the `dL/dx` that
+    /// [`SequenceClassifier::backward_to_inputs`] left in `scratch`, to
+    /// `grad_weight` (`[vocab, dim]`).
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Shape`] if the pieces do not fit together.
+    pub(crate) fn emb_backward(
+        &self,
+        tokens: &TokenBatch<'_>,
+        scratch: &SequenceScratch,
+        grad_weight: &mut Matrix,
+    ) -> Result<(), NnError> {
         self.emb.backward_time_major(
             tokens.ids,
-            batch,
-            steps,
-            &recurrent.grad_inputs,
-            &mut grads.emb,
+            tokens.batch(),
+            tokens.seq_len,
+            &scratch.recurrent.grad_inputs,
+            grad_weight,
         )
     }
 }

@@ -5,18 +5,18 @@
 //! [`TrainConfig::seed`], takes batches of [`TrainConfig::batch_size`]
 //! rows in that order (the last batch may be smaller), and for each batch
 //! runs forward, the mean softmax cross-entropy, backward and one optimiser
-//! step. Every step is sequential except the GEMM, whose result does not
-//! depend on the thread count, so the trained weights are a function of
-//! the seed and the data alone.
+//! step. Three parts run on the rayon pool: the GEMM, the shards of a
+//! sequence batch in [`SequenceWorkspace`] and the optimiser's update of
+//! large parameters. Their results do not depend on the thread count, so
+//! the trained weights are a function of the seed and the data alone.
 
 use crate::error::NnError;
-use crate::loss::{correct_count, cross_entropy_with_grad};
+use crate::loss::correct_count;
 use crate::mlp::Mlp;
 use crate::optim::{Adam, AdamConfig, Optimiser, Sgd, SgdConfig};
 use crate::rng::SplitMix64;
-use crate::sequence::{
-    SequenceActivations, SequenceClassifier, SequenceGrads, SequenceScratch, TokenBatch,
-};
+use crate::sequence::{SequenceClassifier, TokenBatch};
+use crate::sequence_workspace::SequenceWorkspace;
 use crate::workspace::MlpWorkspace;
 use heft_tensor::Matrix;
 use std::io::{IsTerminal, Write};
@@ -108,15 +108,15 @@ pub struct SequenceDataset<'a> {
 
 /// Sequences copied out of a [`SequenceDataset`] for one batch.
 #[derive(Clone, Debug, Default)]
-struct GatheredSequences {
-    ids: Vec<u32>,
+pub(crate) struct GatheredSequences {
+    pub(crate) ids: Vec<u32>,
     lengths: Vec<usize>,
-    labels: Vec<u32>,
+    pub(crate) labels: Vec<u32>,
     seq_len: usize,
 }
 
 impl GatheredSequences {
-    fn tokens(&self) -> Result<TokenBatch<'_>, NnError> {
+    pub(crate) fn tokens(&self) -> Result<TokenBatch<'_>, NnError> {
         TokenBatch::new(&self.ids, &self.lengths, self.seq_len)
     }
 }
@@ -163,8 +163,18 @@ impl<'a> SequenceDataset<'a> {
         self.labels.is_empty()
     }
 
+    /// Returns the labels.
+    pub(crate) fn labels(&self) -> &'a [u32] {
+        self.labels
+    }
+
+    /// Returns the true length of sequence `index`.
+    pub(crate) fn length(&self, index: usize) -> usize {
+        self.lengths[index]
+    }
+
     /// Copies the sequences `indices`, cut to their longest true length.
-    fn gather(&self, indices: &[usize], out: &mut GatheredSequences) {
+    pub(crate) fn gather(&self, indices: &[usize], out: &mut GatheredSequences) {
         let seq_len = indices.iter().map(|&i| self.lengths[i]).max().unwrap_or(1);
         out.ids.clear();
         out.lengths.clear();
@@ -367,8 +377,9 @@ pub fn train_mlp(
 }
 
 /// Trains a sequence classifier in place, like [`train_mlp`]. Each batch
-/// is cut to its longest true length, which changes no result because the
-/// recurrence is causal.
+/// runs as shards of rows on the rayon pool, as [`SequenceWorkspace`]
+/// describes. Each shard is cut to its longest true length, which changes
+/// no result because the recurrence is causal.
 ///
 /// # Errors
 ///
@@ -381,35 +392,13 @@ pub fn train_sequence_classifier(
     config: &TrainConfig,
 ) -> Result<TrainReport, NnError> {
     check_config(train.len(), val.map(|v| v.len()), config)?;
-    let mut grads = SequenceGrads::zeros_like(model)?;
-    let mut gathered = GatheredSequences::default();
-    // The recurrent trace and backward buffers are reused across batches.
-    let mut activations = SequenceActivations::empty()?;
-    let mut scratch = SequenceScratch::default();
+    let mut workspace = SequenceWorkspace::new(model, config.batch_size)?;
     let eval_batch = config.batch_size.max(256);
     run_epochs(
         model,
         train.len(),
         config,
-        |model, batch, optimiser| {
-            train.gather(batch, &mut gathered);
-            let tokens = gathered.tokens()?;
-            model.forward_train_into(&tokens, &mut activations)?;
-            let logits = &activations.logits;
-            let mut grad_logits = Matrix::zeros(logits.rows(), logits.cols())?;
-            let loss = cross_entropy_with_grad(logits, &gathered.labels, &mut grad_logits)?;
-            let correct = correct_count(logits, &gathered.labels)?;
-            grads.zero();
-            model.backward_with(
-                &tokens,
-                &activations,
-                &grad_logits,
-                &mut grads,
-                &mut scratch,
-            )?;
-            optimiser.step(&mut model.parameters_mut(), &grads.as_slices())?;
-            Ok((loss, correct))
-        },
+        |model, batch, optimiser| workspace.train_step(model, train, batch, optimiser),
         |model| {
             val.map(|v| Ok((evaluate_sequences(model, v, eval_batch)?, v.len())))
                 .transpose()

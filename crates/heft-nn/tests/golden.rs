@@ -4,8 +4,9 @@
 //! relative, with an absolute floor of 1e-5 for values near 0.
 
 use heft_nn::{
-    cross_entropy_with_grad, load_mlp, Adam, AdamConfig, Embedding, Linear, Lstm, RecurrentLayer,
-    SequenceClassifier, SequenceGrads, TokenBatch,
+    cross_entropy, cross_entropy_with_grad, load_mlp, Adam, AdamConfig, Embedding, Linear, Lstm,
+    Optimiser, RecurrentLayer, SequenceClassifier, SequenceDataset, SequenceGrads,
+    SequenceWorkspace, TokenBatch,
 };
 use heft_tensor::Matrix;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -174,6 +175,54 @@ fn lstm_classifier_matches_pytorch_logits_and_adam() {
     let mut adam = Adam::new(AdamConfig::default()).unwrap();
     adam.step(&mut model.parameters_mut(), &grads.as_slices())
         .unwrap();
+    let expected = golden_lstm_classifier(&golden, "seq.adam.");
+    for ((name, ours), theirs) in model
+        .parameter_names()
+        .iter()
+        .zip(model.parameters())
+        .zip(expected.parameters())
+    {
+        assert_close(name, ours, theirs);
+    }
+}
+
+/// The golden batch repeated `COPIES` times is 18 sequences, so the
+/// workspace runs it as two shards of unequal size (16 and 2). Its mean
+/// loss, and so its gradient, equal those of the golden batch, so the
+/// sharded step must reproduce PyTorch's Adam step.
+#[test]
+fn sharded_lstm_step_matches_pytorch_adam() {
+    const COPIES: usize = 6;
+    let golden = Golden::open();
+    let mut model = golden_lstm_classifier(&golden, "seq.");
+    let ids: Vec<u32> = golden.integers("seq.ids");
+    let lengths: Vec<usize> = golden.integers("seq.lengths");
+    let labels: Vec<u32> = golden.integers("seq.labels");
+    let seq_len = ids.len() / lengths.len();
+    let batch = COPIES * lengths.len();
+    assert!(batch > SequenceWorkspace::SHARD_ROWS);
+    assert!(!batch.is_multiple_of(SequenceWorkspace::SHARD_ROWS));
+
+    let expected_loss = {
+        let tokens = TokenBatch::new(&ids, &lengths, seq_len).unwrap();
+        let logits = model.forward(&tokens).unwrap();
+        assert_close("logits", logits.as_slice(), &golden.vector("seq.logits"));
+        cross_entropy(&logits, &labels).unwrap()
+    };
+
+    let all_ids = ids.repeat(COPIES);
+    let all_lengths = lengths.repeat(COPIES);
+    let all_labels = labels.repeat(COPIES);
+    let data = SequenceDataset::new(&all_ids, &all_lengths, &all_labels, seq_len).unwrap();
+    let mut workspace = SequenceWorkspace::new(&model, batch).unwrap();
+    let mut adam = Optimiser::Adam(Adam::new(AdamConfig::default()).unwrap());
+    // Interleave the copies, so each shard contains a different mix of rows.
+    let rows: Vec<usize> = (0..batch).map(|i| (i * 7) % batch).collect();
+    let (loss, _) = workspace
+        .train_step(&mut model, &data, &rows, &mut adam)
+        .unwrap();
+    assert_close("loss", &[loss], &[expected_loss]);
+
     let expected = golden_lstm_classifier(&golden, "seq.adam.");
     for ((name, ours), theirs) in model
         .parameter_names()

@@ -3,7 +3,7 @@
 
 use heft_nn::{
     evaluate_sequences, train_sequence_classifier, AdamConfig, OptimiserConfig, RecurrentKind,
-    SequenceClassifier, SequenceDataset, SplitMix64, TrainConfig,
+    SequenceClassifier, SequenceDataset, SequenceWorkspace, SplitMix64, TrainConfig,
 };
 
 const VOCAB: usize = 8;
@@ -38,10 +38,10 @@ fn synthetic(n: usize, seed: u64) -> (Vec<u32>, Vec<usize>, Vec<u32>) {
     (ids, lengths, labels)
 }
 
-fn config() -> TrainConfig {
+fn config(batch_size: usize) -> TrainConfig {
     TrainConfig {
         epochs: 8,
-        batch_size: 32,
+        batch_size,
         seed: 2,
         optimiser: OptimiserConfig::Adam(AdamConfig {
             lr: 1e-2,
@@ -52,7 +52,9 @@ fn config() -> TrainConfig {
     }
 }
 
-fn train(kind: RecurrentKind, threads: usize) -> (SequenceClassifier, f32) {
+/// Trains on 1,000 synthetic sequences on a pool of `threads` threads and
+/// returns the model and the final validation accuracy.
+fn train(kind: RecurrentKind, threads: usize, config: &TrainConfig) -> (SequenceClassifier, f32) {
     let (ids, lengths, labels) = synthetic(1000, 1);
     let (vids, vlengths, vlabels) = synthetic(300, 2);
     let train = SequenceDataset::new(&ids, &lengths, &labels, SEQ_LEN).unwrap();
@@ -64,7 +66,7 @@ fn train(kind: RecurrentKind, threads: usize) -> (SequenceClassifier, f32) {
     pool.install(|| {
         let mut model =
             SequenceClassifier::init(kind, VOCAB, 8, 16, 2, &mut SplitMix64::new(4)).unwrap();
-        let report = train_sequence_classifier(&mut model, &train, Some(&val), &config()).unwrap();
+        let report = train_sequence_classifier(&mut model, &train, Some(&val), config).unwrap();
         let accuracy = report.epochs.last().unwrap().val_accuracy.unwrap();
         assert_eq!(
             evaluate_sequences(&model, &val, 7).unwrap(),
@@ -76,28 +78,43 @@ fn train(kind: RecurrentKind, threads: usize) -> (SequenceClassifier, f32) {
 
 #[test]
 fn lstm_learns_marker_task() {
-    let (_, accuracy) = train(RecurrentKind::Lstm, 1);
+    let (_, accuracy) = train(RecurrentKind::Lstm, 1, &config(32));
     // The classes are balanced, so the majority class scores about 0.5.
     assert!(accuracy > 0.9, "validation accuracy {accuracy}");
 }
 
 #[test]
 fn rnn_learns_marker_task() {
-    let (_, accuracy) = train(RecurrentKind::Rnn, 1);
+    let (_, accuracy) = train(RecurrentKind::Rnn, 1, &config(32));
     assert!(accuracy > 0.9, "validation accuracy {accuracy}");
 }
 
+fn bits(model: &SequenceClassifier) -> Vec<u32> {
+    model
+        .parameters()
+        .iter()
+        .flat_map(|p| p.iter().map(|v| v.to_bits()))
+        .collect()
+}
+
+/// Batches of 36 run as shards of 16, 16 and 4 rows, and the last batch
+/// of each epoch (28 rows) as 16 and 12, so the shards are uneven and
+/// outnumber the threads. The weights must not depend on the pool size.
 #[test]
-fn lstm_training_same_on_1_and_2_threads() {
-    let (one, _) = train(RecurrentKind::Lstm, 1);
-    let (two, _) = train(RecurrentKind::Lstm, 2);
-    let bits = |m: &SequenceClassifier| -> Vec<u32> {
-        m.parameters()
-            .iter()
-            .flat_map(|p| p.iter().map(|v| v.to_bits()))
-            .collect()
-    };
-    assert_eq!(bits(&one), bits(&two));
+fn sequence_training_same_on_1_2_and_3_threads() {
+    let config = config(36);
+    assert!(config.batch_size > 2 * SequenceWorkspace::SHARD_ROWS);
+    assert!(1000 % config.batch_size > SequenceWorkspace::SHARD_ROWS);
+    for kind in [RecurrentKind::Lstm, RecurrentKind::Rnn] {
+        let (one, _) = train(kind, 1, &config);
+        for threads in [2, 3] {
+            let (many, _) = train(kind, threads, &config);
+            assert!(
+                bits(&one) == bits(&many),
+                "{kind:?}: the weights trained on 1 and {threads} threads differ"
+            );
+        }
+    }
 }
 
 #[test]
