@@ -16,7 +16,8 @@
 //! [`ModelObjective`] tunes any tensor of a [`Model`] on a [`Split`]: the
 //! last layer through [`HeadScorer`], an earlier MLP layer with one stacked
 //! GEMM per block of rows, and embedding or recurrent tensors through the
-//! model's own forward pass. Row pruning works on every path: the bounds
+//! model's own forward pass, run over the rows sorted by true length so
+//! that no step computes padding. Row pruning works on every path: the bounds
 //! are carried through the layers after the tuned tensor, recurrent steps
 //! included. [`evaluate`] scores a whole model.
 //!
@@ -39,6 +40,7 @@ mod interval;
 mod model;
 mod objective;
 mod prune;
+mod recurrent;
 pub mod stats;
 
 pub use error::TuneError;

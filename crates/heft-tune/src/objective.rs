@@ -6,11 +6,15 @@ use crate::head::layout_error;
 use crate::interval::SearchBox;
 use crate::model::{check_split, last_hidden, tensor_names, Fitness, Model, Split, Target};
 use crate::prune::{decide_rows, MlpBounds, Pruning, SequenceBounds, SequenceRadii};
+use crate::recurrent::{
+    score_candidate, CacheLimits, InputCache, PackedTokens, Scratch, TokenRows, Weights,
+};
 use crate::{HeadScorer, TuneError};
 use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef};
 use heft_nn::{Linear, Mlp, SequenceClassifier};
 use heft_search::Objective;
 use heft_tensor::Matrix;
+use std::sync::{Mutex, PoisonError};
 
 /// Maximum floats of one row block of the tuned layer's stacked output
 /// (64 MiB), so that memory stays bounded for wide layers and large
@@ -24,11 +28,26 @@ const LAYER_BLOCK_FLOATS: usize = 16 << 20;
 /// instead of 24 for 12,000 rows with 64 candidates of 128 outputs.
 const LAYER_BLOCK_ROWS: usize = 3072;
 
-/// Largest embedded split, in floats (256 MiB), that the recurrent path
-/// keeps in memory instead of looking the embeddings up per candidate. With
-/// pruning, the rows left open get a cache of their own under the same
-/// limit, so the two caches take at most twice this.
+/// Largest embedded split (true tokens times the embedding size), in floats
+/// (256 MiB), that the recurrent path keeps in memory instead of looking
+/// the embeddings up per candidate. With pruning, the rows left open get a
+/// cache of their own under the same limit, so the two caches take at most
+/// twice this.
 const EMBEDDING_CACHE_FLOATS: usize = 64 << 20;
+
+/// Largest input projection `x W_ih^T` of a split (true tokens times the
+/// gate rows, `4H` for the LSTM), in floats (256 MiB), that the recurrent
+/// path keeps in memory when tuning `weight_hh_l0` or a recurrent bias.
+/// Above it the path caches the embeddings and recomputes the projection
+/// per candidate. With pruning, the open rows get their own cache under
+/// the same limit, as for [`EMBEDDING_CACHE_FLOATS`].
+const PROJECTION_CACHE_FLOATS: usize = 64 << 20;
+
+/// The cache limits of the recurrent path.
+const CACHE_LIMITS: CacheLimits = CacheLimits {
+    embedding: EMBEDDING_CACHE_FLOATS,
+    projection: PROJECTION_CACHE_FLOATS,
+};
 
 /// Position of the tuned values: indices into the model's
 /// `parameters_mut()` list.
@@ -129,8 +148,8 @@ enum Path {
     /// An earlier MLP layer: stacked GEMM, later layers per candidate.
     Layer(LayerPath),
     /// Embedding or recurrent tensors: the model's forward pass per
-    /// candidate. Boxed because it contains a copy of the model and two
-    /// row sets.
+    /// candidate over rows sorted by length. Boxed because it contains a
+    /// copy of the model and two row sets.
     Forward(Box<ForwardPath>),
 }
 
@@ -146,9 +165,12 @@ enum Path {
 /// - An earlier MLP layer: its input is computed once; one GEMM computes
 ///   the tuned layer's output for every candidate in blocks of rows, and
 ///   the later layers run per candidate on each block.
-/// - Embedding and recurrent tensors: each candidate is written into a
-///   copy of the model, whose forward pass runs over the split in blocks of
-///   rows; for recurrent tensors the embedding lookup is cached.
+/// - Embedding and recurrent tensors: the model's forward pass runs for
+///   each candidate, with the tuned tensor read from the candidate, over
+///   the rows sorted by true length so that each step skips the rows that
+///   have ended. The input projection `x W_ih^T` is computed once when
+///   the tuned tensor is `weight_hh_l0` or a recurrent bias, and the
+///   embedding lookup once when it is `weight_ih_l0`.
 ///
 /// With pruning on and [`Fitness::Error`], every path first finds the rows
 /// whose prediction no candidate inside the box can change, by interval
@@ -160,6 +182,9 @@ enum Path {
 /// Every path computes each logit with the same GEMM calls as the model's
 /// own forward pass, so fitness equals that of [`crate::evaluate`] on the
 /// model with the candidate applied, bit for bit, for any thread count.
+/// The recurrent path runs those GEMMs on fewer rows at a time. That does
+/// not change a row's result, because the GEMM computes each element from
+/// its own row and column in an order that depends on the inner size only.
 pub struct ModelObjective {
     initial: Vec<f32>,
     bound: f32,
@@ -260,6 +285,7 @@ impl ModelObjective {
                         location,
                         rows,
                         pruning_box,
+                        CACHE_LIMITS,
                     )?))
                 }
             }
@@ -808,72 +834,23 @@ fn write_fitness(
     }
 }
 
-/// Token rows of a split, borrowed from the caller.
-#[derive(Clone, Copy)]
-struct TokenRows<'a> {
-    ids: &'a [u32],
-    lengths: &'a [usize],
-    seq_len: usize,
-    labels: &'a [u32],
-}
-
-/// Token rows owned by a path, with their embedded inputs when cached.
-struct TokenSet {
-    ids: Vec<u32>,
-    lengths: Vec<usize>,
-    labels: Vec<u32>,
-    /// Embedded inputs per block of [`CE_BLOCK_ROWS`] rows, when the tuned
-    /// tensor is recurrent and the cache fits [`EMBEDDING_CACHE_FLOATS`].
-    embedded: Option<Vec<Vec<Matrix>>>,
-}
-
-impl TokenSet {
-    /// Copies `rows` and embeds them once if `cache` is set and they fit.
-    fn new(seq: &SequenceClassifier, rows: TokenRows<'_>, cache: bool) -> Result<Self, TuneError> {
-        let seq_len = rows.seq_len;
-        let count = rows.labels.len();
-        let cache_floats = rows.ids.len().saturating_mul(seq.emb().dim());
-        // NOTE: above the cache limit the embeddings are looked up again per
-        // candidate and block, which costs memory bandwidth but not accuracy.
-        let embedded = if cache && cache_floats <= EMBEDDING_CACHE_FLOATS {
-            let mut blocks = Vec::new();
-            for row0 in (0..count).step_by(CE_BLOCK_ROWS) {
-                let n = CE_BLOCK_ROWS.min(count - row0);
-                blocks.push(seq.emb().forward(
-                    &rows.ids[row0 * seq_len..(row0 + n) * seq_len],
-                    n,
-                    seq_len,
-                )?);
-            }
-            Some(blocks)
-        } else {
-            None
-        };
-        Ok(TokenSet {
-            ids: rows.ids.to_vec(),
-            lengths: rows.lengths.to_vec(),
-            labels: rows.labels.to_vec(),
-            embedded,
-        })
-    }
-}
-
 /// The token rows that pruning left open, with the record of the fixed
 /// ones.
 struct PrunedTokens {
     pruning: Pruning,
-    open: TokenSet,
+    open: PackedTokens,
 }
 
 impl PrunedTokens {
     /// Decides every row with [`SequenceBounds`] and keeps the open ones,
-    /// embedded once if `cache` is set.
+    /// packed with `cache` under `limits`.
     fn new(
         seq: &SequenceClassifier,
         location: Location,
         rows: TokenRows<'_>,
         search_box: SearchBox,
-        cache: bool,
+        cache: InputCache,
+        limits: CacheLimits,
     ) -> Result<Self, TuneError> {
         let bounds = SequenceBounds::new(seq, sequence_radii(location, search_box.radius()));
         let seq_len = rows.seq_len;
@@ -899,7 +876,7 @@ impl PrunedTokens {
         };
         Ok(PrunedTokens {
             pruning: Pruning::new(search_box, &decisions, rows.labels),
-            open: TokenSet::new(seq, open, cache)?,
+            open: PackedTokens::new(seq, open, cache, limits)?,
         })
     }
 }
@@ -922,15 +899,19 @@ fn sequence_radii(location: Location, radius: f64) -> SequenceRadii {
     radii
 }
 
-/// Scoring of embedding and recurrent tensors by the model's forward pass.
+/// Scoring of embedding and recurrent tensors by the sequence model's
+/// forward pass over rows sorted by length ([`crate::recurrent`]).
 struct ForwardPath {
+    /// The pre-trained model; each candidate replaces the tuned tensor
+    /// (and bias) by reference, without copying the model.
     model: SequenceClassifier,
     location: Location,
-    seq_len: usize,
-    classes: usize,
-    all: TokenSet,
+    all: PackedTokens,
     /// The rows pruning could not fix, when pruning is on.
     pruned: Option<PrunedTokens>,
+    /// Scratch buffers, one per candidate being scored at a time, kept
+    /// across populations.
+    scratch: Mutex<Vec<Scratch>>,
 }
 
 impl ForwardPath {
@@ -939,19 +920,26 @@ impl ForwardPath {
         location: Location,
         rows: TokenRows<'_>,
         pruning_box: Option<SearchBox>,
+        limits: CacheLimits,
     ) -> Result<Self, TuneError> {
-        // The embedding lookup can be cached unless the embedding is tuned.
-        let cache = location.param != 0;
+        // Cache what does not depend on the tuned tensor: the input
+        // projection `x W_ih^T` unless the embedding or `weight_ih` is tuned
+        // (the recurrent biases are added per candidate), and the embedded
+        // tokens unless the embedding is tuned.
+        let cache = match location.param {
+            0 => InputCache::None,
+            1 => InputCache::Embedding,
+            _ => InputCache::Projection,
+        };
         let pruned = pruning_box
-            .map(|search_box| PrunedTokens::new(seq, location, rows, search_box, cache))
+            .map(|search_box| PrunedTokens::new(seq, location, rows, search_box, cache, limits))
             .transpose()?;
         Ok(ForwardPath {
             model: seq.clone(),
             location,
-            seq_len: rows.seq_len,
-            classes: seq.fc().out_features(),
-            all: TokenSet::new(seq, rows, cache)?,
+            all: PackedTokens::new(seq, rows, cache, limits)?,
             pruned,
+            scratch: Mutex::new(Vec::new()),
         })
     }
 
@@ -979,68 +967,87 @@ impl ForwardPath {
         let mut counts = vec![fixed_correct; candidates];
         let mut sums = vec![CrossEntropySum::default(); candidates];
         let this = &*self;
-        let run = |(point, (count, sum)): (&[f32], (&mut u64, &mut CrossEntropySum))| {
-            this.run(rows, point, fitness, count, sum)
-        };
         #[cfg(feature = "parallel")]
         {
             use rayon::prelude::*;
+            // With fewer candidates than threads, the GEMMs of each
+            // candidate may use the idle threads. Either way the results
+            // are the same bits.
+            let gemm = if candidates >= rayon::current_num_threads() {
+                Gemm::new().sequential()
+            } else {
+                Gemm::new()
+            };
             population
                 .par_chunks_exact(dim)
                 .zip(counts.par_iter_mut().zip(sums.par_iter_mut()))
-                .try_for_each(run)?;
+                .try_for_each(|(point, (count, sum))| {
+                    this.run(rows, point, gemm, fitness, count, sum)
+                })?;
         }
         #[cfg(not(feature = "parallel"))]
-        population
-            .chunks_exact(dim)
-            .zip(counts.iter_mut().zip(sums.iter_mut()))
-            .try_for_each(run)?;
-        write_fitness(fitness, self.all.labels.len(), &counts, &sums, out);
+        {
+            let gemm = Gemm::new();
+            population
+                .chunks_exact(dim)
+                .zip(counts.iter_mut().zip(sums.iter_mut()))
+                .try_for_each(|(point, (count, sum))| {
+                    this.run(rows, point, gemm, fitness, count, sum)
+                })?;
+        }
+        write_fitness(fitness, self.all.rows(), &counts, &sums, out);
         Ok(())
     }
 
-    /// Scores one candidate on `rows`: writes it into a copy of the model
-    /// and runs the forward pass block by block, exactly as
-    /// [`SequenceClassifier::forward`] does.
+    /// Scores one candidate on `rows` with the model's tensors, the tuned
+    /// one (and its bias) read from `point`.
     fn run(
         &self,
-        rows: &TokenSet,
+        rows: &PackedTokens,
         point: &[f32],
+        gemm: Gemm,
         fitness: Fitness,
         count: &mut u64,
         sum: &mut CrossEntropySum,
     ) -> Result<(), TuneError> {
-        let mut model = self.model.clone();
-        write_point(model.parameters_mut(), self.location, point)?;
-        let count_rows = rows.labels.len();
-        let seq_len = self.seq_len;
-        for (block, row0) in (0..count_rows).step_by(CE_BLOCK_ROWS).enumerate() {
-            let n = CE_BLOCK_ROWS.min(count_rows - row0);
-            let looked_up;
-            let xs = match &rows.embedded {
-                Some(blocks) => &blocks[block],
-                None => {
-                    looked_up = model.emb().forward(
-                        &rows.ids[row0 * seq_len..(row0 + n) * seq_len],
-                        n,
-                        seq_len,
-                    )?;
-                    &looked_up
-                }
-            };
-            let h = last_hidden(model.rnn(), xs, &rows.lengths[row0..row0 + n])?;
-            let logits = model.fc().forward(&h)?;
-            let labels = &rows.labels[row0..row0 + n];
-            match fitness {
-                Fitness::Error => {
-                    for (z, &label) in logits.as_slice().chunks_exact(self.classes).zip(labels) {
-                        let predicted = heft_kernels::gemm::argmax_group(z);
-                        *count += u64::from(predicted == Some(label as usize));
-                    }
-                }
-                Fitness::CrossEntropy => sum.add_rows(logits.as_slice(), self.classes, labels),
-            }
+        let params = self.model.parameters();
+        let weight_len = params[self.location.param].len();
+        let bias_len = self.location.bias_param.map_or(0, |b| params[b].len());
+        if point.len() != weight_len + bias_len {
+            return Err(TuneError::Shape {
+                what: "point",
+                expected: format!("{} values", weight_len + bias_len),
+                actual: format!("{} values", point.len()),
+            });
         }
-        Ok(())
+        let (tensor, bias) = point.split_at(weight_len);
+        let mut weights = Weights::of(&self.model);
+        weights.replace(self.location.param, tensor);
+        if let Some(b) = self.location.bias_param {
+            weights.replace(b, bias);
+        }
+        let mut scratch = self.take_scratch();
+        let result = score_candidate(
+            &self.model,
+            weights,
+            rows,
+            gemm,
+            fitness,
+            &mut scratch,
+            count,
+            sum,
+        );
+        self.return_scratch(scratch);
+        result
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        let mut pool = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.pop().unwrap_or_default()
+    }
+
+    fn return_scratch(&self, scratch: Scratch) {
+        let mut pool = self.scratch.lock().unwrap_or_else(PoisonError::into_inner);
+        pool.push(scratch);
     }
 }

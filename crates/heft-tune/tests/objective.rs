@@ -8,79 +8,11 @@ use heft_search::Objective;
 use heft_tensor::Matrix;
 use heft_tune::{evaluate, tensor_names, Fitness, Model, ModelObjective, Split, Target, TuneError};
 
+mod common;
+use common::{dense, target, tokens};
+
 /// Candidates per population in the reference comparisons.
 const POPULATION: usize = 8;
-
-struct Dense {
-    features: Vec<f32>,
-    columns: usize,
-    labels: Vec<u32>,
-}
-
-impl Dense {
-    fn split(&self) -> Split<'_> {
-        Split::Dense {
-            features: &self.features,
-            columns: self.columns,
-            labels: &self.labels,
-        }
-    }
-}
-
-struct Tokens {
-    ids: Vec<u32>,
-    lengths: Vec<usize>,
-    seq_len: usize,
-    labels: Vec<u32>,
-}
-
-impl Tokens {
-    fn split(&self) -> Split<'_> {
-        Split::Tokens {
-            ids: &self.ids,
-            lengths: &self.lengths,
-            seq_len: self.seq_len,
-            labels: &self.labels,
-        }
-    }
-}
-
-fn dense(rows: usize, columns: usize, classes: usize, seed: u64) -> Dense {
-    let mut rng = SplitMix64::new(seed);
-    let features = (0..rows * columns)
-        .map(|_| rng.uniform(-1.0, 1.0))
-        .collect();
-    let labels = (0..rows)
-        .map(|_| rng.below(classes as u64) as u32)
-        .collect();
-    Dense {
-        features,
-        columns,
-        labels,
-    }
-}
-
-fn tokens(rows: usize, seq_len: usize, vocab: usize, classes: usize, seed: u64) -> Tokens {
-    let mut rng = SplitMix64::new(seed);
-    let lengths: Vec<usize> = (0..rows)
-        .map(|_| 1 + rng.below(seq_len as u64) as usize)
-        .collect();
-    let mut ids = vec![0u32; rows * seq_len];
-    for (row, &length) in lengths.iter().enumerate() {
-        for t in 0..length {
-            ids[row * seq_len + t] = 1 + rng.below(vocab as u64 - 1) as u32;
-        }
-    }
-    let labels = (0..rows)
-        .map(|_| rng.below(classes as u64) as u32)
-        .collect();
-    Tokens {
-        ids,
-        lengths,
-        seq_len,
-        labels,
-    }
-}
 
 fn mlp(sizes: &[usize], seed: u64) -> Model {
     Model::Mlp(Mlp::init(sizes, &mut SplitMix64::new(seed)).unwrap())
@@ -225,13 +157,6 @@ fn check_against_reference(
         points[objective.dim()..2 * objective.dim()]
     );
     objective
-}
-
-fn target(tensor: &str, include_bias: bool) -> Target {
-    Target {
-        tensor: tensor.into(),
-        include_bias,
-    }
 }
 
 #[test]
