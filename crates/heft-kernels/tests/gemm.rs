@@ -354,7 +354,13 @@ fn fused_argmax_matches_multiply_then_argmax() {
             (500, 128, 10, 10),
             (1003, 64, 10, 64),
             (250, 300, 7, 3),
+            (250, 300, 7, 5),
+            (97, 520, 2, 6),
+            (66, 40, 14, 4),
+            (33, 17, 5, 9),
+            (45, 9, 6, 5),
             (40, 0, 4, 2),
+            (40, 0, 4, 8),
         ] {
             let n = classes * candidates;
             let mut a = Stored::new(m, k, false, 0, || rng.small_int());
@@ -414,6 +420,83 @@ fn fused_argmax_matches_multiply_then_argmax() {
                 assert_eq!(
                     counts, expected,
                     "{isa} m={m} k={k} classes={classes} candidates={candidates} threads={threads}"
+                );
+            }
+        }
+    }
+}
+
+/// The fused argmax count breaks rounding ties as "multiply, then argmax"
+/// does. Every row of A is one repeated value and, in each candidate,
+/// class `2j + 1` has the weights of class `2j` in reverse order, so the
+/// two logits are equal in exact arithmetic and differ by rounding only,
+/// which depends on the order of the sums and on where they restart
+/// (k = 700 takes three passes of KC). Class counts 2
+/// and 7 cover both register layouts of the AVX2 class-major kernel, and 6
+/// candidates select it on every ISA that has one.
+#[test]
+fn fused_argmax_breaks_rounding_ties_like_gemm() {
+    let mut rng = Rng::new(77);
+    let (m, k, candidates) = (301, 700, 6);
+    for isa in Isa::ALL {
+        let Ok(gemm) = Gemm::with_isa(isa) else {
+            common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
+            continue;
+        };
+        for classes in [2, 7] {
+            let n = classes * candidates;
+            let row_values: Vec<f32> = (0..m).map(|_| rng.float()).collect();
+            let mut a = Stored::new(m, k, false, 0, || 0.0);
+            for (i, &x) in row_values.iter().enumerate() {
+                for p in 0..k {
+                    a.set(i, p, x);
+                }
+            }
+            let mut b = Stored::new(k, n, false, 0, || rng.float());
+            for first in (0..n).filter(|j| j % classes % 2 == 0 && j % classes + 1 < classes) {
+                for p in 0..k {
+                    let w = b.data[(k - 1 - p) * b.rs + first * b.cs];
+                    b.set(p, first + 1, w);
+                }
+            }
+            let labels: Vec<u32> = (0..m).map(|_| rng.below(classes as u64) as u32).collect();
+
+            let mut logits = vec![0.0f32; m * n];
+            gemm.sequential()
+                .run(
+                    1.0,
+                    a.view(),
+                    b.view(),
+                    0.0,
+                    MatMut::row_major(&mut logits, m, n).unwrap(),
+                )
+                .unwrap();
+            let rounded_apart = logits
+                .chunks_exact(n)
+                .filter(|row| row[0] != row[1])
+                .count();
+            assert!(
+                rounded_apart > m / 4,
+                "{isa} classes={classes}: only {rounded_apart} of {m} rows round the mirrored pair apart"
+            );
+            let mut expected = vec![0u64; candidates];
+            for (i, row) in logits.chunks_exact(n).enumerate() {
+                for (p, group) in row.chunks_exact(classes).enumerate() {
+                    if argmax_group(group) == Some(labels[i] as usize) {
+                        expected[p] += 1;
+                    }
+                }
+            }
+            for threads in [1, 2] {
+                let mut counts = vec![u64::MAX; candidates];
+                pool(threads)
+                    .install(|| {
+                        gemm.argmax_count(a.view(), b.view(), None, classes, &labels, &mut counts)
+                    })
+                    .unwrap();
+                assert_eq!(
+                    counts, expected,
+                    "{isa} classes={classes} threads={threads}"
                 );
             }
         }

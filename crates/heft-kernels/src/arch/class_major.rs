@@ -1,25 +1,31 @@
-//! Class-major fused scoring kernel for AVX-512: logits of one candidate
-//! for 32 samples, reduced to an argmax per sample and a hit count.
+//! Class-major fused scoring kernels for AVX-512 and AVX2: logits of one
+//! candidate for a panel of 32 samples, reduced to an argmax per sample and
+//! a hit count.
 //!
 //! The product is computed transposed: `G` accumulator rows (one per class
-//! of the candidate) by two vectors of 16 samples, with the candidate's
-//! weights broadcast and a packed panel of 32 samples' features streamed.
-//! The argmax over classes is then a vertical comparison across the `G`
-//! rows, with no shuffle, and the logits never leave the registers.
+//! of the candidate) by vectors of samples, with the candidate's weights
+//! broadcast and a packed panel of 32 samples' features streamed. The
+//! argmax over classes is then a vertical comparison across the `G` rows,
+//! with no shuffle, and the logits never leave the registers. AVX-512
+//! covers the 32 samples with two vectors of 16. AVX2, with 16 registers,
+//! runs the panel in chunks of `V` vectors of 8 samples: `G * V`
+//! accumulators, `V` panel vectors and one broadcast must fit.
 //!
 //! Every logit is the same fused multiply-add chain over `k`, restarted
 //! every `kc` steps and added, as in the GEMM tile kernels, so the counts
 //! equal those of computing the logits with `Gemm::run` and taking
 //! `argmax_group` of each row.
 
+use crate::dispatch::Isa;
 use core::arch::x86_64::*;
 
 /// Arguments of one call: one candidate against one panel of 32 samples.
 ///
 /// # Contract
 ///
-/// - `weights` points at `G` rows of `k` contiguous floats, row `c` at
-///   `weights[c * weights_rs]`.
+/// - `weights` points at the candidate's `k * G` weights, step by step:
+///   the weight of class `c` at step `p` is `weights[p * G + c]`, so one
+///   step's broadcasts read one short contiguous run at fixed offsets.
 /// - `panel` points at `k * 32` floats: feature `p` of sample `i` at
 ///   `panel[p * 32 + i]`.
 /// - `bias` is null or points at `G` floats.
@@ -29,7 +35,6 @@ pub(crate) struct ClassArgs {
     pub k: usize,
     pub kc: usize,
     pub weights: *const f32,
-    pub weights_rs: usize,
     pub panel: *const f32,
     pub bias: *const f32,
     pub labels: *const i32,
@@ -48,7 +53,6 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
         k,
         kc,
         weights,
-        weights_rs,
         panel,
         bias,
         labels,
@@ -69,8 +73,8 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
                 )
             };
             for (c, row) in acc.iter_mut().enumerate() {
-                // SAFETY: row c < G of the weights has k floats (contract).
-                let w = _mm512_set1_ps(unsafe { *weights.add(c * weights_rs + p) });
+                // SAFETY: p < k and c < G index the k * G weights (contract).
+                let w = _mm512_set1_ps(unsafe { *weights.add(p * G + c) });
                 row[0] = _mm512_fmadd_ps(w, b0, row[0]);
                 row[1] = _mm512_fmadd_ps(w, b1, row[1]);
             }
@@ -122,13 +126,147 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
     hits
 }
 
-/// A monomorphised [`count_hits`] for one class count.
+/// Samples per AVX2 vector.
+const AVX2_LANES: usize = 8;
+
+/// Returns what [`count_hits`] returns, with AVX2 and FMA: the panel's 32
+/// samples in chunks of `V` vectors of 8.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available and `args` satisfies the [`ClassArgs`]
+/// contract.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn count_hits_avx2<const G: usize, const V: usize>(args: &ClassArgs) -> u32 {
+    let ClassArgs {
+        k,
+        kc,
+        weights,
+        panel,
+        bias,
+        labels,
+        valid,
+    } = *args;
+    let zero = _mm256_setzero_ps();
+    let mut hits = 0u32;
+    for chunk in 0..32 / (AVX2_LANES * V) {
+        let first_sample = chunk * AVX2_LANES * V;
+        if first_sample >= valid {
+            break;
+        }
+        // SAFETY: the chunk's samples lie inside the panel's 32 columns.
+        let columns = unsafe { panel.add(first_sample) };
+        let mut z = [[zero; V]; G];
+        let mut start = 0;
+        while start < k {
+            let steps = kc.min(k - start);
+            let mut acc = [[zero; V]; G];
+            for p in start..start + steps {
+                let mut b = [zero; V];
+                for (v, lanes) in b.iter_mut().enumerate() {
+                    // SAFETY: step p < k of the panel has 32 floats and
+                    // this chunk's columns end at or before the 32nd.
+                    *lanes = unsafe { _mm256_loadu_ps(columns.add(p * 32 + v * AVX2_LANES)) };
+                }
+                for (c, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: p < k and c < G index the k * G weights
+                    // (contract).
+                    let w = _mm256_set1_ps(unsafe { *weights.add(p * G + c) });
+                    for v in 0..V {
+                        row[v] = _mm256_fmadd_ps(w, b[v], row[v]);
+                    }
+                }
+            }
+            for c in 0..G {
+                for v in 0..V {
+                    z[c][v] = if start == 0 {
+                        acc[c][v]
+                    } else {
+                        _mm256_add_ps(z[c][v], acc[c][v])
+                    };
+                }
+            }
+            start += steps;
+        }
+        if !bias.is_null() {
+            for (c, row) in z.iter_mut().enumerate() {
+                // SAFETY: a non-null bias has G floats (contract).
+                let b = _mm256_set1_ps(unsafe { *bias.add(c) });
+                for lanes in row.iter_mut() {
+                    *lanes = _mm256_add_ps(*lanes, b);
+                }
+            }
+        }
+
+        for v in 0..V {
+            let mut best = z[0][v];
+            let mut best_index = _mm256_setzero_ps();
+            let mut seen_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
+            for (c, row) in z.iter().enumerate().skip(1) {
+                let x = row[v];
+                let is_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
+                let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(x, best);
+                let take = _mm256_andnot_ps(seen_nan, _mm256_or_ps(is_nan, greater));
+                best = _mm256_blendv_ps(best, x, take);
+                // The class index travels as an i32 bit pattern in a float
+                // vector, which the blend copies without interpreting.
+                let index = _mm256_castsi256_ps(_mm256_set1_epi32(c as i32));
+                best_index = _mm256_blendv_ps(best_index, index, take);
+                seen_nan = _mm256_or_ps(seen_nan, is_nan);
+            }
+            let sample = first_sample + v * AVX2_LANES;
+            // SAFETY: `labels` has 32 i32 (contract) and `sample + 8 <= 32`.
+            let label = unsafe { _mm256_loadu_si256(labels.add(sample) as *const __m256i) };
+            let equal = _mm256_cmpeq_epi32(_mm256_castps_si256(best_index), label);
+            let lanes = valid.saturating_sub(sample).min(AVX2_LANES);
+            let in_range = (1u32 << lanes) - 1;
+            let mask = _mm256_movemask_ps(_mm256_castsi256_ps(equal)) as u32;
+            hits += (mask & in_range).count_ones();
+        }
+    }
+    hits
+}
+
+/// A monomorphised [`count_hits`] or [`count_hits_avx2`] for one class
+/// count.
 pub(crate) type CountFn = unsafe fn(&ClassArgs) -> u32;
 
-/// Returns the kernel for `classes` in `2..=14`, or `None`: `2 * G`
-/// accumulators plus two panel vectors and one broadcast must fit in the
-/// 32 vector registers.
-pub(crate) fn kernel_for(classes: usize) -> Option<CountFn> {
+/// Returns the kernel of `isa` for `classes`, or `None` where the
+/// accumulators would not fit the vector registers. AVX-512 takes
+/// `classes` in `2..=14`: `2 * G` accumulators plus two panel vectors and
+/// one broadcast in 32 registers. AVX2 takes `2..=14` in 16 registers: two
+/// vectors per class up to 6 classes (`2 * G + 3 <= 15`), one vector from 7
+/// to 14 (`G + 2 <= 16`), which still keeps at least 7 independent
+/// multiply-add chains in flight.
+pub(crate) fn kernel_for(isa: Isa, classes: usize) -> Option<CountFn> {
+    match isa {
+        Isa::Avx512 => avx512_kernel_for(classes),
+        Isa::Avx2Fma => avx2_kernel_for(classes),
+        Isa::Portable => None,
+    }
+}
+
+fn avx2_kernel_for(classes: usize) -> Option<CountFn> {
+    let f: CountFn = match classes {
+        2 => count_hits_avx2::<2, 2>,
+        3 => count_hits_avx2::<3, 2>,
+        4 => count_hits_avx2::<4, 2>,
+        5 => count_hits_avx2::<5, 2>,
+        6 => count_hits_avx2::<6, 2>,
+        7 => count_hits_avx2::<7, 1>,
+        8 => count_hits_avx2::<8, 1>,
+        9 => count_hits_avx2::<9, 1>,
+        10 => count_hits_avx2::<10, 1>,
+        11 => count_hits_avx2::<11, 1>,
+        12 => count_hits_avx2::<12, 1>,
+        13 => count_hits_avx2::<13, 1>,
+        14 => count_hits_avx2::<14, 1>,
+        _ => return None,
+    };
+    Some(f)
+}
+
+fn avx512_kernel_for(classes: usize) -> Option<CountFn> {
     let f: CountFn = match classes {
         2 => count_hits::<2>,
         3 => count_hits::<3>,

@@ -69,8 +69,8 @@ pub(crate) fn argmax_count(
     // candidates, which pays off from a few candidates on; below that the
     // tile path (with the narrow tile for few columns) is faster.
     #[cfg(target_arch = "x86_64")]
-    if isa == crate::dispatch::Isa::Avx512 && n / group >= CLASS_MAJOR_MIN_CANDIDATES {
-        if let Some(kernel) = crate::arch::class_major::kernel_for(group) {
+    if n / group >= CLASS_MAJOR_MIN_CANDIDATES {
+        if let Some(kernel) = crate::arch::class_major::kernel_for(isa, group) {
             class_major(
                 kernel,
                 spec.blocking.kc_for(k),
@@ -220,20 +220,22 @@ fn with_logits<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 #[cfg(target_arch = "x86_64")]
 thread_local! {
     static PANEL: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+    static CLASS_WEIGHTS: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
 }
 
 /// Minimum number of candidates for which the class-major kernel is used.
 #[cfg(target_arch = "x86_64")]
 const CLASS_MAJOR_MIN_CANDIDATES: usize = 4;
 
-/// Samples per panel of the class-major kernel: two vectors of 16.
+/// Samples per panel of the class-major kernels: two AVX-512 vectors of 16,
+/// or four AVX2 vectors of 8.
 #[cfg(target_arch = "x86_64")]
 const PANEL_SAMPLES: usize = 32;
 
-/// Counts hits with the class-major AVX-512 kernel: panels of 32 samples
-/// are packed once and scored against every candidate while they sit in
-/// L1, and candidates' weights stream from L2. `kc` must be the KC of the
-/// AVX-512 GEMM so the partial sums round identically.
+/// Counts hits with a class-major kernel: panels of 32 samples are packed
+/// once and scored against every candidate while they sit in L1, and
+/// candidates' weights stream from L2. `kc` must be the KC of the same
+/// ISA's GEMM so the partial sums round identically.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn class_major(
@@ -251,81 +253,88 @@ fn class_major(
 
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let candidates = n / group;
-    // Rows of B^T are the candidates' class weight vectors; the kernel
-    // needs each contiguous along k.
-    let bt = b.t();
-    let packed;
-    let (weights, weights_rs) = if bt.col_stride() == 1 || k <= 1 {
-        (bt.data(), bt.row_stride())
-    } else {
-        let mut rows = Vec::with_capacity(n * k);
-        for j in 0..n {
-            rows.extend((0..k).map(|p| bt.data()[j * bt.row_stride() + p * bt.col_stride()]));
-        }
-        packed = rows;
-        (&packed[..], k)
-    };
     let samples_t = a.t();
     let panels = m.div_ceil(PANEL_SAMPLES);
+    let weights_per_candidate = k * group;
 
-    let score_panels = |range: std::ops::Range<usize>, local: &mut [u64]| {
-        loops::with_scratch(&PANEL, k.max(1) * PANEL_SAMPLES, |panel| {
-            let mut panel_labels = [0i32; PANEL_SAMPLES];
-            for index in range {
-                let i0 = index * PANEL_SAMPLES;
-                let valid = PANEL_SAMPLES.min(m - i0);
-                if k > 0 {
-                    super::pack::pack_b_panel(&samples_t, 0, k, i0, valid, PANEL_SAMPLES, panel);
-                }
-                panel_labels.fill(0);
-                for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
-                    *dst = label as i32;
-                }
-                for (p, hits) in local.iter_mut().enumerate() {
-                    let args = ClassArgs {
-                        k,
-                        kc,
-                        weights: weights[(p * group * weights_rs).min(weights.len())..].as_ptr(),
-                        weights_rs,
-                        panel: panel.as_ptr(),
-                        bias: bias.map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
-                        labels: panel_labels.as_ptr(),
-                        valid,
-                    };
-                    // SAFETY: the kernel table only offers this path on
-                    // AVX-512 CPUs; rows p * group.. of B^T hold group rows
-                    // of k floats at stride weights_rs inside `weights`;
-                    // the panel has k * 32 floats; a bias slice has n
-                    // floats so group remain from p * group; the labels
-                    // array has 32 values.
-                    *hits += u64::from(unsafe { kernel(&args) });
-                }
+    // Candidate q's weights step by step, as the kernels read them:
+    // element (p, q * group + c) of B at `weights[q * k * group + p * group + c]`.
+    loops::with_scratch(&CLASS_WEIGHTS, n * k, |weights| {
+        let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
+        for p in 0..k {
+            for j in 0..n {
+                let (q, c) = (j / group, j % group);
+                weights[q * weights_per_candidate + p * group + c] = data[p * rs + j * cs];
             }
-        });
-    };
-
-    let threads = loops::thread_count(parallel);
-    if threads <= 1 || panels <= 1 {
-        score_panels(0..panels, counts);
-        return;
-    }
-    let tasks = (threads * 4).min(panels);
-    let per_task = panels.div_ceil(tasks);
-    let tasks = panels.div_ceil(per_task);
-    let partial: Vec<std::sync::Mutex<Vec<u64>>> = (0..tasks)
-        .map(|_| std::sync::Mutex::new(vec![0; candidates]))
-        .collect();
-    loops::for_each_task(parallel, tasks, |task| {
-        let mut local = partial[task].lock().unwrap_or_else(|e| e.into_inner());
-        score_panels(
-            task * per_task..((task + 1) * per_task).min(panels),
-            &mut local,
-        );
-    });
-    for part in partial {
-        let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
-        for (total, x) in counts.iter_mut().zip(part) {
-            *total += x;
         }
-    }
+        let weights: &[f32] = weights;
+
+        let score_panels = |range: std::ops::Range<usize>, local: &mut [u64]| {
+            loops::with_scratch(&PANEL, k.max(1) * PANEL_SAMPLES, |panel| {
+                let mut panel_labels = [0i32; PANEL_SAMPLES];
+                for index in range {
+                    let i0 = index * PANEL_SAMPLES;
+                    let valid = PANEL_SAMPLES.min(m - i0);
+                    if k > 0 {
+                        super::pack::pack_b_panel(
+                            &samples_t,
+                            0,
+                            k,
+                            i0,
+                            valid,
+                            PANEL_SAMPLES,
+                            panel,
+                        );
+                    }
+                    panel_labels.fill(0);
+                    for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
+                        *dst = label as i32;
+                    }
+                    for (p, hits) in local.iter_mut().enumerate() {
+                        let args = ClassArgs {
+                            k,
+                            kc,
+                            weights: weights[p * weights_per_candidate..].as_ptr(),
+                            panel: panel.as_ptr(),
+                            bias: bias.map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
+                            labels: panel_labels.as_ptr(),
+                            valid,
+                        };
+                        // SAFETY: `kernel_for` returns a kernel only for the
+                        // ISA of this `Gemm`, whose constructor checked that
+                        // the CPU has it. `weights` holds k * group floats
+                        // from p * k * group on; the panel has k * 32 floats; a bias slice
+                        // has n floats, so group remain from p * group; the
+                        // labels array has 32 values.
+                        *hits += u64::from(unsafe { kernel(&args) });
+                    }
+                }
+            });
+        };
+
+        let threads = loops::thread_count(parallel);
+        if threads <= 1 || panels <= 1 {
+            score_panels(0..panels, counts);
+            return;
+        }
+        let tasks = (threads * 4).min(panels);
+        let per_task = panels.div_ceil(tasks);
+        let tasks = panels.div_ceil(per_task);
+        let partial: Vec<std::sync::Mutex<Vec<u64>>> = (0..tasks)
+            .map(|_| std::sync::Mutex::new(vec![0; candidates]))
+            .collect();
+        loops::for_each_task(parallel, tasks, |task| {
+            let mut local = partial[task].lock().unwrap_or_else(|e| e.into_inner());
+            score_panels(
+                task * per_task..((task + 1) * per_task).min(panels),
+                &mut local,
+            );
+        });
+        for part in partial {
+            let part = part.into_inner().unwrap_or_else(|e| e.into_inner());
+            for (total, x) in counts.iter_mut().zip(part) {
+                *total += x;
+            }
+        }
+    });
 }
