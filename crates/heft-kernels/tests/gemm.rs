@@ -339,7 +339,8 @@ fn thread_count_does_not_change_bits() {
 
 /// The fused argmax count equals "multiply with bias, then argmax each
 /// group" on data with frequent ties (small integers), NaN rows of A and a
-/// NaN column of B, for 1, 2 and 3 threads.
+/// NaN column of B, with A row-major and column-major, for 1, 2 and 3
+/// threads.
 #[test]
 fn fused_argmax_matches_multiply_then_argmax() {
     let mut rng = Rng::new(2024);
@@ -348,22 +349,31 @@ fn fused_argmax_matches_multiply_then_argmax() {
             common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
-        for &(m, k, classes, candidates) in &[
-            (1, 1, 1, 1),
-            (37, 5, 3, 7),
-            (500, 128, 10, 10),
-            (1003, 64, 10, 64),
-            (250, 300, 7, 3),
-            (250, 300, 7, 5),
-            (97, 520, 2, 6),
-            (66, 40, 14, 4),
-            (33, 17, 5, 9),
-            (45, 9, 6, 5),
-            (40, 0, 4, 2),
-            (40, 0, 4, 8),
+        for &(m, k, classes, candidates, a_col_major) in &[
+            (1, 1, 1, 1, false),
+            (37, 5, 3, 7, false),
+            (500, 128, 10, 10, false),
+            (1003, 64, 10, 64, false),
+            (250, 300, 7, 3, false),
+            (250, 300, 7, 5, false),
+            (97, 520, 2, 6, false),
+            (66, 40, 14, 4, false),
+            (33, 17, 5, 9, false),
+            (45, 9, 6, 5, false),
+            (40, 0, 4, 2, false),
+            (40, 0, 4, 8, false),
+            (1, 1, 1, 1, true),
+            (2, 3, 4, 1, true),
+            (37, 5, 3, 7, true),
+            (500, 128, 10, 1, true),
+            (1003, 64, 10, 64, true),
+            (250, 300, 7, 1, true),
+            (97, 520, 2, 2, true),
+            (66, 40, 14, 1, true),
+            (40, 0, 4, 1, true),
         ] {
             let n = classes * candidates;
-            let mut a = Stored::new(m, k, false, 0, || rng.small_int());
+            let mut a = Stored::new(m, k, a_col_major, 0, || rng.small_int());
             let mut b = Stored::new(k, n, false, 0, || (rng.small_int() / 2.0).round());
             if m > 3 && k > 0 {
                 for p in 0..k {
@@ -419,7 +429,8 @@ fn fused_argmax_matches_multiply_then_argmax() {
                     .unwrap();
                 assert_eq!(
                     counts, expected,
-                    "{isa} m={m} k={k} classes={classes} candidates={candidates} threads={threads}"
+                    "{isa} m={m} k={k} classes={classes} candidates={candidates} \
+                     A column-major {a_col_major} threads={threads}"
                 );
             }
         }
@@ -432,21 +443,21 @@ fn fused_argmax_matches_multiply_then_argmax() {
 /// two logits are equal in exact arithmetic and differ by rounding only,
 /// which depends on the order of the sums and on where they restart
 /// (k = 700 takes three passes of KC). Class counts 2
-/// and 7 cover both register layouts of the AVX2 class-major kernel, and 6
-/// candidates select it on every ISA that has one.
+/// and 7 cover both register layouts of the AVX2 class-major kernel, which
+/// 6 candidates, or a column-major A, select on every ISA that has one.
 #[test]
 fn fused_argmax_breaks_rounding_ties_like_gemm() {
     let mut rng = Rng::new(77);
-    let (m, k, candidates) = (301, 700, 6);
+    let (m, k) = (301, 700);
     for isa in Isa::ALL {
         let Ok(gemm) = Gemm::with_isa(isa) else {
             common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
-        for classes in [2, 7] {
+        for (classes, candidates, a_col_major) in [(2, 6, false), (7, 6, false), (7, 1, true)] {
             let n = classes * candidates;
             let row_values: Vec<f32> = (0..m).map(|_| rng.float()).collect();
-            let mut a = Stored::new(m, k, false, 0, || 0.0);
+            let mut a = Stored::new(m, k, a_col_major, 0, || 0.0);
             for (i, &x) in row_values.iter().enumerate() {
                 for p in 0..k {
                     a.set(i, p, x);
@@ -750,6 +761,65 @@ fn layout_does_not_change_bits() {
                     .collect();
                 results.push(row_major);
             }
+            for (layout, result) in results.iter().enumerate() {
+                assert!(
+                    result == &results[0],
+                    "{} {m}x{n}x{k}: layout {layout} differs from layout 0",
+                    gemm.isa()
+                );
+            }
+        }
+    }
+}
+
+/// The bias and ReLU epilogue gives the same bits in every layout: the
+/// loops apply it per column or, for the transposed problem, per row, and
+/// on contiguous or strided tile rows.
+#[test]
+fn epilogue_layout_does_not_change_bits() {
+    let mut rng = Rng::new(41);
+    for gemm in kernels() {
+        for &(m, n, k) in &[(7, 9, 5), (6, 100, 4), (100, 6, 4), (37, 70, 300)] {
+            let mut a_values: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
+            // A NaN row, which ReLU must pass through.
+            a_values[k..2 * k].fill(f32::NAN);
+            let b_values: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+            let epilogue = Epilogue {
+                bias: Some(&bias),
+                relu: true,
+            };
+            let mut results = Vec::new();
+            for layout in 0..8 {
+                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+                let mut next = a_values.iter().copied();
+                let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
+                let mut next = b_values.iter().copied();
+                let b = Stored::new(k, n, b_t, 0, || next.next().unwrap());
+                let mut c = Stored::new(m, n, c_t, 0, || 0.0);
+                gemm.run_with(1.0, a.view(), b.view(), 0.0, c.view_mut(), epilogue)
+                    .unwrap();
+                let row_major: Vec<u32> = (0..m)
+                    .flat_map(|i| (0..n).map(move |j| (i, j)))
+                    .map(|(i, j)| c.get(i, j).to_bits())
+                    .collect();
+                results.push(row_major);
+            }
+            assert!(
+                results[0][n..2 * n]
+                    .iter()
+                    .all(|&x| f32::from_bits(x).is_nan()),
+                "{} {m}x{n}x{k}: the NaN row did not stay NaN",
+                gemm.isa()
+            );
+            assert!(
+                results[0]
+                    .iter()
+                    .map(|&x| f32::from_bits(x))
+                    .all(|x| x.is_nan() || x >= 0.0),
+                "{} {m}x{n}x{k}: ReLU left a negative value",
+                gemm.isa()
+            );
             for (layout, result) in results.iter().enumerate() {
                 assert!(
                     result == &results[0],

@@ -67,9 +67,11 @@ pub(crate) fn argmax_count(
     }
     // The class-major kernel packs each 32-sample panel once for all
     // candidates, which pays off from a few candidates on; below that the
-    // tile path (with the narrow tile for few columns) is faster.
+    // tile path (with the narrow tile for few columns) is faster, unless
+    // A is column-major: then a panel is 32 contiguous floats per step of
+    // k, cheap to copy, while the tile path gathers every row of A.
     #[cfg(target_arch = "x86_64")]
-    if n / group >= CLASS_MAJOR_MIN_CANDIDATES {
+    if n / group >= CLASS_MAJOR_MIN_CANDIDATES || (a.row_stride() == 1 && k > 1 && m > 1) {
         if let Some(kernel) = crate::arch::class_major::kernel_for(isa, group) {
             class_major(
                 kernel,

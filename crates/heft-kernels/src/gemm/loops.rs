@@ -233,6 +233,37 @@ unsafe fn post_tile(
     c: RawC,
     (row, col, rows, cols): (usize, usize, usize, usize),
 ) {
+    if c.cs == 1 {
+        // Contiguous tile rows: the same operations per element as
+        // `Post::apply`, as loops over slices the compiler vectorises.
+        for i in row..row + rows {
+            // SAFETY: row i of the tile has `cols` contiguous elements
+            // inside C (caller contract).
+            let line = unsafe { std::slice::from_raw_parts_mut(c.ptr.add(i * c.rs + col), cols) };
+            match post.bias {
+                Bias::None => {}
+                Bias::PerCol(bias) => {
+                    for (x, &b) in line.iter_mut().zip(&bias[col..col + cols]) {
+                        *x += b;
+                    }
+                }
+                Bias::PerRow(bias) => {
+                    let b = bias[i];
+                    for x in line.iter_mut() {
+                        *x += b;
+                    }
+                }
+            }
+            if post.relu {
+                for x in line.iter_mut() {
+                    // `x < 0.0` is false for NaN, so NaN passes through.
+                    // Storing every element lets the loop become a blend.
+                    *x = if *x < 0.0 { 0.0 } else { *x };
+                }
+            }
+        }
+        return;
+    }
     for i in row..row + rows {
         for j in col..col + cols {
             // SAFETY: (i, j) is inside the tile (caller contract).
