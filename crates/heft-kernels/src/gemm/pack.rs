@@ -97,10 +97,17 @@ pub(crate) fn pack_a_panel(
             col[..rows].copy_from_slice(&data[start..start + rows]);
         }
     } else if cs == 1 {
-        for i in 0..rows {
-            let row = &data[(i0 + i) * rs + k0..][..kc];
-            for (p, &x) in row.iter().enumerate() {
-                dst[p * mr + i] = x;
+        let row = |i: usize| &data[(i0 + i) * rs + k0..][..kc];
+        match (rows, mr) {
+            (6, 6) => transpose_rows::<6>(std::array::from_fn(row), dst),
+            (12, 12) => transpose_rows::<12>(std::array::from_fn(row), dst),
+            (24, 24) => transpose_rows::<24>(std::array::from_fn(row), dst),
+            _ => {
+                for i in 0..rows {
+                    for (p, &x) in row(i).iter().enumerate() {
+                        dst[p * mr + i] = x;
+                    }
+                }
             }
         }
     } else {
@@ -108,6 +115,19 @@ pub(crate) fn pack_a_panel(
             for i in 0..rows {
                 dst[p * mr + i] = data[(i0 + i) * rs + (k0 + p) * cs];
             }
+        }
+    }
+}
+
+/// Writes `MR` rows of equal length column by column: element `p` of row
+/// `i` to `dst[p * MR + i]`. With `MR` fixed, each output column is one
+/// sequential run of stores, where a row-by-row copy would scatter every
+/// element with a stride of `MR`.
+fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
+    let kc = rows[0].len();
+    for (p, column) in dst.chunks_exact_mut(MR).take(kc).enumerate() {
+        for (x, row) in column.iter_mut().zip(&rows) {
+            *x = row[p];
         }
     }
 }
