@@ -116,7 +116,7 @@ impl De {
                 if settings.mode == Mode::Canonical {
                     rows_per_group(d, n) * d
                 } else {
-                    0
+                    d
                 }
             ],
             core,
@@ -151,9 +151,15 @@ impl De {
             &pos[i * d..(i + 1) * d],
         );
         if self.mode == Mode::Opytimizer214 {
+            // One uniform per gene in gene order, as scalar draws would
+            // give, taken in one call rather than one virtual call each.
+            // The comparison in f32 differs from the f64 one only for
+            // draws within one f32 step of `cr`.
+            let draws = &mut self.draws[..d];
+            rng.fill_uniform(draws);
+            let cr = self.cr as f32;
             for j in 0..d {
-                let u = rng.uniform();
-                t[j] = if u < self.cr || j == forced {
+                t[j] = if draws[j] < cr || j == forced {
                     xa[j] + self.f * (xb[j] - xc[j])
                 } else {
                     xi[j]
