@@ -177,6 +177,11 @@ fn block_crossing_shapes_all_layouts() {
         (1, 300, 600),
         (600, 1, 300),
         (45, 33, 33),
+        // Several passes over k with B packed for all of k, and an NC
+        // block boundary at column 3072.
+        (13, 3100, 300),
+        // k deep enough that B is packed one pass at a time.
+        (9, 40, 9000),
     ];
     let mut rng = Rng::new(42);
     for gemm in kernels() {
@@ -312,6 +317,7 @@ fn thread_count_does_not_change_bits() {
             (1000, 128, 10, true),
             (2000, 10, 128, true),
             (97, 3100, 270, false),
+            (50, 70, 9000, false),
         ] {
             let a = Stored::new(m, k, false, 0, || rng.float());
             let b = Stored::new(k, n, b_t, 0, || rng.float());

@@ -8,9 +8,15 @@
 //!     ir: rows in micro-panels of MR            one microkernel call per tile
 //! ```
 //!
-//! Threads split only the (ic, jr) tiles of one (jc, pc) step, and each tile
-//! is computed by one microkernel call whatever the split, so every element
-//! of C gets the same operations in the same order for any thread count.
+//! When k takes several KC passes and B packed for all of k fits
+//! `RESIDENT_B_FLOATS` (with NC reduced if needed), the pc loop moves
+//! inside ic, so each MC block of C runs all its passes while it is in
+//! cache; see [`blocked`].
+//!
+//! Threads split only the (ic, jr) tiles of one jc step (and of one pc
+//! step in the BLIS order), and each tile is computed by one microkernel
+//! call per pass, in pass order, whatever the split, so every element of C
+//! gets the same operations in the same order for any thread count.
 
 use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn, MAX_TILE};
 use super::pack;
@@ -520,59 +526,119 @@ fn blocked(
     let direct_a = reads_a_in_place(&a, n, spec.nr);
     let threads = thread_count(parallel);
     let kc = blocking.kc_for(k);
-    let b_len = kc.min(k) * padded_len(blocking.nc.min(n), nr);
+
+    // With several passes over k, the (jc, pc, ic) order of BLIS loads and
+    // stores every element of C once per pass, which for a C larger than
+    // the caches is a round trip to memory per pass. Packing B for all of
+    // k at once, with NC cut so that packed block stays within
+    // RESIDENT_B_FLOATS, lets each MC block of C run all its passes while
+    // it is still in cache: the (jc, ic, pc) order. Each tile still gets
+    // the same microkernel calls in the same pass order, so the results
+    // are the same bits.
+    let resident_nc = (RESIDENT_B_FLOATS / k.max(1)) / nr * nr;
+    let resident = k > kc && resident_nc >= RESIDENT_MIN_NC.max(nr);
+    let nc = if resident {
+        resident_nc.min(blocking.nc)
+    } else {
+        blocking.nc
+    };
+    let depth = if resident { k } else { kc.min(k) };
+    let b_len = depth * padded_len(nc.min(n), nr);
 
     with_b_buffer(b_len, |b_buffer| {
-        for jc in (0..n).step_by(blocking.nc) {
-            let ncb = blocking.nc.min(n - jc);
+        for jc in (0..n).step_by(nc) {
+            let ncb = nc.min(n - jc);
             let panels = ncb.div_ceil(nr);
-            for pc in (0..k).step_by(kc) {
-                let kcb = kc.min(k - pc);
-                pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, b_buffer);
-                let b_packed: &[f32] = b_buffer;
-                let beta_pass = if pc == 0 { beta } else { 1.0 };
-                let last_pass = pc + kcb == k;
+            // Passes as (pc, depth, offset of its panels in b_buffer).
+            let passes = (0..k).step_by(kc).map(|pc| {
+                (
+                    pc,
+                    kc.min(k - pc),
+                    if resident { pc * panels * nr } else { 0 },
+                )
+            });
 
-                // Split the (ic, jr) tiles into tasks: whole MC blocks when
-                // there are enough of them, else chunks of NR panels.
-                let row_blocks = m.div_ceil(blocking.mc);
-                let chunks = if threads > 1 {
-                    (threads * 4).div_ceil(row_blocks).clamp(1, panels)
-                } else {
-                    1
-                };
-                let per_chunk = panels.div_ceil(chunks);
-                let chunks = panels.div_ceil(per_chunk);
-
-                for_each_task(parallel, row_blocks * chunks, |task| {
+            // Split the (ic, jr) tiles into tasks: whole MC blocks when
+            // there are enough of them, else chunks of NR panels.
+            let row_blocks = m.div_ceil(blocking.mc);
+            let chunks = if threads > 1 {
+                (threads * 4).div_ceil(row_blocks).clamp(1, panels)
+            } else {
+                1
+            };
+            let per_chunk = panels.div_ceil(chunks);
+            let chunks = panels.div_ceil(per_chunk);
+            let run_task =
+                |b_packed: &[f32],
+                 task: usize,
+                 passes: &mut dyn Iterator<Item = (usize, usize, usize)>| {
                     let i0 = (task / chunks) * blocking.mc;
                     let mcb = blocking.mc.min(m - i0);
                     let first_panel = (task % chunks) * per_chunk;
                     let panel_range = first_panel..(first_panel + per_chunk).min(panels);
-                    let block = Block {
-                        spec,
-                        a: &a,
-                        direct_a,
-                        b_packed,
-                        i0,
-                        mcb,
-                        jc,
-                        ncb,
+                    for (pc, kcb, offset) in passes {
+                        let block = Block {
+                            spec,
+                            a: &a,
+                            direct_a,
+                            b_packed: &b_packed[offset..offset + panels * kcb * nr],
+                            i0,
+                            mcb,
+                            jc,
+                            ncb,
+                            pc,
+                            kcb,
+                            alpha,
+                            beta: if pc == 0 { beta } else { 1.0 },
+                            post: (pc + kcb == k).then_some(&post),
+                        };
+                        // SAFETY: this task owns rows i0..i0 + mcb and the
+                        // columns of its panel range inside C, which the
+                        // caller borrows mutably for the whole call.
+                        unsafe { block.run(c, panel_range.clone()) };
+                    }
+                };
+
+            if resident {
+                for (pc, kcb, offset) in passes.clone() {
+                    let len = panels * kcb * nr;
+                    pack_b_block(
+                        parallel,
+                        &b,
                         pc,
                         kcb,
-                        alpha,
-                        beta: beta_pass,
-                        post: last_pass.then_some(&post),
-                    };
-                    // SAFETY: this task owns rows i0..i0 + mcb and the
-                    // columns of its panel range inside C, which the
-                    // caller borrows mutably for the whole call.
-                    unsafe { block.run(c, panel_range) };
+                        jc,
+                        ncb,
+                        nr,
+                        &mut b_buffer[offset..offset + len],
+                    );
+                }
+                let b_packed: &[f32] = b_buffer;
+                for_each_task(parallel, row_blocks * chunks, |task| {
+                    run_task(b_packed, task, &mut passes.clone());
                 });
+            } else {
+                for pass in passes {
+                    let (pc, kcb, _) = pass;
+                    pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, b_buffer);
+                    let b_packed: &[f32] = b_buffer;
+                    for_each_task(parallel, row_blocks * chunks, |task| {
+                        run_task(b_packed, task, &mut std::iter::once(pass));
+                    });
+                }
             }
         }
     });
 }
+
+/// Largest packed B, in floats, that [`blocked`] keeps for all of k at
+/// once: 8 MiB, a quarter of a 32 MiB L3 and less than the L3 of current
+/// x86-64 server parts. Both threads read the same packed block.
+const RESIDENT_B_FLOATS: usize = 2 * 1024 * 1024;
+
+/// Narrowest NC for the resident order; below it (k above about 8,000)
+/// A would be packed again for too many NC blocks.
+const RESIDENT_MIN_NC: usize = 256;
 
 /// Decides whether the kernel reads A's rows in place instead of packing
 /// them: for contiguous rows and C of at most four micro-panels. Each A
