@@ -14,8 +14,8 @@
 //! cache; see [`blocked`].
 //!
 //! Threads split only the (ic, jr) tiles of one jc step (and of one pc
-//! step in the BLIS order), and each tile is computed by one microkernel
-//! call per pass, in pass order, whatever the split, so every element of C
+//! step in the BLIS order). Whatever the split, each tile is computed by
+//! one microkernel call per pass, in pass order. So every element of C
 //! gets the same operations in the same order for any thread count.
 
 use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn, MAX_TILE};
