@@ -52,9 +52,16 @@ pub(crate) fn pack_b_panel(
         dst.fill(0.0);
     }
     if cs == 1 {
-        for (p, row) in dst.chunks_exact_mut(nr).enumerate() {
-            let start = (k0 + p) * rs + j0;
-            row[..width].copy_from_slice(&data[start..start + width]);
+        let source = |p: usize| &data[(k0 + p) * rs + j0..][..width];
+        match (width, nr) {
+            (8, 8) => copy_rows::<8>(source, dst),
+            (16, 16) => copy_rows::<16>(source, dst),
+            (32, 32) => copy_rows::<32>(source, dst),
+            _ => {
+                for (p, row) in dst.chunks_exact_mut(nr).enumerate() {
+                    row[..width].copy_from_slice(source(p));
+                }
+            }
         }
     } else if rs == 1 {
         // Columns of B are contiguous: read each column once, write strided.
@@ -70,6 +77,17 @@ pub(crate) fn pack_b_panel(
                 dst[p * nr + j] = data[(k0 + p) * rs + (j0 + j) * cs];
             }
         }
+    }
+}
+
+/// Copies row `p` of the source to `dst[p * W..(p + 1) * W]` for every
+/// row of `dst`. With `W` fixed the copy is a few vector moves, where a
+/// `copy_from_slice` of run-time length calls `memmove` once per row.
+fn copy_rows<'s, const W: usize>(source: impl Fn(usize) -> &'s [f32], dst: &mut [f32]) {
+    for (p, row) in dst.chunks_exact_mut(W).enumerate() {
+        let row: &mut [f32; W] = row.try_into().expect("chunks_exact yields W floats");
+        let src: &[f32; W] = source(p).try_into().expect("the source row has W floats");
+        *row = *src;
     }
 }
 
