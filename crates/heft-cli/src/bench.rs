@@ -21,7 +21,7 @@ pub struct BenchArgs {
     /// comma-separated list of avx512, avx2, portable.
     #[arg(long, default_value = "auto")]
     pub kernel: String,
-    /// Thread counts to measure, comma-separated.
+    /// Thread counts to measure, comma-separated, each 1 to 1024.
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
     pub threads: Vec<usize>,
     /// Timed samples per shape; the table reports their median and best.
@@ -239,16 +239,11 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
 
 /// Checks the options that every target shares.
 pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
-    if args.threads.is_empty() || args.threads.contains(&0) {
-        return Err(format!(
-            "--threads: {:?} must list thread counts of at least 1",
-            args.threads
-        ));
+    if args.threads.is_empty() {
+        return Err("--threads: the list is empty; pass thread counts such as 1,2".into());
     }
-    if let Some(&threads) = args.threads.iter().find(|&&t| t > MAX_THREADS) {
-        return Err(format!(
-            "--threads: {threads} is more than {MAX_THREADS}; use at most the number of cores"
-        ));
+    for &threads in &args.threads {
+        crate::tune::check_threads(Some(threads))?;
     }
     if args.samples == 0 || args.samples > MAX_SAMPLES {
         return Err(format!(
@@ -268,8 +263,6 @@ pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Largest thread count `--threads` accepts.
-const MAX_THREADS: usize = 1024;
 /// Largest sample count `--samples` accepts.
 const MAX_SAMPLES: usize = 10_000;
 /// Maximum sample duration `--sample-ms` accepts: one minute.

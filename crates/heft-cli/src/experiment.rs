@@ -5,7 +5,7 @@
 use crate::engine::{Fitness, Model, Split};
 use crate::rundir::write_atomically;
 use crate::train::{Cell, DataArgs, ModelArgs, Splits, Task};
-use crate::tune::{thread_pool, ObjectiveArg};
+use crate::tune::{check_threads, thread_pool, ObjectiveArg};
 use clap::Args;
 use heft_search::{Algorithm, Mode};
 use heft_tune::experiment::{
@@ -95,8 +95,8 @@ pub struct ExperimentArgs {
     /// Delete the results and report files in --out and start over.
     #[arg(long)]
     pub force: bool,
-    /// Worker threads for training and scoring [default: all cores].
-    /// Results do not depend on it.
+    /// Worker threads for training and scoring, 1 to 1024 [default: all
+    /// cores]. Results do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
 }
@@ -153,9 +153,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), String> {
             .unwrap_or_else(|| default_name(&args.data, &spec.tensors));
         PathBuf::from("experiments").join(name)
     });
-    if args.threads == Some(0) {
-        return Err("invalid --threads 0: pass at least 1".into());
-    }
+    check_threads(args.threads)?;
     prepare_directory(&out, args.resume, args.force)?;
     let pool = thread_pool(args.threads)?;
     let work = || experiment(args, &spec, &out);

@@ -62,8 +62,8 @@ pub struct TuneArgs {
     /// Fitness the search minimises on the validation split.
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Error)]
     pub objective: ObjectiveArg,
-    /// Worker threads for scoring [default: all cores]. Results do not
-    /// depend on it.
+    /// Worker threads for scoring, 1 to 1024 [default: all cores]. Results
+    /// do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
     /// Put the pre-trained weights into the initial population as agent 0.
@@ -204,9 +204,7 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
         .mode
         .parse()
         .map_err(|e| format!("{e}; pass --mode with one of {}", Mode::NAMES.join(", ")))?;
-    if args.threads == Some(0) {
-        return Err("invalid --threads 0: pass at least 1".into());
-    }
+    check_threads(args.threads)?;
     let tensor = args.tensor.clone().unwrap_or_else(|| match args.data.task {
         train::Task::Image => "fc2.weight".into(),
         train::Task::Text => "fc.weight".into(),
@@ -247,9 +245,28 @@ impl NoPool {
     }
 }
 
+/// Largest thread count `--threads` accepts. Far above the core counts
+/// heft runs on, and low enough that a mistyped value cannot start
+/// hundreds of thousands of threads.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// Checks a `--threads` value: 1 to [`MAX_THREADS`], or absent.
+pub(crate) fn check_threads(threads: Option<usize>) -> Result<(), String> {
+    match threads {
+        Some(t) if t == 0 || t > MAX_THREADS => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            Err(format!(
+                "invalid --threads {t}: pass 1 to {MAX_THREADS} (this machine has {cores} CPUs)"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Builds a pool of `threads` workers, or returns `None` to use rayon's
 /// global pool.
 pub(crate) fn thread_pool(threads: Option<usize>) -> Result<Option<Pool>, String> {
+    check_threads(threads)?;
     let Some(threads) = threads else {
         return Ok(None);
     };

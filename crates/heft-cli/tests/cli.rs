@@ -264,6 +264,17 @@ fn bad_bounds_rejected() {
 }
 
 #[test]
+fn bad_thread_counts_rejected() {
+    for threads in ["0", "1025", "100000"] {
+        assert_rejected(
+            "threads",
+            &["--threads", threads],
+            &format!("invalid --threads {threads}: pass 1 to 1024"),
+        );
+    }
+}
+
+#[test]
 fn too_few_agents_rejected() {
     assert_rejected(
         "agents",
