@@ -5,7 +5,7 @@
 use crate::engine::{Fitness, Model, Split};
 use crate::rundir::write_atomically;
 use crate::train::{Cell, DataArgs, ModelArgs, Splits, Task};
-use crate::tune::{check_threads, thread_pool, ObjectiveArg};
+use crate::tune::{check_search_size, check_threads, thread_pool, ObjectiveArg};
 use clap::Args;
 use heft_search::{Algorithm, Mode};
 use heft_tune::experiment::{
@@ -61,10 +61,11 @@ pub struct ExperimentArgs {
     /// task, fc.weight for the text task].
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub tensors: Vec<String>,
-    /// Population size (agents) of every search.
+    /// Population size (agents) of every search, 1 to 100,000.
     #[arg(long, default_value_t = 10)]
     pub agents: usize,
-    /// Iterations of every search after the initial population.
+    /// Iterations of every search after the initial population, 0 to
+    /// 1,000,000.
     #[arg(long, default_value_t = 15)]
     pub iterations: u64,
     /// Half-width of the search box around each pre-trained weight, in
@@ -153,6 +154,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), String> {
             .unwrap_or_else(|| default_name(&args.data, &spec.tensors));
         PathBuf::from("experiments").join(name)
     });
+    check_search_size(args.agents, args.iterations)?;
     check_threads(args.threads)?;
     prepare_directory(&out, args.resume, args.force)?;
     let pool = thread_pool(args.threads)?;

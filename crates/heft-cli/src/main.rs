@@ -28,18 +28,23 @@ struct Cli {
 enum Command {
     /// Pre-train an MLP on images or a sequence classifier on text and write
     /// a checkpoint.
+    #[command(allow_negative_numbers = true)]
     Train(train::TrainArgs),
     /// Tune one tensor of a pre-trained model with a meta-heuristic and
     /// write a run directory (trains the default model first when no
     /// checkpoint is given).
+    #[command(allow_negative_numbers = true)]
     Tune(Box<tune::TuneArgs>),
     /// Print the accuracy, per-class accuracy and confusion matrix of a
     /// checkpoint on one split.
+    #[command(allow_negative_numbers = true)]
     Eval(eval::EvalArgs),
     /// Tune every algorithm of a grid on one pre-trained model per seed and
     /// report the accuracies with the Wilcoxon and Friedman tests.
+    #[command(allow_negative_numbers = true)]
     Experiment(Box<experiment::ExperimentArgs>),
     /// Measure kernel throughput.
+    #[command(allow_negative_numbers = true)]
     Bench(bench::BenchArgs),
 }
 

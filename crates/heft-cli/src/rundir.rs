@@ -12,16 +12,77 @@ pub struct RunDir {
     finished: bool,
 }
 
-impl RunDir {
-    /// Checks that `target` can be created (or replaced, with `force`) and
-    /// creates the staging directory next to it.
-    pub fn create(target: &Path, force: bool) -> Result<RunDir, String> {
-        if target.exists() && !force {
+/// The files `heft tune` writes into a run directory: the only entries
+/// that `--force` deletes when it replaces one.
+pub const RUN_FILES: [&str; 6] = [
+    "config.json",
+    "summary.json",
+    "history.csv",
+    "tuned.safetensors",
+    "convergence.svg",
+    "delta.svg",
+];
+
+/// Checks that `target` is free or, with `force`, a run directory that may
+/// be replaced: a directory that contains only [`RUN_FILES`] and none of
+/// `inputs`.
+pub fn check_target(target: &Path, force: bool, inputs: &[&Path]) -> Result<(), String> {
+    let Ok(meta) = fs::symlink_metadata(target) else {
+        return Ok(());
+    };
+    if !force {
+        return Err(format!(
+            "run directory {} already exists; pass --force to replace it or --out to pick another",
+            target.display()
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(format!(
+            "--out {} is not a directory, and --force replaces only a run directory; pass --out \
+             with another path",
+            target.display()
+        ));
+    }
+    let entries = fs::read_dir(target)
+        .map_err(|e| format!("cannot read the run directory {}: {e}", target.display()))?;
+    for entry in entries {
+        let entry = entry
+            .map_err(|e| format!("cannot read the run directory {}: {e}", target.display()))?;
+        let name = entry.file_name();
+        let is_run_file = name.to_str().is_some_and(|n| RUN_FILES.contains(&n));
+        if !is_run_file || !entry.file_type().is_ok_and(|t| t.is_file()) {
             return Err(format!(
-                "run directory {} already exists; pass --force to replace it or --out to pick another",
-                target.display()
+                "--force would delete {}, which is not a file of a heft run directory; pass --out \
+                 with another path or remove it yourself",
+                entry.path().display()
             ));
         }
+    }
+    let target = target
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve the run directory {}: {e}", target.display()))?;
+    for input in inputs {
+        if input
+            .canonicalize()
+            .is_ok_and(|path| path.starts_with(&target))
+        {
+            return Err(format!(
+                "--out {} contains the input {}, which --force would delete; pass --out with \
+                 another path",
+                target.display(),
+                input.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl RunDir {
+    /// Checks that `target` can be created (or replaced, with `force`, as
+    /// [`check_target`] allows) and creates the staging directory next to
+    /// it.
+    pub fn create(target: &Path, force: bool) -> Result<RunDir, String> {
+        check_target(target, force, &[])?;
         let parent = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

@@ -31,15 +31,19 @@ pub struct DataArgs {
     /// (default: the embedded 6,000-record sentiment corpus).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
-    /// Share of the training images held out as the validation split, in
-    /// (0, 1). The split seed is fixed, so every command holds out the same
-    /// images. Image task only.
+    /// Share of the training images held out as the validation split,
+    /// between 0 and 1, both excluded. The split seed is fixed, so every
+    /// command holds out the same images. Image task only.
     #[arg(long, default_value_t = heft_data::DEFAULT_VALID_SHARE, value_name = "SHARE")]
     pub valid_share: f64,
     /// Number of classes of an IDX dataset (labels must be below it).
-    #[arg(long, default_value_t = 10)]
+    /// Image task only.
+    #[arg(long, default_value_t = DEFAULT_CLASSES)]
     pub classes: usize,
 }
+
+/// Default of `--classes`: the ten classes of Fashion-MNIST.
+const DEFAULT_CLASSES: usize = 10;
 
 /// Loaded splits of either task.
 pub enum Splits {
@@ -49,6 +53,29 @@ pub enum Splits {
 
 impl DataArgs {
     pub fn load(&self) -> Result<Splits, String> {
+        if !(self.valid_share > 0.0 && self.valid_share < 1.0) {
+            return Err(format!(
+                "invalid --valid-share {}: pass a share between 0 and 1, both excluded",
+                self.valid_share
+            ));
+        }
+        if self.task == Task::Text {
+            // The text corpus has a fixed split and its own class count.
+            if self.valid_share != heft_data::DEFAULT_VALID_SHARE {
+                return Err(format!(
+                    "--valid-share {} applies to the image task only; the text corpus has a \
+                     fixed split, so leave --valid-share out with --task text",
+                    self.valid_share
+                ));
+            }
+            if self.classes != DEFAULT_CLASSES {
+                return Err(format!(
+                    "--classes {} applies to the image task only; the text corpus defines its \
+                     classes, so leave --classes out with --task text",
+                    self.classes
+                ));
+            }
+        }
         match self.task {
             Task::Image => Ok(Splits::Image(data::load_images(
                 self.data.as_deref(),
@@ -271,7 +298,29 @@ pub fn load(path: &Path, task: Task) -> Result<Model, String> {
         Task::Image => heft_nn::load_mlp(path).map(Model::Mlp),
         Task::Text => heft_nn::load_sequence_classifier(path).map(Model::Sequence),
     };
-    result.map_err(|e| format!("cannot load the checkpoint: {e}; pass --checkpoint with a safetensors file written by `heft train` or PyTorch (and --task text for a text model)"))
+    let model = result.map_err(|e| format!("cannot load the checkpoint: {e}; pass --checkpoint with a safetensors file written by `heft train` or PyTorch (and --task text for a text model)"))?;
+    check_finite(&model, path)?;
+    Ok(model)
+}
+
+/// Rejects a model with a NaN or infinite parameter: its predictions and
+/// any search box around it would be meaningless.
+fn check_finite(model: &Model, path: &Path) -> Result<(), String> {
+    let (names, values) = match model {
+        Model::Mlp(mlp) => (mlp.parameter_names(), mlp.parameters()),
+        Model::Sequence(seq) => (seq.parameter_names(), seq.parameters()),
+    };
+    for (name, tensor) in names.iter().zip(values) {
+        if let Some(index) = tensor.iter().position(|x| !x.is_finite()) {
+            return Err(format!(
+                "checkpoint {}: tensor {name} holds {} at index {index}; every weight must be \
+                 finite, so retrain the model or pass another --checkpoint",
+                path.display(),
+                tensor[index]
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `model` takes the dataset's inputs and predicts its classes.

@@ -11,7 +11,7 @@ use heft_search::{
 };
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Fitness the search minimises.
@@ -43,13 +43,16 @@ pub struct TuneArgs {
     #[arg(long, default_value = "pso")]
     pub algorithm: String,
     /// Update rules: opytimizer-2.1.4 (the study's library, quirks
-    /// included) or canonical (textbook equations).
-    #[arg(long, default_value = "opytimizer-2.1.4")]
-    pub mode: String,
-    /// Population size (agents).
+    /// included) or canonical (textbook equations). Sep-cma-es, snes and
+    /// random have the canonical mode only [default: opytimizer-2.1.4 for
+    /// pso, rpso, ga, de, ba and fa, canonical for the others].
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Population size (agents), 1 to 100,000; algorithms need a minimum
+    /// (DE 4, for example).
     #[arg(long, default_value_t = 10)]
     pub agents: usize,
-    /// Iterations after the initial population.
+    /// Iterations after the initial population, 0 to 1,000,000.
     #[arg(long, default_value_t = 15)]
     pub iterations: u64,
     /// Half-width of the search box around each pre-trained weight, in
@@ -76,7 +79,10 @@ pub struct TuneArgs {
     /// Run directory [default: runs/tune-<tensor>-<algorithm>-seed<seed>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Replace an existing run directory.
+    /// Replace an existing run directory. Only a directory that contains
+    /// nothing but the files of a heft run (config.json, summary.json,
+    /// history.csv, tuned.safetensors, convergence.svg, delta.svg), and not
+    /// the input checkpoint, is replaced. Anything else is an error.
     #[arg(long)]
     pub force: bool,
     /// Print the summary as JSON on stdout instead of the table.
@@ -200,10 +206,21 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
             Algorithm::NAMES.join(", ")
         )
     })?;
-    let mode: Mode = args
-        .mode
-        .parse()
-        .map_err(|e| format!("{e}; pass --mode with one of {}", Mode::NAMES.join(", ")))?;
+    let mode = match &args.mode {
+        Some(name) => name
+            .parse()
+            .map_err(|e| format!("{e}; pass --mode with one of {}", Mode::NAMES.join(", ")))?,
+        None if algorithm.has_study_mode() => Mode::Opytimizer214,
+        None => Mode::Canonical,
+    };
+    if mode == Mode::Opytimizer214 && !algorithm.has_study_mode() {
+        return Err(format!(
+            "invalid --mode opytimizer-2.1.4 for {}: it has only the canonical mode; pass \
+             --mode canonical or leave --mode out",
+            algorithm.name()
+        ));
+    }
+    check_search_size(args.agents, args.iterations)?;
     check_threads(args.threads)?;
     let tensor = args.tensor.clone().unwrap_or_else(|| match args.data.task {
         train::Task::Image => "fc2.weight".into(),
@@ -216,12 +233,8 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
             args.seed
         ))
     });
-    if out.exists() && !args.force {
-        return Err(format!(
-            "run directory {} already exists; pass --force to replace it or --out to pick another",
-            out.display()
-        ));
-    }
+    let inputs: Vec<&Path> = args.checkpoint.iter().map(PathBuf::as_path).collect();
+    crate::rundir::check_target(&out, args.force, &inputs)?;
 
     let pool = thread_pool(args.threads)?;
     let work = || tune(args, algorithm, mode, &tensor, &out);
@@ -243,6 +256,30 @@ impl NoPool {
     pub(crate) fn install<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
+}
+
+/// Largest population `--agents` accepts: 100,000 candidates of
+/// `fc1.weight` already take 40 GB.
+pub(crate) const MAX_AGENTS: usize = 100_000;
+
+/// Largest `--iterations` value accepted: far beyond any useful search of
+/// these models, and small enough that the history fits in memory.
+pub(crate) const MAX_ITERATIONS: u64 = 1_000_000;
+
+/// Checks `--agents` and `--iterations` against [`MAX_AGENTS`] and
+/// [`MAX_ITERATIONS`]; each algorithm checks its own minimum population.
+pub(crate) fn check_search_size(agents: usize, iterations: u64) -> Result<(), String> {
+    if agents > MAX_AGENTS {
+        return Err(format!(
+            "invalid --agents {agents}: pass at most {MAX_AGENTS}"
+        ));
+    }
+    if iterations > MAX_ITERATIONS {
+        return Err(format!(
+            "invalid --iterations {iterations}: pass at most {MAX_ITERATIONS}"
+        ));
+    }
+    Ok(())
 }
 
 /// Largest thread count `--threads` accepts. Far above the core counts

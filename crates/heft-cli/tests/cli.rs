@@ -275,6 +275,64 @@ fn bad_thread_counts_rejected() {
 }
 
 #[test]
+fn out_of_range_options_rejected() {
+    assert_rejected(
+        "agents-max",
+        &["--agents", "18446744073709551615"],
+        "invalid --agents 18446744073709551615: pass at most 100000",
+    );
+    // `tune` passes --iterations itself, so this case calls heft directly.
+    let dir = scratch("iterations-max");
+    let checkpoint = checkpoint().to_str().unwrap();
+    let out = heft(
+        &[
+            "tune",
+            "--checkpoint",
+            checkpoint,
+            "--iterations",
+            "18446744073709551615",
+            "--out",
+            "run",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("invalid --iterations 18446744073709551615: pass at most 1000000"),
+        "{stderr}"
+    );
+    assert!(!dir.join("run").exists());
+    for share in ["0", "1", "-0.2", "NaN"] {
+        assert_rejected("share", &["--valid-share", share], "--valid-share");
+    }
+    assert_rejected(
+        "study-mode",
+        &["--algorithm", "snes", "--mode", "opytimizer-2.1.4"],
+        "it has only the canonical mode",
+    );
+}
+
+/// Without --mode, algorithms that have no opytimizer-2.1.4 mode run in
+/// canonical mode.
+#[test]
+fn mode_defaults_to_canonical_without_study_mode() {
+    let dir = scratch("mode-default");
+    let out = tune(
+        &dir,
+        "run",
+        &["--algorithm", "sep-cma-es", "--agents", "8", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = read_json(&dir.join("run/config.json"));
+    assert_eq!(config["mode"], "canonical");
+}
+
+#[test]
 fn too_few_agents_rejected() {
     assert_rejected(
         "agents",
@@ -340,13 +398,17 @@ fn unwritable_output_rejected() {
 #[test]
 fn existing_run_needs_force() {
     let dir = scratch("force");
-    std::fs::create_dir(dir.join("run")).unwrap();
-    std::fs::write(dir.join("run/keep"), b"old").unwrap();
+    let out = tune(&dir, "run", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     let out = tune(&dir, "run", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--force"), "{stderr}");
-    assert!(dir.join("run/keep").exists());
 
     let out = tune(&dir, "run", &["--force"]);
     assert!(
@@ -354,8 +416,65 @@ fn existing_run_needs_force() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(!dir.join("run/keep").exists());
     assert!(dir.join("run/summary.json").exists());
+}
+
+/// `--force` replaces only a directory of run files: a foreign file, or
+/// the input checkpoint inside the directory, makes it an error and stays.
+#[test]
+fn force_keeps_foreign_files() {
+    let dir = scratch("force-foreign");
+    std::fs::create_dir(dir.join("run")).unwrap();
+    std::fs::write(dir.join("run/keep"), b"old").unwrap();
+    let out = tune(&dir, "run", &["--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("keep"), "{stderr}");
+    assert!(dir.join("run/keep").exists());
+
+    std::fs::create_dir(dir.join("again")).unwrap();
+    std::fs::copy(checkpoint(), dir.join("again/tuned.safetensors")).unwrap();
+    let out = heft(
+        &[
+            "tune",
+            "--checkpoint",
+            "again/tuned.safetensors",
+            "--out",
+            "again",
+            "--force",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("contains the input"), "{stderr}");
+    assert!(dir.join("again/tuned.safetensors").exists());
+}
+
+#[test]
+fn non_finite_checkpoint_rejected() {
+    let dir = scratch("nan-checkpoint");
+    let bytes = std::fs::read(checkpoint()).unwrap();
+    let header_len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: Value = serde_json::from_slice(&bytes[8..8 + header_len]).unwrap();
+    let start = header["fc2.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut damaged = bytes.clone();
+    let at = 8 + header_len + start + 4 * 7;
+    damaged[at..at + 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    std::fs::write(dir.join("nan.safetensors"), &damaged).unwrap();
+    for command in [
+        vec!["eval", "--checkpoint", "nan.safetensors"],
+        vec!["tune", "--checkpoint", "nan.safetensors", "--out", "run"],
+    ] {
+        let out = heft(&command, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+        assert!(
+            stderr.contains("tensor fc2.weight holds NaN at index 7"),
+            "{command:?}: {stderr}"
+        );
+        assert!(!dir.join("run").exists());
+    }
 }
 
 #[test]
@@ -367,7 +486,7 @@ fn help_states_defaults() {
         "[default: 10]",
         "[default: 15]",
         "[default: pso]",
-        "[default: opytimizer-2.1.4]",
+        "[default: opytimizer-2.1.4 for pso",
     ] {
         assert!(help.contains(text), "missing {text}");
     }
