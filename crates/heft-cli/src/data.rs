@@ -116,14 +116,16 @@ pub const TEXT_TEST_SHARE: f64 = 0.2;
 /// Loads a delimited text file (or the embedded sentiment corpus).
 pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
     let options = embedded::sentiment_options();
+    let fix = if path.is_some() {
+        "pass --data with a delimited file that has `sentiment` and `text` columns"
+    } else {
+        "set HEFT_DATASETS to the repository's datasets directory, or pass --data with a \
+         delimited file that has `sentiment` and `text` columns"
+    };
     let path: PathBuf = path.map_or_else(embedded::sentiment_path, Path::to_path_buf);
-    let corpus = TextCorpus::load(&path, &options).map_err(|e| {
-        format!(
-            "cannot load the text corpus {}: {e}; pass --data with a delimited file that has \
-             `sentiment` and `text` columns",
-            path.display()
-        )
-    })?;
+    // The loader's error already names the file.
+    let corpus = TextCorpus::load(&path, &options)
+        .map_err(|e| format!("cannot load the text corpus: {e}; {fix}"))?;
     let train_records: Vec<usize> = corpus.train_indices().iter().map(|&i| i as usize).collect();
     let valid_records: Vec<usize> = corpus.valid_indices().iter().map(|&i| i as usize).collect();
     let held_out =

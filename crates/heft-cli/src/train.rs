@@ -26,9 +26,11 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value_t = Task::Image)]
     pub task: Task,
     /// Dataset: for `image` a directory with the IDX files of the train and
-    /// test sets (default: the embedded 12,000-image Fashion-MNIST subset);
-    /// for `text` a delimited file with `sentiment` and `text` columns
-    /// (default: the embedded 6,000-record sentiment corpus).
+    /// test sets (default: the 12,000-image Fashion-MNIST subset); for
+    /// `text` a delimited file with `sentiment` and `text` columns
+    /// (default: the 6,000-record sentiment corpus). The defaults are read
+    /// from the repository's `datasets/` directory, found at build time, or
+    /// from the directory in the HEFT_DATASETS environment variable.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Share of the training images held out as the validation split,
@@ -101,9 +103,13 @@ pub struct TrainArgs {
     pub data: DataArgs,
     #[command(flatten)]
     pub model: ModelArgs,
-    /// Checkpoint to write (safetensors, PyTorch `state_dict` names).
+    /// Checkpoint to write (safetensors, PyTorch `state_dict` names). Its
+    /// directory must exist.
     #[arg(long, default_value = "model.safetensors", value_name = "PATH")]
     pub out: PathBuf,
+    /// Replace an existing checkpoint file at --out.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Model and training hyperparameters; `heft tune` without a checkpoint
@@ -292,6 +298,32 @@ pub fn save(model: &Model, path: &Path) -> Result<(), String> {
     result.map_err(|e| format!("cannot write the checkpoint: {e}; pass --out with a writable path"))
 }
 
+/// Checks, before any training, that a checkpoint can be written to `out`:
+/// its directory exists, and `out` is not a directory, nor an existing file
+/// unless `force`.
+fn check_out(out: &Path, force: bool) -> Result<(), String> {
+    if out.is_dir() {
+        return Err(format!(
+            "--out {} is a directory; pass --out with a file path",
+            out.display()
+        ));
+    }
+    if out.exists() && !force {
+        return Err(format!(
+            "checkpoint {} already exists; pass --force to replace it or --out to pick another path",
+            out.display()
+        ));
+    }
+    match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(format!(
+            "the directory {} of --out does not exist or is not a directory; create it or pass \
+             --out with another path",
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Reads a checkpoint of the kind `task` needs.
 pub fn load(path: &Path, task: Task) -> Result<Model, String> {
     let result = match task {
@@ -368,6 +400,7 @@ pub fn check_model(model: &Model, splits: &Splits, path: &Path) -> Result<(), St
 
 /// Runs `heft train`.
 pub fn run(args: &TrainArgs) -> Result<(), String> {
+    check_out(&args.out, args.force)?;
     let splits = args.data.load()?;
     let model = args.model.train(&splits, true)?;
     save(&model, &args.out)?;

@@ -70,6 +70,44 @@ fn train_writes_checkpoint_and_epoch_lines() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("epoch   1"), "{stderr}");
     assert!(stderr.contains("valid accuracy"), "{stderr}");
+
+    // An existing checkpoint needs --force; the check runs before training.
+    let before = std::fs::read(dir.join("m.safetensors")).unwrap();
+    let out = heft(&["train", "--epochs", "1", "--out", "m.safetensors"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--force"), "{stderr}");
+    assert!(!stderr.contains("epoch"), "{stderr}");
+    assert_eq!(std::fs::read(dir.join("m.safetensors")).unwrap(), before);
+    let out = heft(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--out",
+            "m.safetensors",
+            "--force",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A missing directory fails before training.
+    let out = heft(
+        &["train", "--epochs", "1", "--out", "missing/m.safetensors"],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("missing of --out does not exist"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("epoch"), "{stderr}");
 }
 
 #[test]
