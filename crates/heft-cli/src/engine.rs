@@ -72,6 +72,17 @@ pub fn objective(
 ) -> Result<ModelObjective, String> {
     let names = heft_tune::tensor_names(model);
     if !names.contains(&target.tensor) {
+        // A linear layer's bias is tuned with its weight.
+        if let Some(layer) = target.tensor.strip_suffix(".bias") {
+            let weight = format!("{layer}.weight");
+            if names.contains(&weight) {
+                return Err(format!(
+                    "tensor `{}` is tuned together with its weight: pass --tensor {weight} \
+                     --include-bias",
+                    target.tensor
+                ));
+            }
+        }
         return Err(format!(
             "unknown tensor `{}`: this model has {}; pass one of them with --tensor",
             target.tensor,

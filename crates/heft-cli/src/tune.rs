@@ -200,16 +200,14 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
             args.bound
         ));
     }
-    let algorithm: Algorithm = args.algorithm.parse().map_err(|e| {
-        format!(
-            "{e}; pass --algorithm with one of {}",
-            Algorithm::NAMES.join(", ")
-        )
-    })?;
+    let algorithm: Algorithm = args
+        .algorithm
+        .parse()
+        .map_err(|e| format!("{e}; pass one of them with --algorithm"))?;
     let mode = match &args.mode {
         Some(name) => name
             .parse()
-            .map_err(|e| format!("{e}; pass --mode with one of {}", Mode::NAMES.join(", ")))?,
+            .map_err(|e| format!("{e}; pass one of them with --mode"))?,
         None if algorithm.has_study_mode() => Mode::Opytimizer214,
         None => Mode::Canonical,
     };
@@ -221,6 +219,7 @@ pub fn run(args: &TuneArgs) -> Result<(), String> {
         ));
     }
     check_search_size(args.agents, args.iterations)?;
+    check_population(algorithm, mode, args.agents)?;
     check_threads(args.threads)?;
     let tensor = args.tensor.clone().unwrap_or_else(|| match args.data.task {
         train::Task::Image => "fc2.weight".into(),
@@ -280,6 +279,21 @@ pub(crate) fn check_search_size(agents: usize, iterations: u64) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// Checks, before any data is loaded or model trained, that `algorithm`
+/// in `mode` accepts a population of `agents`, by building it on a
+/// one-dimensional box.
+pub(crate) fn check_population(
+    algorithm: Algorithm,
+    mode: Mode,
+    agents: usize,
+) -> Result<(), String> {
+    let bounds = Bounds::around(&[0.0], 1.0).map_err(|e| format!("invalid search box: {e}"))?;
+    let settings = Settings::new(bounds, agents, 0).with_mode(mode);
+    heft_search::build(algorithm, &settings)
+        .map(|_| ())
+        .map_err(|e| format!("invalid --agents {agents} for {}: {e}", algorithm.name()))
 }
 
 /// Largest thread count `--threads` accepts. Far above the core counts

@@ -295,6 +295,15 @@ fn unknown_tensor_lists_names() {
 }
 
 #[test]
+fn bias_tensor_points_to_include_bias() {
+    assert_rejected(
+        "bias",
+        &["--tensor", "fc2.bias"],
+        "pass --tensor fc2.weight --include-bias",
+    );
+}
+
+#[test]
 fn bad_bounds_rejected() {
     for bound in ["0", "-0.5", "inf", "NaN"] {
         assert_rejected("bound", &["--bound", bound], "--bound");
@@ -377,6 +386,13 @@ fn too_few_agents_rejected() {
         &["--algorithm", "de", "--agents", "2"],
         "--agents 2",
     );
+    // Without a checkpoint the population is checked before training.
+    let dir = scratch("agents-untrained");
+    let out = heft(&["tune", "--agents", "0", "--out", "run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("use at least 1 agent"), "{stderr}");
+    assert!(!stderr.contains("epoch"), "{stderr}");
 }
 
 #[test]

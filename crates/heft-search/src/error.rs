@@ -153,10 +153,13 @@ impl fmt::Display for SearchError {
                 "{what} {value} at index {index} is not finite: use finite values"
             ),
             NegativeDelta { delta } => write!(f, "half-width {delta} is negative: use a value >= 0"),
-            PopulationTooSmall { algorithm, size, min } => write!(
-                f,
-                "population of {size} is too small for {algorithm}: use at least {min} agents"
-            ),
+            PopulationTooSmall { algorithm, size, min } => {
+                let agents = if *min == 1 { "agent" } else { "agents" };
+                write!(
+                    f,
+                    "population of {size} is too small for {algorithm}: use at least {min} {agents}"
+                )
+            }
             InvalidPopulation { algorithm, size, reason } => {
                 write!(f, "population of {size} is invalid for {algorithm}: it {reason}")
             }
