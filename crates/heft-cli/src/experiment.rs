@@ -75,9 +75,10 @@ pub struct ExperimentArgs {
     /// Fitness the searches minimise on the validation split.
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Error)]
     pub objective: ObjectiveArg,
-    /// Leave the pre-trained weights out of the initial population (by
-    /// default they are agent 0, so no run ends worse on validation than
-    /// it started).
+    /// Leave the pre-trained weights out of the initial population. By
+    /// default they are agent 0, so no run ends with a worse validation
+    /// fitness than it started with. With --objective cross-entropy the
+    /// validation accuracy can still drop while the loss improves.
     #[arg(long)]
     pub exclude_initial: bool,
     #[command(flatten)]
