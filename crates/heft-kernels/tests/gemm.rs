@@ -750,23 +750,10 @@ fn layout_does_not_change_bits() {
             let a_values: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
             let b_values: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
             let c_values: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
-            let mut results = Vec::new();
-            for layout in 0..8 {
-                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
-                let mut next = a_values.iter().copied();
-                let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
-                let mut next = b_values.iter().copied();
-                let b = Stored::new(k, n, b_t, 0, || next.next().unwrap());
-                let mut next = c_values.iter().copied();
-                let mut c = Stored::new(m, n, c_t, 0, || next.next().unwrap());
-                gemm.run(0.8, a.view(), b.view(), 0.3, c.view_mut())
-                    .unwrap();
-                let row_major: Vec<u32> = (0..m)
-                    .flat_map(|i| (0..n).map(move |j| (i, j)))
-                    .map(|(i, j)| c.get(i, j).to_bits())
-                    .collect();
-                results.push(row_major);
-            }
+            let results =
+                bits_in_every_layout(&a_values, &b_values, &c_values, (m, n, k), |a, b, c| {
+                    gemm.run(0.8, a, b, 0.3, c).unwrap();
+                });
             for (layout, result) in results.iter().enumerate() {
                 assert!(
                     result == &results[0],
@@ -776,6 +763,34 @@ fn layout_does_not_change_bits() {
             }
         }
     }
+}
+
+/// Stores A, B and C (given row-major) in each of the 8 combinations of
+/// row- and column-major layouts, runs `product` on them, and returns C's
+/// bits in row-major order for each layout.
+fn bits_in_every_layout(
+    a_values: &[f32],
+    b_values: &[f32],
+    c_values: &[f32],
+    (m, n, k): (usize, usize, usize),
+    product: impl Fn(MatRef<'_>, MatRef<'_>, MatMut<'_>),
+) -> Vec<Vec<u32>> {
+    (0..8)
+        .map(|layout| {
+            let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+            let mut next = a_values.iter().copied();
+            let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
+            let mut next = b_values.iter().copied();
+            let b = Stored::new(k, n, b_t, 0, || next.next().unwrap());
+            let mut next = c_values.iter().copied();
+            let mut c = Stored::new(m, n, c_t, 0, || next.next().unwrap());
+            product(a.view(), b.view(), c.view_mut());
+            (0..m)
+                .flat_map(|i| (0..n).map(move |j| (i, j)))
+                .map(|(i, j)| c.get(i, j).to_bits())
+                .collect()
+        })
+        .collect()
 }
 
 /// The bias and ReLU epilogue gives the same bits in every layout: the
@@ -795,22 +810,11 @@ fn epilogue_layout_does_not_change_bits() {
                 bias: Some(&bias),
                 relu: true,
             };
-            let mut results = Vec::new();
-            for layout in 0..8 {
-                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
-                let mut next = a_values.iter().copied();
-                let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
-                let mut next = b_values.iter().copied();
-                let b = Stored::new(k, n, b_t, 0, || next.next().unwrap());
-                let mut c = Stored::new(m, n, c_t, 0, || 0.0);
-                gemm.run_with(1.0, a.view(), b.view(), 0.0, c.view_mut(), epilogue)
-                    .unwrap();
-                let row_major: Vec<u32> = (0..m)
-                    .flat_map(|i| (0..n).map(move |j| (i, j)))
-                    .map(|(i, j)| c.get(i, j).to_bits())
-                    .collect();
-                results.push(row_major);
-            }
+            let zeros = vec![0.0f32; m * n];
+            let results =
+                bits_in_every_layout(&a_values, &b_values, &zeros, (m, n, k), |a, b, c| {
+                    gemm.run_with(1.0, a, b, 0.0, c, epilogue).unwrap();
+                });
             assert!(
                 results[0][n..2 * n]
                     .iter()
