@@ -234,8 +234,44 @@ fn save_tensors(
         let view = TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(format_error)?;
         views.push((name.as_str(), view));
     }
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(format_error)?;
+    let mut bytes = safetensors::serialize(views, Some(metadata)).map_err(format_error)?;
+    sort_header_keys(&mut bytes);
     write_atomically(path, &bytes)
+}
+
+/// Rewrites the JSON header of serialised safetensors `bytes` with the keys
+/// of its objects sorted, so that equal models give byte-identical files:
+/// the safetensors writer orders the metadata by a per-process hash. The
+/// compact JSON keeps its length when only the key order changes, so the
+/// header keeps its size and the tensor offsets stay valid. A header that
+/// does not parse is left as it is (it came from the writer just above).
+fn sort_header_keys(bytes: &mut [u8]) {
+    let Some(prefix) = bytes.get(..8) else {
+        return;
+    };
+    let len = u64::from_le_bytes(prefix.try_into().expect("8 bytes")) as usize;
+    let Some(header) = bytes.get(8..8 + len) else {
+        return;
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return;
+    };
+    if let Some(top) = value.as_object_mut() {
+        top.sort_keys();
+        for entry in top.values_mut() {
+            if let Some(inner) = entry.as_object_mut() {
+                inner.sort_keys();
+            }
+        }
+    }
+    let Ok(sorted) = serde_json::to_vec(&value) else {
+        return;
+    };
+    if sorted.len() <= len {
+        bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+        // safetensors pads the header with spaces to its stated length.
+        bytes[8 + sorted.len()..8 + len].fill(b' ');
+    }
 }
 
 fn architecture_metadata(arch: &str, sizes: &[usize]) -> HashMap<String, String> {
