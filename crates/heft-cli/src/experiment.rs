@@ -70,7 +70,7 @@ pub struct ExperimentArgs {
     pub iterations: u64,
     /// Half-width of the search box around each pre-trained weight, in
     /// weight units.
-    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true, value_parser = crate::tune::parse_bound)]
     pub bound: f32,
     /// Fitness the searches minimise on the validation split.
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Error)]

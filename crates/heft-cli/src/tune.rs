@@ -57,7 +57,7 @@ pub struct TuneArgs {
     pub iterations: u64,
     /// Half-width of the search box around each pre-trained weight, in
     /// weight units; must be positive and finite.
-    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true, value_parser = parse_bound)]
     pub bound: f32,
     /// Seed of the search.
     #[arg(long, default_value_t = 0)]
@@ -255,6 +255,21 @@ impl NoPool {
     pub(crate) fn install<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
+}
+
+/// Parses a `--bound` value as f64 first, so a finite number beyond the f32
+/// range is reported as typed instead of as the infinity f32 parsing makes
+/// of it. Infinity and NaN pass through to the positive-and-finite check.
+pub(crate) fn parse_bound(text: &str) -> Result<f32, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|e| format!("{e}; pass a positive number such as 0.01"))?;
+    if value.is_finite() && value.abs() > f64::from(f32::MAX) {
+        return Err(format!(
+            "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as 0.01"
+        ));
+    }
+    Ok(value as f32)
 }
 
 /// Largest population `--agents` accepts: 100,000 candidates of

@@ -308,6 +308,13 @@ fn bad_bounds_rejected() {
     for bound in ["0", "-0.5", "inf", "NaN"] {
         assert_rejected("bound", &["--bound", bound], "--bound");
     }
+    // Beyond the f32 range: a parse error that shows the value as typed.
+    let dir = scratch("bound-range");
+    let out = tune(&dir, "run", &["--bound", "1e39"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("1e39 is beyond the f32 range"), "{stderr}");
+    assert!(!dir.join("run").exists());
 }
 
 #[test]
