@@ -10,9 +10,10 @@
 //!
 //! [`PackedTokens`] sorts the rows by true length, longest first, and splits
 //! them into blocks of [`BLOCK_ROWS`]. At step `t` the rows of a block
-//! whose length exceeds `t` are a prefix of the block, so each step runs its
-//! GEMMs and cell update on that prefix only, as PyTorch's packed sequences
-//! do, and a row's last hidden state is read at its last true step.
+//! whose length exceeds `t` are a prefix of the block. So each step runs
+//! its GEMMs and cell update on that prefix only, as PyTorch's packed
+//! sequences do, and a row's last hidden state is read at its last true
+//! step.
 //!
 //! The logits are the same bits as those of the model's own forward pass:
 //!
@@ -60,8 +61,8 @@ pub(crate) struct TokenRows<'a> {
     pub(crate) labels: &'a [u32],
 }
 
-/// What [`PackedTokens`] computes once for every candidate, chosen by the
-/// tuned tensor.
+/// The input data [`PackedTokens`] computes once for all candidates,
+/// chosen by the tuned tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum InputCache {
     /// Nothing: the embedding is tuned.

@@ -1,7 +1,7 @@
-//! The recurrent scoring path, which runs each step on the rows still
-//! inside their sequence after sorting them by length, against the model's
-//! own forward pass: every candidate's fitness must equal, bit for bit,
-//! `evaluate` on the model with that candidate written in.
+//! The recurrent scoring path against the model's own forward pass. The
+//! path sorts the rows by length and runs each step on the rows still
+//! inside their sequence. Every candidate's fitness must equal, bit for
+//! bit, `evaluate` on the model with that candidate written in.
 
 use heft_kernels::dispatch::Isa;
 use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef};
@@ -53,7 +53,8 @@ fn population(initial: &[f32], seed: u64) -> Vec<f32> {
     points
 }
 
-/// The fitness `evaluate` gives the model with `point` written in.
+/// Returns the fitness that `evaluate` gives the model with `point`
+/// written in.
 fn evaluated_fitness(
     objective: &ModelObjective,
     model: &Model,
@@ -116,7 +117,7 @@ fn check_bitwise(
     );
 }
 
-/// Every recurrent tensor, with and without its bias, scored with both
+/// Checks every recurrent tensor, with and without its bias, with both
 /// fitness kinds and 1 and 2 threads.
 fn check_all_tensors(model: &Model, data: &Tokens) {
     let cases = [

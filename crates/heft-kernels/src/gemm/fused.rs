@@ -304,10 +304,10 @@ fn class_major(
                         };
                         // SAFETY: `kernel_for` returns a kernel only for the
                         // ISA of this `Gemm`, whose constructor checked that
-                        // the CPU has it. `weights` holds k * group floats
-                        // from p * k * group on; the panel has k * 32 floats; a bias slice
-                        // has n floats, so group remain from p * group; the
-                        // labels array has 32 values.
+                        // the CPU has it. `weights` contains k * group floats
+                        // from p * k * group on, and the panel k * 32 floats.
+                        // A bias slice has n floats, so group remain from
+                        // p * group. The labels array has 32 values.
                         *hits += u64::from(unsafe { kernel(&args) });
                     }
                 }

@@ -10,8 +10,8 @@
 //!
 //! When k takes several KC passes and B packed for all of k fits
 //! `RESIDENT_B_FLOATS` (with NC reduced if needed), the pc loop moves
-//! inside ic, so each MC block of C runs all its passes while it is in
-//! cache; see [`blocked`].
+//! inside ic. Each MC block of C then runs all its passes while it is in
+//! cache (see [`blocked`]).
 //!
 //! Threads split only the (ic, jr) tiles of one jc step (and of one pc
 //! step in the BLIS order). Whatever the split, each tile is computed by
