@@ -78,6 +78,7 @@ pub fn microkernel_gflops(
 
     let args = crate::gemm::kernel::TileArgs {
         kc,
+        steps: std::ptr::null(),
         a: a.as_ptr(),
         a_rs: 0,
         b: b.as_ptr(),

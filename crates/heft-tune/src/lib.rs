@@ -42,6 +42,7 @@ mod objective;
 mod prune;
 mod recurrent;
 pub mod stats;
+mod zeros;
 
 pub use error::TuneError;
 pub use head::{HeadScorer, HeadStats};

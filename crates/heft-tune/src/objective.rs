@@ -9,6 +9,7 @@ use crate::prune::{decide_rows, MlpBounds, Pruning, SequenceBounds, SequenceRadi
 use crate::recurrent::{
     score_candidate, CacheLimits, InputCache, PackedTokens, Scratch, TokenRows, Weights,
 };
+use crate::zeros::group_rows_by_zeros;
 use crate::{HeadScorer, TuneError};
 use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef};
 use heft_nn::{Linear, Mlp, SequenceClassifier};
@@ -251,6 +252,7 @@ impl ModelObjective {
                         split.labels(),
                         target.include_bias,
                         pruning_box,
+                        fitness,
                     ))
                 }
             }
@@ -575,7 +577,27 @@ impl PrunedRows {
     }
 }
 
+/// Returns the rows of `input` (`cols` values each) and their labels in
+/// the order [`group_rows_by_zeros`] picks for groups of `group` rows.
+fn grouped_by_zeros(
+    input: &[f32],
+    cols: usize,
+    labels: &[u32],
+    group: usize,
+) -> (Vec<f32>, Vec<u32>) {
+    let order = group_rows_by_zeros(input, cols, group);
+    let rows = order
+        .iter()
+        .flat_map(|&row| &input[row * cols..(row + 1) * cols])
+        .copied()
+        .collect();
+    (rows, order.iter().map(|&row| labels[row]).collect())
+}
+
 impl LayerPath {
+    /// With [`Fitness::Error`], whose count does not depend on the order of
+    /// the rows, the rows are reordered so that the sparse GEMM skips more
+    /// of the tuned layer's zero inputs (see [`group_rows_by_zeros`]).
     fn new(
         mlp: &Mlp,
         layer: usize,
@@ -583,24 +605,37 @@ impl LayerPath {
         labels: &[u32],
         include_bias: bool,
         pruning_box: Option<SearchBox>,
+        fitness: Fitness,
     ) -> Self {
         let tuned = &mlp.layers()[layer];
         let after = mlp.layers()[layer + 1..].to_vec();
         let classes = after[after.len() - 1].out_features();
-        let pruned = pruning_box.map(|search_box| {
+        let mut pruned = pruning_box.map(|search_box| {
             PrunedRows::new(mlp, layer, &input, labels, include_bias, search_box)
         });
+        let gemm = Gemm::new();
+        let inputs = tuned.in_features();
+        let (input, labels) = if fitness == Fitness::Error {
+            let group = gemm.tile().1;
+            if let Some(open) = &mut pruned {
+                (open.input, open.labels) =
+                    grouped_by_zeros(&open.input, inputs, &open.labels, group);
+            }
+            grouped_by_zeros(&input, inputs, labels, group)
+        } else {
+            (input, labels.to_vec())
+        };
         LayerPath {
             input,
-            inputs: tuned.in_features(),
+            inputs,
             outputs: tuned.out_features(),
-            labels: labels.to_vec(),
+            labels,
             pruned,
             bias0: tuned.bias().to_vec(),
             include_bias,
             after,
             classes,
-            gemm: Gemm::new(),
+            gemm,
             stacked: Vec::new(),
             bias_tiled: Vec::new(),
             block: Vec::new(),
@@ -611,6 +646,11 @@ impl LayerPath {
     /// the population lies inside the pruning box), one GEMM computes
     /// `relu(X W_p^T + b_p)` for every candidate `p` side by side, then the
     /// later layers run on each candidate's columns of that block.
+    ///
+    /// For a finite population the GEMM skips the zeros of X
+    /// ([`Gemm::run_sparse_a`]), which gives the same bits as the dense
+    /// product. A population with NaN or infinity takes the dense product,
+    /// so its NaN reaches the logits as in the model's forward pass.
     fn score(
         &mut self,
         population: &[f32],
@@ -658,6 +698,7 @@ impl LayerPath {
         let b = MatRef::row_major(&self.stacked, width, inputs)
             .map_err(layout_error)?
             .t();
+        let sparse = population.iter().all(|x| x.is_finite());
         // With every row fixed, block_rows is 0 and nothing is scanned.
         for row0 in (0..rows).step_by(block_rows.max(1)) {
             let n = block_rows.min(rows - row0);
@@ -672,7 +713,8 @@ impl LayerPath {
             // showed to cost several times the products. Both layouts give
             // the same values, because the GEMM's results do not depend on
             // the orientation it picks.
-            let layout = if width > n {
+            // The sparse product computes the transpose whatever the shape.
+            let layout = if sparse || width > n {
                 BlockLayout::ColumnMajor
             } else {
                 BlockLayout::RowMajor
@@ -687,7 +729,11 @@ impl LayerPath {
                 bias: Some(&self.bias_tiled),
                 relu: true,
             };
-            self.gemm.run_with(1.0, a, b, 0.0, c, epilogue)?;
+            if sparse {
+                self.gemm.run_sparse_a(1.0, a, b, 0.0, c, epilogue)?;
+            } else {
+                self.gemm.run_with(1.0, a, b, 0.0, c, epilogue)?;
+            }
 
             let tail = Tail {
                 after: &self.after,

@@ -236,6 +236,88 @@ fn fc1_matches_reference() {
     }
 }
 
+/// Returns features shaped like images for the sparse GEMM. Each row is
+/// zero outside a window of half the columns, whose position cycles
+/// through three places, and a third of the values inside it are zero.
+fn image_like(rows: usize, columns: usize, classes: usize, seed: u64) -> common::Dense {
+    let mut data = dense(rows, columns, classes, seed);
+    for (i, row) in data.features.chunks_exact_mut(columns).enumerate() {
+        let lo = (i % 3) * columns / 4;
+        for (j, x) in row.iter_mut().enumerate() {
+            let inside = j >= lo && j < lo + columns / 2;
+            if !inside || (i * 31 + j * 17) % 3 == 0 {
+                *x = if j % 2 == 0 { 0.0 } else { -0.0 };
+            }
+        }
+    }
+    data
+}
+
+/// On inputs with many zeros, which the sparse GEMM skips and the error
+/// path reorders, every candidate still matches the forward pass, with 1
+/// and 2 threads alike.
+#[test]
+fn fc1_sparse_inputs_match_reference() {
+    let model = mlp(&[40, 24, 6], 11);
+    // 1,000 rows: many groups of 8, 16 and 32 rows with a partial last one.
+    let data = image_like(1000, 40, 6, 12);
+    for include_bias in [false, true] {
+        let target = target("fc1.weight", include_bias);
+        for fitness in [Fitness::Error, Fitness::CrossEntropy] {
+            check_against_reference(&model, data.split(), &target, fitness, true);
+            let one = fitness_with_threads(&model, data.split(), &target, fitness, 1);
+            let two = fitness_with_threads(&model, data.split(), &target, fitness, 2);
+            assert_eq!(one, two, "{fitness:?}");
+        }
+    }
+}
+
+/// A candidate with a NaN weight takes the dense product, because the
+/// sparse one would drop the NaN's products with zero inputs. Its fitness
+/// and every other candidate's equal the forward pass of the model with
+/// that candidate written in.
+#[test]
+fn fc1_nan_candidate_matches_reference() {
+    let model = mlp(&[40, 24, 6], 13);
+    let mut data = image_like(300, 40, 6, 14);
+    for row in data.features.chunks_exact_mut(40) {
+        row[0] = 0.0;
+    }
+    let split = data.split();
+    for fitness_kind in [Fitness::Error, Fitness::CrossEntropy] {
+        let mut objective = ModelObjective::new(
+            &model,
+            &target("fc1.weight", false),
+            split,
+            0.05,
+            fitness_kind,
+            false,
+        )
+        .unwrap();
+        let dim = objective.dim();
+        let mut points = population(objective.initial_point(), 0.05, 3, 15);
+        // Column 0 is zero in every row, so only the dense product carries
+        // this NaN into hidden unit 2 of candidate 1.
+        points[dim + 2 * 40] = f32::NAN;
+        let mut fitness = vec![0.0; 3];
+        objective.score(&points, &mut fitness).unwrap();
+        for (p, point) in points.chunks_exact(dim).enumerate() {
+            let mut tuned = model.clone();
+            objective.apply(&mut tuned, point).unwrap();
+            let expected = match fitness_kind {
+                Fitness::Error => 1.0 - reference_correct(&tuned, &split) as f64 / 300.0,
+                Fitness::CrossEntropy => evaluate(&tuned, split).unwrap().mean_cross_entropy,
+            };
+            assert_eq!(
+                fitness[p].to_bits(),
+                expected.to_bits(),
+                "{fitness_kind:?} candidate {p}: {} against {expected}",
+                fitness[p]
+            );
+        }
+    }
+}
+
 #[test]
 fn fc1_block_layouts_match_reference() {
     // 8 candidates of 40 outputs make the stacked output 320 columns wide.

@@ -55,12 +55,14 @@ macro_rules! vector_ops {
 ///
 /// `mr` rows by `nv` vectors of `lanes` floats per tile row, A read from
 /// packed micro-panels (`packed = true`) or in place (`packed = false`).
-/// The contract is the one documented on `TileArgs`.
+/// With `sparse = true` (packed A only) the chain runs over the steps
+/// listed in `TileArgs::steps` against a compacted B panel. The contract is
+/// the one documented on `TileArgs`.
 macro_rules! microkernel {
     (
         $(#[$attr:meta])*
         fn $name:ident;
-        packed = $packed:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
+        packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
         zero = $zero:expr,
         splat = |$sx:ident| $splat:expr,
         load = |$lp:ident| $load:expr,
@@ -76,6 +78,8 @@ macro_rules! microkernel {
             const LANES: usize = $lanes;
             const NR: usize = NV * LANES;
             const PACKED: bool = $packed;
+            const SPARSE: bool = $sparse;
+            const _: () = assert!(PACKED || !SPARSE, "sparse kernels read packed A");
 
             vector_ops! {
                 $(#[$attr])*
@@ -88,13 +92,40 @@ macro_rules! microkernel {
             }
 
             let $crate::gemm::kernel::TileArgs {
-                kc, a, a_rs, b, c, c_rs, c_cs, alpha, beta,
+                kc, steps, a, a_rs, b, c, c_rs, c_cs, alpha, beta,
             } = *args;
             let zero: $v = $zero;
             let mut acc: [[$v; NV]; MR] = [[zero; NV]; MR];
             let mut a_ptr = a;
             let mut b_ptr = b;
-            for _ in 0..kc {
+            // One of the two loops runs: the sparse one makes the same
+            // multiply-adds as the dense one for the steps kept, finding
+            // A's column through the step list.
+            let (sparse_steps, dense_steps) = if SPARSE { (kc, 0) } else { (0, kc) };
+            for t in 0..sparse_steps {
+                // SAFETY: `steps` has kc entries (TileArgs contract), and
+                // each names a column of the packed A micro-panel.
+                let a_col = unsafe { a.add(*steps.add(t) as usize * MR) };
+                let mut bv: [$v; NV] = [zero; NV];
+                for v in 0..NV {
+                    // SAFETY: the compacted B panel has NR floats for each
+                    // of its kc steps and this is step t < kc.
+                    bv[v] = unsafe { load(b_ptr.add(v * LANES)) };
+                }
+                for i in 0..MR {
+                    // SAFETY: row i < MR of the listed A column exists.
+                    let ai = unsafe { splat(*a_col.add(i)) };
+                    for v in 0..NV {
+                        // SAFETY: register arithmetic on the kernel's own
+                        // instruction set, which the caller has checked.
+                        acc[i][v] = unsafe { fmadd(ai, bv[v], acc[i][v]) };
+                    }
+                }
+                // SAFETY: advancing to step t + 1 <= kc stays within or one
+                // past the end of the compacted B panel.
+                b_ptr = unsafe { b_ptr.add(NR) };
+            }
+            for _ in 0..dense_steps {
                 let mut bv: [$v; NV] = [zero; NV];
                 for v in 0..NV {
                     // SAFETY: the packed B micro-panel has NR floats per

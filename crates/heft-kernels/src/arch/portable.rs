@@ -12,7 +12,19 @@ use wide::f32x8;
 
 microkernel! {
     fn tile_packed;
-    packed = true, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+    packed = true, sparse = false, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+    zero = f32x8::ZERO,
+    splat = |x| f32x8::splat(x),
+    load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
+    store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
+    fmadd = |a, b, c| a * b + c,
+    mul = |a, b| a * b,
+    scalar_fma = super::unfused_mul_add,
+}
+
+microkernel! {
+    fn tile_sparse;
+    packed = true, sparse = true, mr = 6, nv = 1, lanes = 8, vector = f32x8,
     zero = f32x8::ZERO,
     splat = |x| f32x8::splat(x),
     load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
@@ -24,7 +36,7 @@ microkernel! {
 
 microkernel! {
     fn tile_direct;
-    packed = false, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+    packed = false, sparse = false, mr = 6, nv = 1, lanes = 8, vector = f32x8,
     zero = f32x8::ZERO,
     splat = |x| f32x8::splat(x),
     load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
@@ -52,6 +64,7 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     blocking: blocking::PORTABLE,
     packed_a: tile_packed,
     direct_a: tile_direct,
+    sparse_a: tile_sparse,
     row: RowKernel {
         width: 32,
         run: row,

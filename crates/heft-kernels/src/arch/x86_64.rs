@@ -17,11 +17,11 @@ use core::arch::x86_64::*;
 
 /// Instantiates [`microkernel!`] with the AVX-512F operations on `__m512`.
 macro_rules! avx512_tile {
-    ($name:ident, packed = $packed:expr, mr = $mr:expr, nv = $nv:expr) => {
+    ($name:ident, packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {
         microkernel! {
             #[target_feature(enable = "avx512f")]
             fn $name;
-            packed = $packed, mr = $mr, nv = $nv, lanes = 16, vector = __m512,
+            packed = $packed, sparse = $sparse, mr = $mr, nv = $nv, lanes = 16, vector = __m512,
             zero = _mm512_setzero_ps(),
             splat = |x| _mm512_set1_ps(x),
             load = |p| _mm512_loadu_ps(p),
@@ -35,11 +35,11 @@ macro_rules! avx512_tile {
 
 /// Instantiates [`microkernel!`] with the AVX2 + FMA operations on `__m256`.
 macro_rules! avx2_tile {
-    ($name:ident, packed = $packed:expr, mr = $mr:expr, nv = $nv:expr) => {
+    ($name:ident, packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {
         microkernel! {
             #[target_feature(enable = "avx2,fma")]
             fn $name;
-            packed = $packed, mr = $mr, nv = $nv, lanes = 8, vector = __m256,
+            packed = $packed, sparse = $sparse, mr = $mr, nv = $nv, lanes = 8, vector = __m256,
             zero = _mm256_setzero_ps(),
             splat = |x| _mm256_set1_ps(x),
             load = |p| _mm256_loadu_ps(p),
@@ -51,14 +51,66 @@ macro_rules! avx2_tile {
     };
 }
 
-avx512_tile!(avx512_packed, packed = true, mr = 12, nv = 2);
-avx512_tile!(avx512_direct, packed = false, mr = 12, nv = 2);
-avx512_tile!(avx512_narrow_packed, packed = true, mr = 24, nv = 1);
-avx512_tile!(avx512_narrow_direct, packed = false, mr = 24, nv = 1);
-avx2_tile!(avx2_packed, packed = true, mr = 6, nv = 2);
-avx2_tile!(avx2_direct, packed = false, mr = 6, nv = 2);
-avx2_tile!(avx2_narrow_packed, packed = true, mr = 12, nv = 1);
-avx2_tile!(avx2_narrow_direct, packed = false, mr = 12, nv = 1);
+avx512_tile!(
+    avx512_packed,
+    packed = true,
+    sparse = false,
+    mr = 12,
+    nv = 2
+);
+avx512_tile!(
+    avx512_direct,
+    packed = false,
+    sparse = false,
+    mr = 12,
+    nv = 2
+);
+avx512_tile!(avx512_sparse, packed = true, sparse = true, mr = 12, nv = 2);
+avx512_tile!(
+    avx512_narrow_packed,
+    packed = true,
+    sparse = false,
+    mr = 24,
+    nv = 1
+);
+avx512_tile!(
+    avx512_narrow_direct,
+    packed = false,
+    sparse = false,
+    mr = 24,
+    nv = 1
+);
+avx512_tile!(
+    avx512_narrow_sparse,
+    packed = true,
+    sparse = true,
+    mr = 24,
+    nv = 1
+);
+avx2_tile!(avx2_packed, packed = true, sparse = false, mr = 6, nv = 2);
+avx2_tile!(avx2_direct, packed = false, sparse = false, mr = 6, nv = 2);
+avx2_tile!(avx2_sparse, packed = true, sparse = true, mr = 6, nv = 2);
+avx2_tile!(
+    avx2_narrow_packed,
+    packed = true,
+    sparse = false,
+    mr = 12,
+    nv = 1
+);
+avx2_tile!(
+    avx2_narrow_direct,
+    packed = false,
+    sparse = false,
+    mr = 12,
+    nv = 1
+);
+avx2_tile!(
+    avx2_narrow_sparse,
+    packed = true,
+    sparse = true,
+    mr = 12,
+    nv = 1
+);
 
 row_kernel! {
     #[target_feature(enable = "avx512f")]
@@ -105,6 +157,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX512_NARROW,
     packed_a: avx512_narrow_packed,
     direct_a: avx512_narrow_direct,
+    sparse_a: avx512_narrow_sparse,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
 };
@@ -117,6 +170,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA_NARROW,
     packed_a: avx2_narrow_packed,
     direct_a: avx2_narrow_direct,
+    sparse_a: avx2_narrow_sparse,
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
 };
@@ -128,6 +182,7 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     blocking: blocking::AVX512,
     packed_a: avx512_packed,
     direct_a: avx512_direct,
+    sparse_a: avx512_sparse,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
 };
@@ -139,6 +194,7 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA,
     packed_a: avx2_packed,
     direct_a: avx2_direct,
+    sparse_a: avx2_sparse,
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
 };

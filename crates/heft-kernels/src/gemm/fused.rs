@@ -125,6 +125,7 @@ pub(crate) fn argmax_count(
                 n,
                 nr,
                 &mut b_buffer[offset..offset + len],
+                None,
             );
             offset += len;
         }
@@ -154,6 +155,7 @@ pub(crate) fn argmax_count(
                         a: &rows_of_a,
                         direct_a,
                         b_packed: &b_packed[offset..offset + len],
+                        sparse: None,
                         i0: 0,
                         mcb: rows,
                         jc: 0,

@@ -20,9 +20,14 @@ use crate::dispatch::Isa;
 ///   for the multiply-add, where `acc` is the fused multiply-add chain over
 ///   `p = 0..kc` in increasing order. When `beta == 0`, C is never read.
 /// - `kc` may be 0, which stores `c * beta` (or 0 when `beta == 0`).
+/// - Sparse kernels only: `steps` points at `kc` increasing step numbers,
+///   and step `t` of the chain multiplies A's column `steps[t]` by row `t`
+///   of the compacted B panel (see `pack::drop_zero_steps`). Dense kernels
+///   ignore `steps`, which may then be null.
 #[derive(Clone, Copy)]
 pub(crate) struct TileArgs {
     pub kc: usize,
+    pub steps: *const u32,
     pub a: *const f32,
     pub a_rs: usize,
     pub b: *const f32,
@@ -80,6 +85,9 @@ pub(crate) struct KernelSpec {
     pub packed_a: TileFn,
     /// Entry point reading A's rows in place (`col_stride == 1`).
     pub direct_a: TileFn,
+    /// Entry point reading A from packed micro-panels at the steps listed
+    /// in `TileArgs::steps`, against a B panel without its zero steps.
+    pub sparse_a: TileFn,
     /// Kernel for matrix-vector products with B's rows read in place.
     pub row: RowKernel,
     /// `a * b + c` rounded exactly as one lane of the kernel's vector

@@ -129,8 +129,17 @@ pub(crate) fn for_each_task(parallel: bool, tasks: usize, f: impl Fn(usize) + Se
     (0..tasks).for_each(f);
 }
 
+/// The step lists of the packed B panels of one pass, for the sparse path:
+/// `steps` has `kc` entries per panel, and `counts` one per panel.
+pub(crate) struct SparseSteps<'s> {
+    pub steps: &'s mut [u32],
+    pub counts: &'s mut [u32],
+}
+
 /// Packs a `kc x nc` block of B into micro-panels, on the pool when
-/// `parallel` and there is more than one panel.
+/// `parallel` and there is more than one panel. With `sparse`, each panel
+/// then drops its all-zero steps ([`pack::drop_zero_steps`]) and records
+/// the steps it kept.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b_block(
     parallel: bool,
@@ -141,21 +150,46 @@ pub(crate) fn pack_b_block(
     nc: usize,
     nr: usize,
     out: &mut [f32],
+    sparse: Option<SparseSteps<'_>>,
 ) {
+    let panels = nc.div_ceil(nr);
+    let pack_panel = |panel: usize, dst: &mut [f32], steps: Option<(&mut [u32], &mut u32)>| {
+        let j = panel * nr;
+        pack::pack_b_panel(b, k0, kc, j0 + j, (nc - j).min(nr), nr, dst);
+        if let Some((steps, count)) = steps {
+            // The count is at most KC, far below u32::MAX.
+            *count = pack::drop_zero_steps(dst, nr, steps) as u32;
+        }
+    };
+    let out = &mut out[..panels * kc * nr];
     #[cfg(feature = "parallel")]
     if parallel && nc > nr && rayon::current_num_threads() > 1 {
         use rayon::prelude::*;
-        out[..nc.div_ceil(nr) * kc * nr]
-            .par_chunks_mut(kc * nr)
-            .enumerate()
-            .for_each(|(panel, dst)| {
-                let j = panel * nr;
-                pack::pack_b_panel(b, k0, kc, j0 + j, (nc - j).min(nr), nr, dst);
-            });
+        let chunks = out.par_chunks_mut(kc * nr).enumerate();
+        match sparse {
+            Some(SparseSteps { steps, counts }) => chunks
+                .zip(steps.par_chunks_mut(kc))
+                .zip(counts.par_iter_mut())
+                .for_each(|(((panel, dst), steps), count)| {
+                    pack_panel(panel, dst, Some((steps, count)))
+                }),
+            None => chunks.for_each(|(panel, dst)| pack_panel(panel, dst, None)),
+        }
         return;
     }
     let _ = parallel;
-    pack::pack_b(b, k0, kc, j0, nc, nr, out);
+    let chunks = out.chunks_exact_mut(kc * nr).enumerate();
+    match sparse {
+        Some(SparseSteps { steps, counts }) => {
+            for (((panel, dst), steps), count) in chunks
+                .zip(steps.chunks_exact_mut(kc))
+                .zip(counts.iter_mut())
+            {
+                pack_panel(panel, dst, Some((steps, count)));
+            }
+        }
+        None => chunks.for_each(|(panel, dst)| pack_panel(panel, dst, None)),
+    }
 }
 
 /// Computes one `rows x cols` tile of C at `(row, col)` (`rows <= MR`,
@@ -163,7 +197,8 @@ pub(crate) fn pack_b_block(
 ///
 /// # Safety
 ///
-/// `a`, `a_rs`, `b` and `kc` satisfy the `TileArgs` contract for `tile`,
+/// `a`, `a_rs`, `b`, `kc` and `steps` satisfy the `TileArgs` contract for
+/// `tile`,
 /// and elements `(row..row + rows, col..col + cols)` of `c` are valid and
 /// written by no other thread during the call.
 #[allow(clippy::too_many_arguments)]
@@ -171,7 +206,7 @@ pub(crate) fn pack_b_block(
 pub(crate) unsafe fn run_tile(
     spec: &KernelSpec,
     tile: TileFn,
-    kc: usize,
+    (kc, steps): (usize, *const u32),
     a: *const f32,
     a_rs: usize,
     b: *const f32,
@@ -183,6 +218,7 @@ pub(crate) unsafe fn run_tile(
     if rows == spec.mr && cols == spec.nr {
         let args = TileArgs {
             kc,
+            steps,
             a,
             a_rs,
             b,
@@ -201,6 +237,7 @@ pub(crate) unsafe fn run_tile(
     let mut scratch = [0.0f32; MAX_TILE];
     let args = TileArgs {
         kc,
+        steps,
         a,
         a_rs,
         b,
@@ -356,6 +393,7 @@ pub(crate) fn gemm(
             beta,
             raw,
             Post { bias, relu },
+            false,
         );
     } else {
         let raw = RawC {
@@ -364,8 +402,48 @@ pub(crate) fn gemm(
             cs: c_cs,
         };
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
-        blocked(spec, parallel, alpha, a, b, beta, raw, Post { bias, relu });
+        let post = Post { bias, relu };
+        blocked(spec, parallel, alpha, a, b, beta, raw, post, false);
     }
+}
+
+/// Computes `C <- post(alpha * A * B + beta * C)` for checked shapes as
+/// `C^T = B^T A^T`, with `A^T` packed as the B operand so that each NR-row
+/// group of A drops the steps of k at which all its rows are zero.
+///
+/// A skipped step would add `b * 0`, a zero, to every sum of the group. A
+/// sum that starts at +0 never becomes -0 (in round-to-nearest, `x + y` is
+/// -0 only when both are -0), and adding a zero to any other value changes
+/// nothing, so for finite B the result equals [`gemm`]'s bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_sparse_a(
+    spec: &KernelSpec,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) {
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let relu = epilogue.relu;
+    if alpha == 0.0 || k == 0 {
+        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
+        scale(beta, c, Post { bias, relu });
+        return;
+    }
+    let raw = RawC {
+        ptr: c.data_mut().as_mut_ptr(),
+        rs: c.col_stride(),
+        cs: c.row_stride(),
+    };
+    let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
+    let post = Post { bias, relu };
+    blocked(spec, parallel, alpha, b.t(), a.t(), beta, raw, post, true);
 }
 
 /// Picks the kernel and orientation (`C` or `C^T = B^T A^T`) with the
@@ -509,6 +587,10 @@ fn scale(beta: f32, mut c: MatMut<'_>, post: Post<'_>) {
 /// Runs the loop nest for `m, n, k >= 1` and `alpha != 0`, with C as raw parts
 /// of a `MatMut` of shape `a.rows() x b.cols()` that the caller borrows
 /// mutably for the whole call.
+///
+/// With `sparse`, A is always packed, each packed B micro-panel drops the
+/// steps of k at which it is all zero, and the kernel's sparse entry point
+/// runs the steps left (see [`gemm_sparse_a`]).
 #[allow(clippy::too_many_arguments)]
 fn blocked(
     spec: &KernelSpec,
@@ -519,11 +601,12 @@ fn blocked(
     beta: f32,
     c: RawC,
     post: Post<'_>,
+    sparse: bool,
 ) {
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
     let nr = spec.nr;
     let blocking = spec.blocking;
-    let direct_a = reads_a_in_place(&a, n, spec.nr);
+    let direct_a = !sparse && reads_a_in_place(&a, n, spec.nr);
     let threads = thread_count(parallel);
     let kc = blocking.kc_for(k);
 
@@ -544,6 +627,17 @@ fn blocked(
     };
     let depth = if resident { k } else { kc.min(k) };
     let b_len = depth * padded_len(nc.min(n), nr);
+    // Step lists of the sparse path: one entry per packed row of B (depth
+    // per panel) and one count per panel and pass held in b_buffer.
+    let held_passes = if resident { k.div_ceil(kc) } else { 1 };
+    let (mut steps_buf, mut counts_buf) = if sparse {
+        (
+            vec![0u32; b_len / nr],
+            vec![0u32; held_passes * nc.min(n).div_ceil(nr)],
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
 
     with_b_buffer(b_len, |b_buffer| {
         for jc in (0..n).step_by(nc) {
@@ -568,8 +662,19 @@ fn blocked(
             };
             let per_chunk = panels.div_ceil(chunks);
             let chunks = panels.div_ceil(per_chunk);
+            // The step lists of one pass: its panels' steps start where its
+            // panels start in b_buffer (in units of NR floats), its counts
+            // at its index among the passes held.
+            let lists = |pc: usize, kcb: usize, offset: usize| {
+                let held = if resident { pc / kc } else { 0 };
+                (
+                    offset / nr..offset / nr + panels * kcb,
+                    held * panels..(held + 1) * panels,
+                )
+            };
             let run_task =
                 |b_packed: &[f32],
+                 sparse_lists: Option<(&[u32], &[u32])>,
                  task: usize,
                  passes: &mut dyn Iterator<Item = (usize, usize, usize)>| {
                     let i0 = (task / chunks) * blocking.mc;
@@ -577,11 +682,14 @@ fn blocked(
                     let first_panel = (task % chunks) * per_chunk;
                     let panel_range = first_panel..(first_panel + per_chunk).min(panels);
                     for (pc, kcb, offset) in passes {
+                        let (step_range, count_range) = lists(pc, kcb, offset);
                         let block = Block {
                             spec,
                             a: &a,
                             direct_a,
                             b_packed: &b_packed[offset..offset + panels * kcb * nr],
+                            sparse: sparse_lists
+                                .map(|(steps, counts)| (&steps[step_range], &counts[count_range])),
                             i0,
                             mcb,
                             jc,
@@ -598,32 +706,36 @@ fn blocked(
                         unsafe { block.run(c, panel_range.clone()) };
                     }
                 };
+            let pack = |(pc, kcb, offset): (usize, usize, usize),
+                        out: &mut [f32],
+                        steps: &mut [u32],
+                        counts: &mut [u32]| {
+                let (step_range, count_range) = lists(pc, kcb, offset);
+                let lists = sparse.then(|| SparseSteps {
+                    steps: &mut steps[step_range],
+                    counts: &mut counts[count_range],
+                });
+                pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, out, lists);
+            };
 
             if resident {
-                for (pc, kcb, offset) in passes.clone() {
-                    let len = panels * kcb * nr;
-                    pack_b_block(
-                        parallel,
-                        &b,
-                        pc,
-                        kcb,
-                        jc,
-                        ncb,
-                        nr,
-                        &mut b_buffer[offset..offset + len],
-                    );
+                for pass in passes.clone() {
+                    let (_, kcb, offset) = pass;
+                    let out = &mut b_buffer[offset..offset + panels * kcb * nr];
+                    pack(pass, out, &mut steps_buf, &mut counts_buf);
                 }
                 let b_packed: &[f32] = b_buffer;
+                let sparse_lists = sparse.then_some((&steps_buf[..], &counts_buf[..]));
                 for_each_task(parallel, row_blocks * chunks, |task| {
-                    run_task(b_packed, task, &mut passes.clone());
+                    run_task(b_packed, sparse_lists, task, &mut passes.clone());
                 });
             } else {
                 for pass in passes {
-                    let (pc, kcb, _) = pass;
-                    pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, b_buffer);
+                    pack(pass, b_buffer, &mut steps_buf, &mut counts_buf);
                     let b_packed: &[f32] = b_buffer;
+                    let sparse_lists = sparse.then_some((&steps_buf[..], &counts_buf[..]));
                     for_each_task(parallel, row_blocks * chunks, |task| {
-                        run_task(b_packed, task, &mut std::iter::once(pass));
+                        run_task(b_packed, sparse_lists, task, &mut std::iter::once(pass));
                     });
                 }
             }
@@ -662,6 +774,9 @@ pub(crate) struct Block<'s, 'a> {
     pub a: &'s MatRef<'a>,
     pub direct_a: bool,
     pub b_packed: &'s [f32],
+    /// For the sparse path: the steps kept by each B panel (`kcb` entries
+    /// per panel) and how many each kept.
+    pub sparse: Option<(&'s [u32], &'s [u32])>,
     pub i0: usize,
     pub mcb: usize,
     pub jc: usize,
@@ -726,6 +841,13 @@ impl Block<'_, '_> {
                 let j = jp * nr;
                 let cols = nr.min(self.ncb - j);
                 let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
+                let (steps, sparse_tile) = match self.sparse {
+                    Some((steps, counts)) => (
+                        (counts[jp] as usize, steps[jp * kcb..][..kcb].as_ptr()),
+                        Some(self.spec.sparse_a),
+                    ),
+                    None => ((kcb, std::ptr::null()), None),
+                };
                 for ip in 0..row_panels {
                     let i = ip * mr;
                     let rows = mr.min(self.mcb - i);
@@ -737,6 +859,7 @@ impl Block<'_, '_> {
                     } else {
                         (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
                     };
+                    let tile = sparse_tile.unwrap_or(tile);
                     let region = (self.i0 + i, self.jc + j, rows, cols);
                     // SAFETY: the A rows exist (full direct panels lie
                     // inside A, partial ones were packed with zero rows),
@@ -744,8 +867,8 @@ impl Block<'_, '_> {
                     // owned by this task (caller contract).
                     unsafe {
                         run_tile(
-                            self.spec, tile, kcb, a_ptr, a_stride, b_panel, c, region, self.alpha,
-                            self.beta,
+                            self.spec, tile, steps, a_ptr, a_stride, b_panel, c, region,
+                            self.alpha, self.beta,
                         );
                         if let Some(post) = self.post {
                             if !post.is_identity() {

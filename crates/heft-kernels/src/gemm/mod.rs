@@ -238,6 +238,55 @@ impl Gemm {
         Ok(())
     }
 
+    /// Computes `C <- alpha * A * B + beta * C`, then the epilogue, like
+    /// [`Gemm::run_with`], but skips the products with zeros of A. A's rows
+    /// are taken in groups of `NR` consecutive rows (`NR` is the second
+    /// value of [`Gemm::tile`]), and each group leaves out the steps of k at
+    /// which all its rows are zero. For an A with many exact zeros (images, ReLU
+    /// outputs), ordering its rows so that rows with zeros in the same
+    /// columns share a group skips more.
+    ///
+    /// With finite B the result is bitwise equal to [`Gemm::run_with`]'s:
+    /// a skipped product is a zero, and adding a zero never changes a sum
+    /// that starts at +0. Where B holds NaN or infinity, its products with
+    /// skipped zeros of A are not formed, so C may be finite where
+    /// [`Gemm::run_with`] gives NaN.
+    ///
+    /// The product runs as `C^T = B^T A^T`, so C with contiguous columns
+    /// (column-major) is stored whole vectors at a time.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Gemm::run_with`].
+    pub fn run_sparse_a(
+        &self,
+        alpha: f32,
+        a: MatRef<'_>,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+        epilogue: Epilogue<'_>,
+    ) -> Result<(), GemmError> {
+        const OP: &str = "gemm_sparse_a";
+        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
+            return Err(shape_error(OP, &a, &b, (c.rows(), c.cols())));
+        }
+        if let Some(bias) = epilogue.bias {
+            check_len(OP, "bias", c.cols(), bias.len())?;
+        }
+        loops::gemm_sparse_a(
+            kernel::spec(self.isa),
+            self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
+            alpha,
+            a,
+            b,
+            beta,
+            c.rb(),
+            epilogue,
+        );
+        Ok(())
+    }
+
     /// Counts, for each group of `group` consecutive columns of
     /// `A * B + bias`, the rows whose argmax within the group equals the
     /// row's label, without storing the product.

@@ -5,38 +5,9 @@
 
 use super::view::MatRef;
 
-/// Packs `B[k0..k0 + kc, j0..j0 + nc]` into `ceil(nc / nr)` micro-panels of
-/// `kc x nr` floats (row `p` of a panel contains columns `j..j + nr` at step
-/// `p`), zero-filling columns past `nc`. `out` must have room for
-/// `ceil(nc / nr) * nr * kc` floats.
-pub(crate) fn pack_b(
-    b: &MatRef<'_>,
-    k0: usize,
-    kc: usize,
-    j0: usize,
-    nc: usize,
-    nr: usize,
-    out: &mut [f32],
-) {
-    let panel_len = kc * nr;
-    for (panel, dst) in out
-        .chunks_exact_mut(panel_len)
-        .take(nc.div_ceil(nr))
-        .enumerate()
-    {
-        pack_b_panel(
-            b,
-            k0,
-            kc,
-            j0 + panel * nr,
-            (nc - panel * nr).min(nr),
-            nr,
-            dst,
-        );
-    }
-}
-
-/// Packs one `kc x nr` micro-panel whose first `width` columns are real.
+/// Packs one `kc x nr` micro-panel of `B[k0..k0 + kc, j0..j0 + width]`:
+/// row `p` of the panel contains those columns at step `p`, and columns past
+/// `width` are zero-filled.
 pub(crate) fn pack_b_panel(
     b: &MatRef<'_>,
     k0: usize,
@@ -78,6 +49,25 @@ pub(crate) fn pack_b_panel(
             }
         }
     }
+}
+
+/// Removes the all-zero steps of a packed `kc x nr` B micro-panel, where
+/// `kc = steps.len()`, and returns the number of steps kept. The rows with
+/// a nonzero value (NaN counts as nonzero) move to the front in order, and
+/// their step numbers to the front of `steps`. A sparse kernel then runs
+/// only those steps, skipping products that are exactly zero.
+pub(crate) fn drop_zero_steps(panel: &mut [f32], nr: usize, steps: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for p in 0..steps.len() {
+        let row = p * nr..(p + 1) * nr;
+        if panel[row.clone()].iter().any(|&x| x != 0.0) {
+            panel.copy_within(row, kept * nr);
+            // The panel depth is at most KC, far below u32::MAX.
+            steps[kept] = p as u32;
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// Copies row `p` of the source to `dst[p * W..(p + 1) * W]` for every

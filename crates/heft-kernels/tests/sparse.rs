@@ -1,0 +1,288 @@
+//! `Gemm::run_sparse_a`, which skips the steps of k at which a group of
+//! A's rows is all zero, against the dense `Gemm::run_with`: the same bits
+//! for finite B, in every layout, with every epilogue and thread count.
+
+mod common;
+
+use common::{kernels, Rng};
+
+use heft_kernels::gemm::{Epilogue, Gemm, GemmError, MatMut, MatRef};
+
+/// Returns an A with the zero patterns the sparse path looks for: columns
+/// zero in every row, runs of rows sharing zero columns, whole zero rows,
+/// and negative zeros. About a third of the other values are nonzero.
+fn sparse_a(rng: &mut Rng, m: usize, k: usize) -> Vec<f32> {
+    let mut a = vec![0.0f32; m * k];
+    let dead_columns: Vec<bool> = (0..k).map(|_| rng.below(5) == 0).collect();
+    for i in 0..m {
+        // Rows in runs of 8 share a window of live columns, as images of
+        // similar shape do.
+        let run = (i / 8) as u64;
+        let lo = (run * 37 % k.max(1) as u64) as usize;
+        for p in 0..k {
+            let in_window = (p + k - lo) % k.max(1) < k / 2 + 1;
+            let x = &mut a[i * k + p];
+            *x = if dead_columns[p] || !in_window || i % 11 == 5 {
+                if rng.below(2) == 0 {
+                    0.0
+                } else {
+                    -0.0
+                }
+            } else if rng.below(3) == 0 {
+                rng.float()
+            } else {
+                0.0
+            };
+        }
+    }
+    a
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|x| x.to_bits()).collect()
+}
+
+/// Row-major or column-major storage of `rows x cols` row-major values.
+fn stored(values: &[f32], rows: usize, cols: usize, col_major: bool) -> Vec<f32> {
+    if !col_major {
+        return values.to_vec();
+    }
+    let mut out = vec![0.0; values.len()];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = values[i * cols + j];
+        }
+    }
+    out
+}
+
+fn view(data: &[f32], rows: usize, cols: usize, col_major: bool) -> MatRef<'_> {
+    if col_major {
+        MatRef::col_major(data, rows, cols).unwrap()
+    } else {
+        MatRef::row_major(data, rows, cols).unwrap()
+    }
+}
+
+fn view_mut(data: &mut [f32], rows: usize, cols: usize, col_major: bool) -> MatMut<'_> {
+    if col_major {
+        MatMut::col_major(data, rows, cols).unwrap()
+    } else {
+        MatMut::row_major(data, rows, cols).unwrap()
+    }
+}
+
+/// Shapes crossing the tile sizes, KC (256, so k = 784 takes 4 passes),
+/// MC, the resident-B limit (k = 9,000 packs B pass by pass) and the
+/// single-row and single-column cases.
+const SHAPES: [(usize, usize, usize); 9] = [
+    (1, 5, 3),
+    (17, 1, 9),
+    (16, 16, 16),
+    (37, 50, 300),
+    (33, 20, 7),
+    (130, 200, 784),
+    (257, 70, 40),
+    (40, 30, 9000),
+    (5, 300, 520),
+];
+
+/// Bitwise equality with the dense product for every layout of A, B and
+/// C, for alpha and beta in {0, 1, other} and with and without the bias
+/// and ReLU epilogue.
+#[test]
+fn sparse_equals_dense_bits() {
+    let mut rng = Rng::new(5);
+    for gemm in kernels() {
+        for &(m, n, k) in &SHAPES {
+            let a = sparse_a(&mut rng, m, k);
+            let b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+            for layout in 0..8 {
+                let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
+                let a_data = stored(&a, m, k, a_t);
+                let b_data = stored(&b, k, n, b_t);
+                for (alpha, beta, epilogue) in [
+                    (1.0, 0.0, Epilogue::default()),
+                    (0.7, 1.0, Epilogue::default()),
+                    (
+                        1.0,
+                        0.0,
+                        Epilogue {
+                            bias: Some(&bias),
+                            relu: true,
+                        },
+                    ),
+                    (
+                        -1.5,
+                        0.25,
+                        Epilogue {
+                            bias: Some(&bias),
+                            relu: false,
+                        },
+                    ),
+                    (
+                        0.0,
+                        2.0,
+                        Epilogue {
+                            bias: None,
+                            relu: true,
+                        },
+                    ),
+                ] {
+                    let run = |sparse: bool| {
+                        let mut c = stored(&c0, m, n, c_t);
+                        let (a_view, b_view) = (view(&a_data, m, k, a_t), view(&b_data, k, n, b_t));
+                        let c_view = view_mut(&mut c, m, n, c_t);
+                        if sparse {
+                            gemm.run_sparse_a(alpha, a_view, b_view, beta, c_view, epilogue)
+                        } else {
+                            gemm.run_with(alpha, a_view, b_view, beta, c_view, epilogue)
+                        }
+                        .unwrap();
+                        bits(&c)
+                    };
+                    assert!(
+                        run(true) == run(false),
+                        "{} {m}x{n}x{k} layout {layout} alpha {alpha} beta {beta}: \
+                         sparse differs from dense",
+                        gemm.isa()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The same bits with 1, 2 and 3 threads as sequentially.
+#[test]
+fn sparse_thread_count_same_bits() {
+    let mut rng = Rng::new(6);
+    let (m, n, k) = (600, 300, 784);
+    let a = sparse_a(&mut rng, m, k);
+    let b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+    for gemm in kernels() {
+        let run = |gemm: Gemm| {
+            let mut c = vec![0.0f32; m * n];
+            gemm.run_sparse_a(
+                1.0,
+                MatRef::row_major(&a, m, k).unwrap(),
+                MatRef::row_major(&b, k, n).unwrap(),
+                0.0,
+                MatMut::col_major(&mut c, m, n).unwrap(),
+                Epilogue::default(),
+            )
+            .unwrap();
+            bits(&c)
+        };
+        let sequential = run(gemm);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let parallel = Gemm::with_isa(gemm.isa()).unwrap();
+            assert!(
+                pool.install(|| run(parallel)) == sequential,
+                "{}: {threads} threads differ from sequential",
+                gemm.isa()
+            );
+        }
+    }
+}
+
+/// The steps really are skipped. A NaN row of B at a column where A is
+/// zero in every row reaches every element of the dense product but none
+/// of the sparse one. A NaN at a live column reaches both.
+#[test]
+fn sparse_skips_zero_columns() {
+    let mut rng = Rng::new(7);
+    let (m, n, k) = (40, 24, 30);
+    let mut a: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
+    for row in a.chunks_exact_mut(k) {
+        row[3] = 0.0;
+    }
+    let run = |gemm: &Gemm, b: &[f32], sparse: bool| {
+        let mut c = vec![0.0f32; m * n];
+        let (a, b) = (
+            MatRef::row_major(&a, m, k).unwrap(),
+            MatRef::row_major(b, k, n).unwrap(),
+        );
+        let c_view = MatMut::row_major(&mut c, m, n).unwrap();
+        if sparse {
+            gemm.run_sparse_a(1.0, a, b, 0.0, c_view, Epilogue::default())
+        } else {
+            gemm.run_with(1.0, a, b, 0.0, c_view, Epilogue::default())
+        }
+        .unwrap();
+        c
+    };
+    for gemm in kernels() {
+        let mut b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+        b[3 * n..4 * n].fill(f32::NAN);
+        assert!(run(&gemm, &b, false).iter().all(|x| x.is_nan()));
+        assert!(
+            run(&gemm, &b, true).iter().all(|x| x.is_finite()),
+            "{}: a zero column of A was not skipped",
+            gemm.isa()
+        );
+        b[3 * n..4 * n].fill(0.5);
+        b[4 * n..5 * n].fill(f32::NAN);
+        assert!(
+            run(&gemm, &b, true).iter().all(|x| x.is_nan()),
+            "{}: a live column of A was skipped",
+            gemm.isa()
+        );
+    }
+}
+
+/// Shape and bias errors name the operation.
+#[test]
+fn sparse_shape_errors() {
+    let gemm = Gemm::new();
+    let a = vec![0.0f32; 6];
+    let b = vec![0.0f32; 12];
+    let mut c = vec![0.0f32; 8];
+    let err = gemm
+        .run_sparse_a(
+            1.0,
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&b, 4, 3).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c[..6], 2, 3).unwrap(),
+            Epilogue::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        GemmError::Shape {
+            op: "gemm_sparse_a",
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("A is 2x3, B is 4x3"), "{err}");
+    let bias = [0.0f32; 3];
+    let err = gemm
+        .run_sparse_a(
+            1.0,
+            MatRef::row_major(&a, 2, 3).unwrap(),
+            MatRef::row_major(&b, 3, 4).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c, 2, 4).unwrap(),
+            Epilogue {
+                bias: Some(&bias),
+                relu: false,
+            },
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::Length {
+            op: "gemm_sparse_a",
+            what: "bias",
+            expected: 4,
+            actual: 3
+        }
+    );
+}
