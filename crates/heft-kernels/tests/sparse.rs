@@ -286,3 +286,141 @@ fn sparse_shape_errors() {
         }
     );
 }
+
+/// A packed once gives the same bits as the dense product, for every
+/// shape, B and C layout and epilogue, and for repeated calls.
+#[test]
+fn packed_sparse_equals_dense_bits() {
+    let mut rng = Rng::new(8);
+    for gemm in kernels() {
+        for &(m, n, k) in &SHAPES {
+            let a = sparse_a(&mut rng, m, k);
+            let b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
+            let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+            for a_t in [false, true] {
+                let a_data = stored(&a, m, k, a_t);
+                let packed = gemm.pack_sparse_a(view(&a_data, m, k, a_t));
+                assert_eq!((packed.rows(), packed.cols()), (m, k));
+                for layout in 0..4 {
+                    let (b_t, c_t) = (layout & 1 == 1, layout & 2 == 2);
+                    let b_data = stored(&b, k, n, b_t);
+                    for (alpha, beta, epilogue) in [
+                        (1.0, 0.0, Epilogue::default()),
+                        (0.7, 1.0, Epilogue::default()),
+                        (
+                            1.0,
+                            0.0,
+                            Epilogue {
+                                bias: Some(&bias),
+                                relu: true,
+                            },
+                        ),
+                        (
+                            0.0,
+                            2.0,
+                            Epilogue {
+                                bias: None,
+                                relu: true,
+                            },
+                        ),
+                    ] {
+                        let mut dense = stored(&c0, m, n, c_t);
+                        gemm.run_with(
+                            alpha,
+                            view(&a_data, m, k, a_t),
+                            view(&b_data, k, n, b_t),
+                            beta,
+                            view_mut(&mut dense, m, n, c_t),
+                            epilogue,
+                        )
+                        .unwrap();
+                        for call in 0..2 {
+                            let mut c = stored(&c0, m, n, c_t);
+                            gemm.run_packed_sparse_a(
+                                alpha,
+                                &packed,
+                                view(&b_data, k, n, b_t),
+                                beta,
+                                view_mut(&mut c, m, n, c_t),
+                                epilogue,
+                            )
+                            .unwrap();
+                            assert!(
+                                bits(&c) == bits(&dense),
+                                "{} {m}x{n}x{k} A transposed {a_t} layout {layout} call {call}: \
+                                 packed sparse differs from dense",
+                                gemm.isa()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The skipped fraction counts the dropped steps: A zero in every row at
+/// half its columns skips at least half, and a dense A skips nothing.
+#[test]
+fn packed_sparse_skipped_fraction() {
+    let (m, k) = (100, 64);
+    for gemm in kernels() {
+        let dense = vec![1.0f32; m * k];
+        let packed = gemm.pack_sparse_a(MatRef::row_major(&dense, m, k).unwrap());
+        assert_eq!(packed.skipped_fraction(), 0.0);
+
+        let half: Vec<f32> = (0..m * k)
+            .map(|i| if i % k < k / 2 { 0.0 } else { 1.0 })
+            .collect();
+        let packed = gemm.pack_sparse_a(MatRef::row_major(&half, m, k).unwrap());
+        assert_eq!(packed.skipped_fraction(), 0.5);
+
+        let zeros = vec![0.0f32; m * k];
+        let packed = gemm.pack_sparse_a(MatRef::row_major(&zeros, m, k).unwrap());
+        assert_eq!(packed.skipped_fraction(), 1.0);
+    }
+}
+
+/// A packed for one kernel is rejected by another, and shapes are checked.
+#[test]
+fn packed_sparse_errors() {
+    let a = vec![1.0f32; 6];
+    let b = vec![1.0f32; 12];
+    let mut c = vec![0.0f32; 8];
+    let gemms = kernels();
+    let packed = gemms[0].pack_sparse_a(MatRef::row_major(&a, 2, 3).unwrap());
+    assert_eq!(packed.isa(), gemms[0].isa());
+    for gemm in &gemms[1..] {
+        let err = gemm
+            .run_packed_sparse_a(
+                1.0,
+                &packed,
+                MatRef::row_major(&b, 3, 4).unwrap(),
+                0.0,
+                MatMut::row_major(&mut c, 2, 4).unwrap(),
+                Epilogue::default(),
+            )
+            .unwrap_err();
+        assert_eq!(
+            err,
+            GemmError::Kernel {
+                op: "gemm_packed_sparse_a",
+                packed: gemms[0].isa(),
+                running: gemm.isa(),
+            }
+        );
+        assert!(err.to_string().contains("pack A with the Gemm"), "{err}");
+    }
+    let err = gemms[0]
+        .run_packed_sparse_a(
+            1.0,
+            &packed,
+            MatRef::row_major(&b, 4, 3).unwrap(),
+            0.0,
+            MatMut::row_major(&mut c[..6], 2, 3).unwrap(),
+            Epilogue::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("A is 2x3, B is 4x3"), "{err}");
+}

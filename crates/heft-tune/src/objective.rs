@@ -11,7 +11,7 @@ use crate::recurrent::{
 };
 use crate::zeros::group_rows_by_zeros;
 use crate::{HeadScorer, TuneError};
-use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef};
+use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef, SparseA};
 use heft_nn::{Linear, Mlp, SequenceClassifier};
 use heft_search::Objective;
 use heft_tensor::Matrix;
@@ -531,9 +531,39 @@ struct LayerPath {
     after: Vec<Linear>,
     classes: usize,
     gemm: Gemm,
+    /// The input packed for the sparse GEMM, for all rows (index 0) and
+    /// for the open rows (index 1), built at the first population that
+    /// needs it.
+    packed: [Option<PackedBlocks>; 2],
     stacked: Vec<f32>,
     bias_tiled: Vec<f32>,
     block: Vec<f32>,
+}
+
+/// The tuned layer's input packed by [`Gemm::pack_sparse_a`], one packed
+/// matrix per block of rows.
+struct PackedBlocks {
+    block_rows: usize,
+    blocks: Vec<SparseA>,
+}
+
+impl PackedBlocks {
+    fn new(
+        gemm: &Gemm,
+        input: &[f32],
+        inputs: usize,
+        block_rows: usize,
+    ) -> Result<Self, TuneError> {
+        let rows = input.len() / inputs;
+        let mut blocks = Vec::new();
+        for row0 in (0..rows).step_by(block_rows.max(1)) {
+            let n = block_rows.min(rows - row0);
+            let a = MatRef::row_major(&input[row0 * inputs..(row0 + n) * inputs], n, inputs)
+                .map_err(layout_error)?;
+            blocks.push(gemm.pack_sparse_a(a));
+        }
+        Ok(PackedBlocks { block_rows, blocks })
+    }
 }
 
 /// The rows of a dense split that pruning left open, with the record of the
@@ -636,6 +666,7 @@ impl LayerPath {
             after,
             classes,
             gemm,
+            packed: [None, None],
             stacked: Vec::new(),
             bias_tiled: Vec::new(),
             block: Vec::new(),
@@ -647,9 +678,9 @@ impl LayerPath {
     /// `relu(X W_p^T + b_p)` for every candidate `p` side by side, then the
     /// later layers run on each candidate's columns of that block.
     ///
-    /// For a finite population the GEMM skips the zeros of X
-    /// ([`Gemm::run_sparse_a`]), which gives the same bits as the dense
-    /// product. A population with NaN or infinity takes the dense product,
+    /// For a finite population the GEMM skips the zeros of X, packed once
+    /// per run ([`Gemm::run_packed_sparse_a`]), which gives the same bits
+    /// as the dense product. A population with NaN or infinity takes the dense product,
     /// so its NaN reaches the logits as in the model's forward pass.
     fn score(
         &mut self,
@@ -698,9 +729,17 @@ impl LayerPath {
         let b = MatRef::row_major(&self.stacked, width, inputs)
             .map_err(layout_error)?
             .t();
-        let sparse = population.iter().all(|x| x.is_finite());
+        let packed = if population.iter().all(|x| x.is_finite()) {
+            let slot = &mut self.packed[usize::from(use_open)];
+            if slot.as_ref().map(|p| p.block_rows) != Some(block_rows) {
+                *slot = Some(PackedBlocks::new(&self.gemm, input, inputs, block_rows)?);
+            }
+            slot.as_ref()
+        } else {
+            None
+        };
         // With every row fixed, block_rows is 0 and nothing is scanned.
-        for row0 in (0..rows).step_by(block_rows.max(1)) {
+        for (index, row0) in (0..rows).step_by(block_rows.max(1)).enumerate() {
             let n = block_rows.min(rows - row0);
             let a = MatRef::row_major(&input[row0 * inputs..(row0 + n) * inputs], n, inputs)
                 .map_err(layout_error)?;
@@ -714,7 +753,7 @@ impl LayerPath {
             // the same values, because the GEMM's results do not depend on
             // the orientation it picks.
             // The sparse product computes the transpose whatever the shape.
-            let layout = if sparse || width > n {
+            let layout = if packed.is_some() || width > n {
                 BlockLayout::ColumnMajor
             } else {
                 BlockLayout::RowMajor
@@ -729,8 +768,9 @@ impl LayerPath {
                 bias: Some(&self.bias_tiled),
                 relu: true,
             };
-            if sparse {
-                self.gemm.run_sparse_a(1.0, a, b, 0.0, c, epilogue)?;
+            if let Some(packed) = packed {
+                let a = &packed.blocks[index];
+                self.gemm.run_packed_sparse_a(1.0, a, b, 0.0, c, epilogue)?;
             } else {
                 self.gemm.run_with(1.0, a, b, 0.0, c, epilogue)?;
             }

@@ -389,7 +389,7 @@ pub(crate) fn gemm(
             parallel,
             alpha,
             b.t(),
-            a.t(),
+            BSource::View(a.t()),
             beta,
             raw,
             Post { bias, relu },
@@ -403,7 +403,17 @@ pub(crate) fn gemm(
         };
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
         let post = Post { bias, relu };
-        blocked(spec, parallel, alpha, a, b, beta, raw, post, false);
+        blocked(
+            spec,
+            parallel,
+            alpha,
+            a,
+            BSource::View(b),
+            beta,
+            raw,
+            post,
+            false,
+        );
     }
 }
 
@@ -443,7 +453,61 @@ pub(crate) fn gemm_sparse_a(
     };
     let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
     let post = Post { bias, relu };
-    blocked(spec, parallel, alpha, b.t(), a.t(), beta, raw, post, true);
+    blocked(
+        spec,
+        parallel,
+        alpha,
+        b.t(),
+        BSource::View(a.t()),
+        beta,
+        raw,
+        post,
+        true,
+    );
+}
+
+/// Computes `C <- post(alpha * A * B + beta * C)` as [`gemm_sparse_a`]
+/// does, for an A packed in advance by [`pack_sparse_panels`] (as the B
+/// operand `A^T`) with the same kernel. Shapes are checked by the caller.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_packed_sparse_a(
+    spec: &KernelSpec,
+    parallel: bool,
+    alpha: f32,
+    a: &SparsePanels,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+    epilogue: Epilogue<'_>,
+) {
+    let (m, n, k) = (a.n, b.cols(), a.k);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let relu = epilogue.relu;
+    if alpha == 0.0 || k == 0 {
+        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
+        scale(beta, c, Post { bias, relu });
+        return;
+    }
+    let raw = RawC {
+        ptr: c.data_mut().as_mut_ptr(),
+        rs: c.col_stride(),
+        cs: c.row_stride(),
+    };
+    let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
+    let post = Post { bias, relu };
+    blocked(
+        spec,
+        parallel,
+        alpha,
+        b.t(),
+        BSource::Packed(a),
+        beta,
+        raw,
+        post,
+        true,
+    );
 }
 
 /// Picks the kernel and orientation (`C` or `C^T = B^T A^T`) with the
@@ -584,26 +648,89 @@ fn scale(beta: f32, mut c: MatMut<'_>, post: Post<'_>) {
     }
 }
 
+/// B packed once for every pass over k, with the steps each micro-panel
+/// kept: the layout [`blocked`] uses for a resident block covering all of
+/// B's columns.
+pub(crate) struct SparsePanels {
+    /// Columns of B.
+    pub n: usize,
+    /// Rows of B (the product's k).
+    pub k: usize,
+    /// Columns per micro-panel, the kernel's NR.
+    pub nr: usize,
+    /// Pass `pc` starts at `pc * panels * NR`; each of its panels has
+    /// `kcb * NR` floats, the kept steps first.
+    pub data: AlignedVec,
+    /// Pass `pc` starts at `pc * panels`, `kcb` entries per panel.
+    pub steps: Vec<u32>,
+    /// One count per panel of each pass, pass after pass.
+    pub counts: Vec<u32>,
+}
+
+/// Packs all of `b` for [`blocked`]'s sparse path with kernel `spec`.
+pub(crate) fn pack_sparse_panels(
+    spec: &KernelSpec,
+    parallel: bool,
+    b: &MatRef<'_>,
+) -> SparsePanels {
+    let (k, n, nr) = (b.rows(), b.cols(), spec.nr);
+    let kc = spec.blocking.kc_for(k);
+    let panels = n.div_ceil(nr);
+    let mut packed = SparsePanels {
+        n,
+        k,
+        nr,
+        data: AlignedVec::zeros(k * panels * nr),
+        steps: vec![0; k * panels],
+        counts: vec![0; k.div_ceil(kc) * panels],
+    };
+    for pc in (0..k).step_by(kc) {
+        let kcb = kc.min(k - pc);
+        let lists = SparseSteps {
+            steps: &mut packed.steps[pc * panels..][..panels * kcb],
+            counts: &mut packed.counts[pc / kc * panels..][..panels],
+        };
+        let out = &mut packed.data.as_mut_slice()[pc * panels * nr..][..panels * kcb * nr];
+        pack_b_block(parallel, b, pc, kcb, 0, n, nr, out, Some(lists));
+    }
+    packed
+}
+
+/// The B operand of [`blocked`]: a view packed block by block during the
+/// call, or panels packed once for the sparse path.
+#[derive(Clone, Copy)]
+pub(crate) enum BSource<'b> {
+    View(MatRef<'b>),
+    Packed(&'b SparsePanels),
+}
+
 /// Runs the loop nest for `m, n, k >= 1` and `alpha != 0`, with C as raw parts
-/// of a `MatMut` of shape `a.rows() x b.cols()` that the caller borrows
-/// mutably for the whole call.
+/// of a `MatMut` of shape `m x n` that the caller borrows mutably for the
+/// whole call.
 ///
 /// With `sparse`, A is always packed, each packed B micro-panel drops the
 /// steps of k at which it is all zero, and the kernel's sparse entry point
-/// runs the steps left (see [`gemm_sparse_a`]).
+/// runs the steps left (see [`gemm_sparse_a`]). B packed in advance
+/// ([`BSource::Packed`]) implies `sparse` and runs as one resident block.
 #[allow(clippy::too_many_arguments)]
 fn blocked(
     spec: &KernelSpec,
     parallel: bool,
     alpha: f32,
     a: MatRef<'_>,
-    b: MatRef<'_>,
+    b: BSource<'_>,
     beta: f32,
     c: RawC,
     post: Post<'_>,
     sparse: bool,
 ) {
-    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    let n = match b {
+        BSource::View(view) => view.cols(),
+        BSource::Packed(packed) => packed.n,
+    };
+    let prepacked = matches!(b, BSource::Packed(_));
+    let sparse = sparse || prepacked;
+    let (m, k) = (a.rows(), a.cols());
     let nr = spec.nr;
     let blocking = spec.blocking;
     let direct_a = !sparse && reads_a_in_place(&a, n, spec.nr);
@@ -619,18 +746,24 @@ fn blocked(
     // the same microkernel calls in the same pass order, so the results
     // are the same bits.
     let resident_nc = (RESIDENT_B_FLOATS / k.max(1)) / nr * nr;
-    let resident = k > kc && resident_nc >= RESIDENT_MIN_NC.max(nr);
-    let nc = if resident {
+    let resident = prepacked || (k > kc && resident_nc >= RESIDENT_MIN_NC.max(nr));
+    let nc = if prepacked {
+        n
+    } else if resident {
         resident_nc.min(blocking.nc)
     } else {
         blocking.nc
     };
     let depth = if resident { k } else { kc.min(k) };
-    let b_len = depth * padded_len(nc.min(n), nr);
+    let b_len = if prepacked {
+        0
+    } else {
+        depth * padded_len(nc.min(n), nr)
+    };
     // Step lists of the sparse path: one entry per packed row of B (depth
     // per panel) and one count per panel and pass held in b_buffer.
     let held_passes = if resident { k.div_ceil(kc) } else { 1 };
-    let (mut steps_buf, mut counts_buf) = if sparse {
+    let (mut steps_buf, mut counts_buf) = if sparse && !prepacked {
         (
             vec![0u32; b_len / nr],
             vec![0u32; held_passes * nc.min(n).div_ceil(nr)],
@@ -710,15 +843,23 @@ fn blocked(
                         out: &mut [f32],
                         steps: &mut [u32],
                         counts: &mut [u32]| {
+                let BSource::View(view) = b else {
+                    return;
+                };
                 let (step_range, count_range) = lists(pc, kcb, offset);
                 let lists = sparse.then(|| SparseSteps {
                     steps: &mut steps[step_range],
                     counts: &mut counts[count_range],
                 });
-                pack_b_block(parallel, &b, pc, kcb, jc, ncb, nr, out, lists);
+                pack_b_block(parallel, &view, pc, kcb, jc, ncb, nr, out, lists);
             };
 
-            if resident {
+            if let BSource::Packed(packed) = b {
+                let lists = Some((&packed.steps[..], &packed.counts[..]));
+                for_each_task(parallel, row_blocks * chunks, |task| {
+                    run_task(packed.data.as_slice(), lists, task, &mut passes.clone());
+                });
+            } else if resident {
                 for pass in passes.clone() {
                     let (_, kcb, offset) = pass;
                     let out = &mut b_buffer[offset..offset + panels * kcb * nr];

@@ -86,6 +86,15 @@ pub enum GemmError {
         /// The group size it must be below.
         group: usize,
     },
+    /// A [`SparseA`] packed for another kernel than the one running.
+    Kernel {
+        /// The operation that was called.
+        op: &'static str,
+        /// The kernel A was packed for.
+        packed: Isa,
+        /// The kernel of the `Gemm` called.
+        running: Isa,
+    },
 }
 
 impl fmt::Display for GemmError {
@@ -112,11 +121,67 @@ impl fmt::Display for GemmError {
                 f,
                 "argmax_count: label {label} at row {row} is not below the group size {group}"
             ),
+            GemmError::Kernel {
+                op,
+                packed,
+                running,
+            } => write!(
+                f,
+                "{op}: A was packed for kernel {packed} but this GEMM runs {running} \
+                 (pack A with the Gemm that multiplies it)"
+            ),
         }
     }
 }
 
 impl std::error::Error for GemmError {}
+
+/// A matrix A packed by [`Gemm::pack_sparse_a`]: its rows in groups of the
+/// kernel's `NR`, each group without the steps of k at which all its rows
+/// are zero.
+pub struct SparseA {
+    isa: Isa,
+    panels: loops::SparsePanels,
+}
+
+impl SparseA {
+    /// Returns the number of rows of the packed A.
+    pub fn rows(&self) -> usize {
+        self.panels.n
+    }
+
+    /// Returns the number of columns of the packed A.
+    pub fn cols(&self) -> usize {
+        self.panels.k
+    }
+
+    /// Returns the kernel A was packed for.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Returns the fraction of steps of k that the packing dropped, over
+    /// all groups of rows: the share of multiply-adds a product skips.
+    pub fn skipped_fraction(&self) -> f64 {
+        let groups = self.rows().div_ceil(self.panels.nr);
+        let steps = (groups * self.cols()) as f64;
+        if steps == 0.0 {
+            return 0.0;
+        }
+        let kept: u64 = self.panels.counts.iter().map(|&c| u64::from(c)).sum();
+        1.0 - kept as f64 / steps
+    }
+}
+
+impl std::fmt::Debug for SparseA {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SparseA")
+            .field("isa", &self.isa)
+            .field("rows", &self.rows())
+            .field("cols", &self.cols())
+            .finish_non_exhaustive()
+    }
+}
 
 /// A GEMM configuration: which kernel runs and whether blocks of C are
 /// spread over the rayon thread pool.
@@ -279,6 +344,66 @@ impl Gemm {
             self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
             alpha,
             a,
+            b,
+            beta,
+            c.rb(),
+            epilogue,
+        );
+        Ok(())
+    }
+
+    /// Packs A once for repeated [`Gemm::run_packed_sparse_a`] products,
+    /// which then skip A's zeros as [`Gemm::run_sparse_a`] does without
+    /// packing A again. The packed copy takes about as much memory as A.
+    pub fn pack_sparse_a(&self, a: MatRef<'_>) -> SparseA {
+        let parallel = self.parallel && worth_threads(a.rows(), a.cols(), 64);
+        SparseA {
+            isa: self.isa,
+            panels: loops::pack_sparse_panels(kernel::spec(self.isa), parallel, &a.t()),
+        }
+    }
+
+    /// Computes `C <- alpha * A * B + beta * C`, then the epilogue, for an
+    /// A packed by [`Gemm::pack_sparse_a`]. The result is the one
+    /// [`Gemm::run_sparse_a`] gives for the A that was packed.
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError::Kernel`] if A was packed by a `Gemm` with another
+    /// kernel, and the errors of [`Gemm::run_with`].
+    pub fn run_packed_sparse_a(
+        &self,
+        alpha: f32,
+        a: &SparseA,
+        b: MatRef<'_>,
+        beta: f32,
+        mut c: MatMut<'_>,
+        epilogue: Epilogue<'_>,
+    ) -> Result<(), GemmError> {
+        const OP: &str = "gemm_packed_sparse_a";
+        if a.isa != self.isa {
+            return Err(GemmError::Kernel {
+                op: OP,
+                packed: a.isa,
+                running: self.isa,
+            });
+        }
+        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
+            return Err(GemmError::Shape {
+                op: OP,
+                a: (a.rows(), a.cols()),
+                b: (b.rows(), b.cols()),
+                c: (c.rows(), c.cols()),
+            });
+        }
+        if let Some(bias) = epilogue.bias {
+            check_len(OP, "bias", c.cols(), bias.len())?;
+        }
+        loops::gemm_packed_sparse_a(
+            kernel::spec(self.isa),
+            self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
+            alpha,
+            &a.panels,
             b,
             beta,
             c.rb(),
