@@ -361,7 +361,8 @@ fn packed_sparse_equals_dense_bits() {
 }
 
 /// The skipped fraction counts the dropped steps: A zero in every row at
-/// half its columns skips at least half, and a dense A skips nothing.
+/// half its columns skips half, an A of zeros skips all, and a dense A
+/// skips nothing.
 #[test]
 fn packed_sparse_skipped_fraction() {
     let (m, k) = (100, 64);

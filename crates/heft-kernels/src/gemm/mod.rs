@@ -313,7 +313,7 @@ impl Gemm {
     ///
     /// With finite B the result is bitwise equal to [`Gemm::run_with`]'s:
     /// a skipped product is a zero, and adding a zero never changes a sum
-    /// that starts at +0. Where B holds NaN or infinity, its products with
+    /// that starts at +0. Where B contains NaN or infinity, its products with
     /// skipped zeros of A are not formed, so C may be finite where
     /// [`Gemm::run_with`] gives NaN.
     ///
