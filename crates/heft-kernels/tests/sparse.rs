@@ -425,3 +425,70 @@ fn packed_sparse_errors() {
         .unwrap_err();
     assert!(err.to_string().contains("A is 2x3, B is 4x3"), "{err}");
 }
+
+/// The fused argmax count skips the features at which a chunk of samples
+/// is all zero (on AVX2) and still equals "multiply with bias, then argmax
+/// each group", with rounding ties from small integers, one pass over k
+/// and two, and A row-major and column-major.
+#[test]
+fn fused_argmax_sparse_features_match() {
+    let mut rng = Rng::new(9);
+    for gemm in kernels() {
+        for &(m, k) in &[(1000, 128), (37, 5), (70, 300), (8, 40)] {
+            for group in [3, 10, 14] {
+                let candidates = 6;
+                let n = candidates * group;
+                let mut a = sparse_a(&mut rng, m, k);
+                for x in a.iter_mut().filter(|x| **x != 0.0) {
+                    *x = rng.small_int();
+                }
+                let b: Vec<f32> = (0..k * n).map(|_| rng.small_int() * 0.25).collect();
+                let bias: Vec<f32> = (0..n).map(|_| rng.small_int()).collect();
+                let labels: Vec<u32> = (0..m).map(|_| rng.below(group as u64) as u32).collect();
+
+                let mut logits = vec![0.0f32; m * n];
+                gemm.run_with(
+                    1.0,
+                    MatRef::row_major(&a, m, k).unwrap(),
+                    MatRef::row_major(&b, k, n).unwrap(),
+                    0.0,
+                    MatMut::row_major(&mut logits, m, n).unwrap(),
+                    Epilogue {
+                        bias: Some(&bias),
+                        relu: false,
+                    },
+                )
+                .unwrap();
+                let mut expected = vec![0u64; candidates];
+                for (row, &label) in logits.chunks_exact(n).zip(&labels) {
+                    for (p, count) in expected.iter_mut().enumerate() {
+                        let scores = &row[p * group..(p + 1) * group];
+                        if heft_kernels::gemm::argmax_group(scores) == Some(label as usize) {
+                            *count += 1;
+                        }
+                    }
+                }
+
+                for a_t in [false, true] {
+                    let a_data = stored(&a, m, k, a_t);
+                    let mut counts = vec![0u64; candidates];
+                    gemm.argmax_count(
+                        view(&a_data, m, k, a_t),
+                        MatRef::row_major(&b, k, n).unwrap(),
+                        Some(&bias),
+                        group,
+                        &labels,
+                        &mut counts,
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        counts,
+                        expected,
+                        "{} {m}x{k} group {group} A transposed {a_t}",
+                        gemm.isa()
+                    );
+                }
+            }
+        }
+    }
+}

@@ -3,6 +3,7 @@
 use crate::ce::{CrossEntropySum, CE_BLOCK_ROWS};
 use crate::interval::{decided_by_bounds, Affine, IntervalMatrix, Intervals, SearchBox};
 use crate::prune::{decide_rows, Pruning};
+use crate::zeros::grouped_by_zeros;
 use crate::TuneError;
 use heft_kernels::gemm::{argmax_group, Epilogue, Gemm, MatMut, MatRef};
 use heft_search::Objective;
@@ -212,8 +213,18 @@ impl HeadScorer {
             }
         }
 
+        // The counts do not depend on the order of the rows, so the open
+        // rows go in the order that lets the fused count skip the most
+        // zero features.
+        let gemm = Gemm::new();
+        let zero_rows = gemm.argmax_zero_rows(classes);
+        let (open_features, open_labels) = if zero_rows > 1 {
+            grouped_by_zeros(&open_features, inputs, &open_labels, zero_rows)
+        } else {
+            (open_features, open_labels)
+        };
         Ok(HeadScorer {
-            gemm: Gemm::new(),
+            gemm,
             inputs,
             classes,
             rows,

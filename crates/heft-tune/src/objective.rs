@@ -9,7 +9,7 @@ use crate::prune::{decide_rows, MlpBounds, Pruning, SequenceBounds, SequenceRadi
 use crate::recurrent::{
     score_candidate, CacheLimits, InputCache, PackedTokens, Scratch, TokenRows, Weights,
 };
-use crate::zeros::group_rows_by_zeros;
+use crate::zeros::grouped_by_zeros;
 use crate::{HeadScorer, TuneError};
 use heft_kernels::gemm::{Epilogue, Gemm, MatMut, MatRef, SparseA};
 use heft_nn::{Linear, Mlp, SequenceClassifier};
@@ -607,27 +607,10 @@ impl PrunedRows {
     }
 }
 
-/// Returns the rows of `input` (`cols` values each) and their labels in
-/// the order [`group_rows_by_zeros`] picks for groups of `group` rows.
-fn grouped_by_zeros(
-    input: &[f32],
-    cols: usize,
-    labels: &[u32],
-    group: usize,
-) -> (Vec<f32>, Vec<u32>) {
-    let order = group_rows_by_zeros(input, cols, group);
-    let rows = order
-        .iter()
-        .flat_map(|&row| &input[row * cols..(row + 1) * cols])
-        .copied()
-        .collect();
-    (rows, order.iter().map(|&row| labels[row]).collect())
-}
-
 impl LayerPath {
     /// With [`Fitness::Error`], whose count does not depend on the order of
     /// the rows, the rows are reordered so that the sparse GEMM skips more
-    /// of the tuned layer's zero inputs (see [`group_rows_by_zeros`]).
+    /// of the tuned layer's zero inputs (see [`grouped_by_zeros`]).
     fn new(
         mlp: &Mlp,
         layer: usize,

@@ -85,6 +85,23 @@ pub(crate) fn group_rows_by_zeros(input: &[f32], cols: usize, group: usize) -> V
     order
 }
 
+/// Returns the rows of `input` (`cols` values each) and their labels in
+/// the order [`group_rows_by_zeros`] picks for groups of `group` rows.
+pub(crate) fn grouped_by_zeros(
+    input: &[f32],
+    cols: usize,
+    labels: &[u32],
+    group: usize,
+) -> (Vec<f32>, Vec<u32>) {
+    let order = group_rows_by_zeros(input, cols, group);
+    let rows = order
+        .iter()
+        .flat_map(|&row| &input[row * cols..(row + 1) * cols])
+        .copied()
+        .collect();
+    (rows, order.iter().map(|&row| labels[row]).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -138,91 +138,189 @@ const AVX2_LANES: usize = 8;
 /// contract.
 #[target_feature(enable = "avx2,fma")]
 pub(crate) unsafe fn count_hits_avx2<const G: usize, const V: usize>(args: &ClassArgs) -> u32 {
-    let ClassArgs {
-        k,
-        kc,
-        weights,
-        panel,
-        bias,
-        labels,
-        valid,
-    } = *args;
-    let zero = _mm256_setzero_ps();
     let mut hits = 0u32;
     for chunk in 0..32 / (AVX2_LANES * V) {
         let first_sample = chunk * AVX2_LANES * V;
-        if first_sample >= valid {
+        if first_sample >= args.valid {
             break;
         }
-        // SAFETY: the chunk's samples lie inside the panel's 32 columns.
-        let columns = unsafe { panel.add(first_sample) };
-        let mut z = [[zero; V]; G];
-        let mut start = 0;
-        while start < k {
-            let steps = kc.min(k - start);
-            let mut acc = [[zero; V]; G];
-            for p in start..start + steps {
-                let mut b = [zero; V];
-                for (v, lanes) in b.iter_mut().enumerate() {
-                    // SAFETY: step p < k of the panel has 32 floats and
-                    // this chunk's columns end at or before the 32nd.
-                    *lanes = unsafe { _mm256_loadu_ps(columns.add(p * 32 + v * AVX2_LANES)) };
-                }
-                for (c, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: p < k and c < G index the k * G weights
-                    // (contract).
-                    let w = _mm256_set1_ps(unsafe { *weights.add(p * G + c) });
-                    for v in 0..V {
-                        row[v] = _mm256_fmadd_ps(w, b[v], row[v]);
-                    }
-                }
-            }
-            for c in 0..G {
-                for v in 0..V {
-                    z[c][v] = if start == 0 {
-                        acc[c][v]
-                    } else {
-                        _mm256_add_ps(z[c][v], acc[c][v])
-                    };
-                }
-            }
-            start += steps;
+        // SAFETY: the chunk's samples lie inside the panel's 32 columns, and
+        // the caller's contract covers the rest.
+        unsafe {
+            let columns = args.panel.add(first_sample);
+            let z = chunk_logits_avx2::<G, V, false>(args, columns, 32, std::ptr::null(), args.k);
+            hits += chunk_hits_avx2::<G, V>(z, args, first_sample);
         }
-        if !bias.is_null() {
-            for (c, row) in z.iter_mut().enumerate() {
-                // SAFETY: a non-null bias has G floats (contract).
-                let b = _mm256_set1_ps(unsafe { *bias.add(c) });
-                for lanes in row.iter_mut() {
-                    *lanes = _mm256_add_ps(*lanes, b);
-                }
-            }
-        }
+    }
+    hits
+}
 
-        for v in 0..V {
-            let mut best = z[0][v];
-            let mut best_index = _mm256_setzero_ps();
-            let mut seen_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
-            for (c, row) in z.iter().enumerate().skip(1) {
-                let x = row[v];
-                let is_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
-                let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(x, best);
-                let take = _mm256_andnot_ps(seen_nan, _mm256_or_ps(is_nan, greater));
-                best = _mm256_blendv_ps(best, x, take);
-                // The class index travels as an i32 bit pattern in a float
-                // vector, which the blend copies without interpreting.
-                let index = _mm256_castsi256_ps(_mm256_set1_epi32(c as i32));
-                best_index = _mm256_blendv_ps(best_index, index, take);
-                seen_nan = _mm256_or_ps(seen_nan, is_nan);
-            }
-            let sample = first_sample + v * AVX2_LANES;
-            // SAFETY: `labels` has 32 i32 (contract) and `sample + 8 <= 32`.
-            let label = unsafe { _mm256_loadu_si256(labels.add(sample) as *const __m256i) };
-            let equal = _mm256_cmpeq_epi32(_mm256_castps_si256(best_index), label);
-            let lanes = valid.saturating_sub(sample).min(AVX2_LANES);
-            let in_range = (1u32 << lanes) - 1;
-            let mask = _mm256_movemask_ps(_mm256_castsi256_ps(equal)) as u32;
-            hits += (mask & in_range).count_ones();
+/// One chunk of `V` vectors of 8 samples of a panel, without the steps of
+/// k at which all its samples are zero, for [`count_hits_avx2_sparse`].
+#[derive(Clone, Copy)]
+pub(crate) struct SparseChunk {
+    /// `count * 8 * V` floats: the kept steps' features, step after step.
+    pub panel: *const f32,
+    /// `count` increasing step numbers, below the `k` of the call.
+    pub steps: *const u32,
+    /// Steps kept.
+    pub count: usize,
+}
+
+/// Returns what [`count_hits_avx2`] returns for the panel the chunks were
+/// cut from, running only the steps each chunk kept. A skipped step would
+/// add a product with zero features, and adding a zero never changes a
+/// sum that starts at +0, so the counts are equal when the weights are
+/// finite.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available, `args` satisfies the [`ClassArgs`]
+/// contract except for `panel`, which is unused, and `chunks` has one
+/// [`SparseChunk`] per chunk of `8 * V` samples that starts before `valid`.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn count_hits_avx2_sparse<const G: usize, const V: usize>(
+    args: &ClassArgs,
+    chunks: &[SparseChunk],
+) -> u32 {
+    let mut hits = 0u32;
+    for (index, chunk) in chunks.iter().enumerate() {
+        let first_sample = index * AVX2_LANES * V;
+        if first_sample >= args.valid {
+            break;
         }
+        // SAFETY: step t < count of the chunk names a step below k and has
+        // 8 * V floats (SparseChunk contract); the rest is the caller's.
+        unsafe {
+            let z = chunk_logits_avx2::<G, V, true>(
+                args,
+                chunk.panel,
+                AVX2_LANES * V,
+                chunk.steps,
+                chunk.count,
+            );
+            hits += chunk_hits_avx2::<G, V>(z, args, first_sample);
+        }
+    }
+    hits
+}
+
+/// Returns the `G x V` logit vectors of one chunk without bias. Step `t`
+/// of the chain reads `8 * V` features at `features + t * stride`, and is
+/// step `t` of k (dense) or step `steps[t]` (`SPARSE`, `count` increasing
+/// steps). The chains restart every `kc` of k in both cases, as in the
+/// GEMM.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available, the weights satisfy the [`ClassArgs`]
+/// contract, and the features of all `k` steps (dense) or of the `count`
+/// listed steps exist.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn chunk_logits_avx2<const G: usize, const V: usize, const SPARSE: bool>(
+    args: &ClassArgs,
+    features: *const f32,
+    stride: usize,
+    steps: *const u32,
+    count: usize,
+) -> [[__m256; V]; G] {
+    let zero = _mm256_setzero_ps();
+    let mut z = [[zero; V]; G];
+    let mut t = 0;
+    let mut start = 0;
+    while start < args.k {
+        let end = start + args.kc.min(args.k - start);
+        let mut acc = [[zero; V]; G];
+        while t < count {
+            let p = if SPARSE {
+                // SAFETY: the sparse list has `count` entries (caller
+                // contract) and t < count.
+                unsafe { *steps.add(t) as usize }
+            } else {
+                t
+            };
+            if p >= end {
+                break;
+            }
+            let mut b = [zero; V];
+            for (v, lanes) in b.iter_mut().enumerate() {
+                // SAFETY: the step's 8 * V features exist (caller contract).
+                *lanes = unsafe { _mm256_loadu_ps(features.add(t * stride + v * AVX2_LANES)) };
+            }
+            t += 1;
+            for (c, row) in acc.iter_mut().enumerate() {
+                // SAFETY: p < k and c < G index the k * G weights
+                // (contract).
+                let w = _mm256_set1_ps(unsafe { *args.weights.add(p * G + c) });
+                for v in 0..V {
+                    row[v] = _mm256_fmadd_ps(w, b[v], row[v]);
+                }
+            }
+        }
+        for c in 0..G {
+            for v in 0..V {
+                z[c][v] = if start == 0 {
+                    acc[c][v]
+                } else {
+                    _mm256_add_ps(z[c][v], acc[c][v])
+                };
+            }
+        }
+        start = end;
+    }
+    z
+}
+
+/// Adds the bias to the logits of the chunk starting at sample
+/// `first_sample` and returns how many of its valid samples have their
+/// label as argmax (ties to the lowest class, the first NaN wins).
+///
+/// # Safety
+///
+/// AVX2 is available and `args.bias` and `args.labels` satisfy the
+/// [`ClassArgs`] contract.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn chunk_hits_avx2<const G: usize, const V: usize>(
+    mut z: [[__m256; V]; G],
+    args: &ClassArgs,
+    first_sample: usize,
+) -> u32 {
+    if !args.bias.is_null() {
+        for (c, row) in z.iter_mut().enumerate() {
+            // SAFETY: a non-null bias has G floats (contract).
+            let b = _mm256_set1_ps(unsafe { *args.bias.add(c) });
+            for lanes in row.iter_mut() {
+                *lanes = _mm256_add_ps(*lanes, b);
+            }
+        }
+    }
+    let mut hits = 0;
+    for v in 0..V {
+        let mut best = z[0][v];
+        let mut best_index = _mm256_setzero_ps();
+        let mut seen_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(best, best);
+        for (c, row) in z.iter().enumerate().skip(1) {
+            let x = row[v];
+            let is_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
+            let greater = _mm256_cmp_ps::<_CMP_GT_OQ>(x, best);
+            let take = _mm256_andnot_ps(seen_nan, _mm256_or_ps(is_nan, greater));
+            best = _mm256_blendv_ps(best, x, take);
+            // The class index travels as an i32 bit pattern in a float
+            // vector, which the blend copies without interpreting.
+            let index = _mm256_castsi256_ps(_mm256_set1_epi32(c as i32));
+            best_index = _mm256_blendv_ps(best_index, index, take);
+            seen_nan = _mm256_or_ps(seen_nan, is_nan);
+        }
+        let sample = first_sample + v * AVX2_LANES;
+        // SAFETY: `labels` has 32 i32 (contract) and `sample + 8 <= 32`.
+        let label = unsafe { _mm256_loadu_si256(args.labels.add(sample) as *const __m256i) };
+        let equal = _mm256_cmpeq_epi32(_mm256_castps_si256(best_index), label);
+        let lanes = args.valid.saturating_sub(sample).min(AVX2_LANES);
+        let in_range = (1u32 << lanes) - 1;
+        let mask = _mm256_movemask_ps(_mm256_castsi256_ps(equal)) as u32;
+        hits += (mask & in_range).count_ones();
     }
     hits
 }
@@ -244,6 +342,37 @@ pub(crate) fn kernel_for(isa: Isa, classes: usize) -> Option<CountFn> {
         Isa::Avx2Fma => avx2_kernel_for(classes),
         Isa::Portable => None,
     }
+}
+
+/// A monomorphised [`count_hits_avx2_sparse`] for one class count.
+pub(crate) type SparseCountFn = unsafe fn(&ClassArgs, &[SparseChunk]) -> u32;
+
+/// Returns the sparse kernel of `isa` for `classes` and the samples of one
+/// of its chunks, or `None` where there is none: AVX2 for the classes
+/// [`kernel_for`] takes. AVX-512 and the portable kernel have no sparse
+/// variant.
+pub(crate) fn sparse_kernel_for(isa: Isa, classes: usize) -> Option<(SparseCountFn, usize)> {
+    if isa != Isa::Avx2Fma {
+        return None;
+    }
+    let f: SparseCountFn = match classes {
+        2 => count_hits_avx2_sparse::<2, 2>,
+        3 => count_hits_avx2_sparse::<3, 2>,
+        4 => count_hits_avx2_sparse::<4, 2>,
+        5 => count_hits_avx2_sparse::<5, 2>,
+        6 => count_hits_avx2_sparse::<6, 2>,
+        7 => count_hits_avx2_sparse::<7, 1>,
+        8 => count_hits_avx2_sparse::<8, 1>,
+        9 => count_hits_avx2_sparse::<9, 1>,
+        10 => count_hits_avx2_sparse::<10, 1>,
+        11 => count_hits_avx2_sparse::<11, 1>,
+        12 => count_hits_avx2_sparse::<12, 1>,
+        13 => count_hits_avx2_sparse::<13, 1>,
+        14 => count_hits_avx2_sparse::<14, 1>,
+        _ => return None,
+    };
+    let vectors = if classes <= 6 { 2 } else { 1 };
+    Some((f, vectors * AVX2_LANES))
 }
 
 fn avx2_kernel_for(classes: usize) -> Option<CountFn> {

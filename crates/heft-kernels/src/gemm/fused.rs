@@ -74,6 +74,7 @@ pub(crate) fn argmax_count(
     if n / group >= CLASS_MAJOR_MIN_CANDIDATES || (a.row_stride() == 1 && k > 1 && m > 1) {
         if let Some(kernel) = crate::arch::class_major::kernel_for(isa, group) {
             class_major(
+                isa,
                 kernel,
                 spec.blocking.kc_for(k),
                 parallel,
@@ -221,9 +222,36 @@ fn with_logits<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     loops::with_scratch(&LOGITS, len, f)
 }
 
+/// Copies the steps of columns `first..first + width` of a packed panel
+/// (`k` steps of [`PANEL_SAMPLES`] floats) at which some value is nonzero
+/// (NaN counts as nonzero) to `dst`, `width` floats per step, and their
+/// step numbers to `steps`. Returns the number of steps kept.
+#[cfg(target_arch = "x86_64")]
+fn compact_chunk(
+    panel: &[f32],
+    k: usize,
+    first: usize,
+    width: usize,
+    dst: &mut [f32],
+    steps: &mut [u32],
+) -> usize {
+    let mut kept = 0;
+    for p in 0..k {
+        let values = &panel[p * PANEL_SAMPLES + first..][..width];
+        if values.iter().any(|&x| x != 0.0) {
+            dst[kept * width..][..width].copy_from_slice(values);
+            // k is a GEMM depth here, far below u32::MAX.
+            steps[kept] = p as u32;
+            kept += 1;
+        }
+    }
+    kept
+}
+
 #[cfg(target_arch = "x86_64")]
 thread_local! {
     static PANEL: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+    static SPARSE_PANEL: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
     static CLASS_WEIGHTS: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
 }
 
@@ -236,6 +264,11 @@ const CLASS_MAJOR_MIN_CANDIDATES: usize = 4;
 #[cfg(target_arch = "x86_64")]
 const PANEL_SAMPLES: usize = 32;
 
+/// Maximum number of chunks a panel is cut into for the sparse kernel:
+/// chunks of one AVX2 vector of 8 samples.
+#[cfg(target_arch = "x86_64")]
+const MAX_CHUNKS: usize = PANEL_SAMPLES / 8;
+
 /// Counts hits with a class-major kernel: panels of 32 samples are packed
 /// once and scored against every candidate while they sit in L1, and
 /// candidates' weights stream from L2. `kc` must be the KC of the same
@@ -243,6 +276,7 @@ const PANEL_SAMPLES: usize = 32;
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 fn class_major(
+    isa: crate::dispatch::Isa,
     kernel: crate::arch::class_major::CountFn,
     kc: usize,
     parallel: bool,
@@ -253,7 +287,7 @@ fn class_major(
     labels: &[u32],
     counts: &mut [u64],
 ) {
-    use crate::arch::class_major::ClassArgs;
+    use crate::arch::class_major::{sparse_kernel_for, ClassArgs, SparseChunk};
 
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let candidates = n / group;
@@ -272,47 +306,100 @@ fn class_major(
             }
         }
         let weights: &[f32] = weights;
+        // With finite weights, skipping the steps at which a chunk's
+        // samples are all zero leaves every count unchanged (see
+        // `count_hits_avx2_sparse`); NaN or infinity takes the dense kernel.
+        let sparse = sparse_kernel_for(isa, group)
+            .filter(|_| k > 0 && weights.iter().all(|w| w.is_finite()));
 
         let score_panels = |range: std::ops::Range<usize>, local: &mut [u64]| {
+            // Scratch for the panel cut into the sparse kernel's chunks.
+            let sparse_len = if sparse.is_some() {
+                k * PANEL_SAMPLES
+            } else {
+                0
+            };
+            let mut steps = vec![0u32; sparse_len];
             loops::with_scratch(&PANEL, k.max(1) * PANEL_SAMPLES, |panel| {
-                let mut panel_labels = [0i32; PANEL_SAMPLES];
-                for index in range {
-                    let i0 = index * PANEL_SAMPLES;
-                    let valid = PANEL_SAMPLES.min(m - i0);
-                    if k > 0 {
-                        super::pack::pack_b_panel(
-                            &samples_t,
-                            0,
-                            k,
-                            i0,
-                            valid,
-                            PANEL_SAMPLES,
-                            panel,
-                        );
-                    }
-                    panel_labels.fill(0);
-                    for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
-                        *dst = label as i32;
-                    }
-                    for (p, hits) in local.iter_mut().enumerate() {
-                        let args = ClassArgs {
-                            k,
-                            kc,
-                            weights: weights[p * weights_per_candidate..].as_ptr(),
-                            panel: panel.as_ptr(),
-                            bias: bias.map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
-                            labels: panel_labels.as_ptr(),
-                            valid,
+                loops::with_scratch(&SPARSE_PANEL, sparse_len, |chunk_panel| {
+                    let mut panel_labels = [0i32; PANEL_SAMPLES];
+                    for index in range {
+                        let i0 = index * PANEL_SAMPLES;
+                        let valid = PANEL_SAMPLES.min(m - i0);
+                        if k > 0 {
+                            super::pack::pack_b_panel(
+                                &samples_t,
+                                0,
+                                k,
+                                i0,
+                                valid,
+                                PANEL_SAMPLES,
+                                panel,
+                            );
+                        }
+                        panel_labels.fill(0);
+                        for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
+                            *dst = label as i32;
+                        }
+                        // The panel cut into chunks of the sparse kernel, each
+                        // without its all-zero steps.
+                        let mut chunks = [SparseChunk {
+                            panel: std::ptr::null(),
+                            steps: std::ptr::null(),
+                            count: 0,
+                        }; MAX_CHUNKS];
+                        let chunk_count = match sparse {
+                            Some((_, width)) => {
+                                let count = PANEL_SAMPLES / width;
+                                let pieces = chunk_panel
+                                    .chunks_exact_mut(k * width)
+                                    .zip(steps.chunks_exact_mut(k.max(1)));
+                                for ((c, (dst, kept_steps)), chunk) in
+                                    pieces.enumerate().take(count).zip(chunks.iter_mut())
+                                {
+                                    let kept =
+                                        compact_chunk(panel, k, c * width, width, dst, kept_steps);
+                                    *chunk = SparseChunk {
+                                        panel: dst.as_ptr(),
+                                        steps: kept_steps.as_ptr(),
+                                        count: kept,
+                                    };
+                                }
+                                count
+                            }
+                            None => 0,
                         };
-                        // SAFETY: `kernel_for` returns a kernel only for the
-                        // ISA of this `Gemm`, whose constructor checked that
-                        // the CPU has it. `weights` contains k * group floats
-                        // from p * k * group on, and the panel k * 32 floats.
-                        // A bias slice has n floats, so group remain from
-                        // p * group. The labels array has 32 values.
-                        *hits += u64::from(unsafe { kernel(&args) });
+                        for (p, hits) in local.iter_mut().enumerate() {
+                            let args = ClassArgs {
+                                k,
+                                kc,
+                                weights: weights[p * weights_per_candidate..].as_ptr(),
+                                panel: panel.as_ptr(),
+                                bias: bias
+                                    .map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
+                                labels: panel_labels.as_ptr(),
+                                valid,
+                            };
+                            *hits += u64::from(match sparse {
+                                // SAFETY: as for the dense kernel below, and
+                                // each chunk points at its `kept * width`
+                                // features and steps, which live until the
+                                // end of this panel.
+                                Some((sparse_kernel, _)) => unsafe {
+                                    sparse_kernel(&args, &chunks[..chunk_count])
+                                },
+                                // SAFETY: `kernel_for` returns a kernel only
+                                // for the ISA of this `Gemm`, whose constructor
+                                // checked that the CPU has it. `weights`
+                                // contains k * group floats from p * k * group
+                                // on, and the panel k * 32 floats. A bias slice
+                                // has n floats, so group remain from p * group.
+                                // The labels array has 32 values.
+                                None => unsafe { kernel(&args) },
+                            });
+                        }
                     }
-                }
+                });
             });
         };
 

@@ -412,6 +412,21 @@ impl Gemm {
         Ok(())
     }
 
+    /// Returns the number of consecutive rows of A over which
+    /// [`Gemm::argmax_count`] skips zero features together for groups of
+    /// `group` columns: a step of k is skipped for such a run of rows when
+    /// all of them are zero there. Returns 1 where the kernel skips none.
+    /// Ordering A's rows so that runs share their zero columns makes the
+    /// count faster and leaves it unchanged.
+    pub fn argmax_zero_rows(&self, group: usize) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        if let Some((_, rows)) = crate::arch::class_major::sparse_kernel_for(self.isa, group) {
+            return rows;
+        }
+        let _ = group;
+        1
+    }
+
     /// Counts, for each group of `group` consecutive columns of
     /// `A * B + bias`, the rows whose argmax within the group equals the
     /// row's label, without storing the product.
