@@ -487,8 +487,103 @@ fn fused_argmax_sparse_features_match() {
                         "{} {m}x{k} group {group} A transposed {a_t}",
                         gemm.isa()
                     );
+
+                    let packed = gemm.pack_argmax_a(view(&a_data, m, k, a_t), group).unwrap();
+                    for call in 0..2 {
+                        let mut counts = vec![0u64; candidates];
+                        gemm.argmax_count_packed(
+                            &packed,
+                            MatRef::row_major(&b, k, n).unwrap(),
+                            Some(&bias),
+                            &labels,
+                            &mut counts,
+                        )
+                        .unwrap();
+                        assert_eq!(
+                            counts,
+                            expected,
+                            "{} {m}x{k} group {group} A transposed {a_t} packed, call {call}",
+                            gemm.isa()
+                        );
+                    }
                 }
             }
         }
     }
+}
+
+/// The packed count equals the count on A itself with a NaN weight (the
+/// dense kernel then runs on the packed panels), with fewer candidates
+/// than the class-major kernel takes, and for a group no class-major
+/// kernel takes; a wrong kernel or group size is an error.
+#[test]
+fn packed_argmax_other_paths() {
+    let mut rng = Rng::new(10);
+    let (m, k) = (300, 50);
+    let a = sparse_a(&mut rng, m, k);
+    for gemm in kernels() {
+        for (group, candidates) in [(10, 6), (10, 2), (20, 5)] {
+            let n = group * candidates;
+            let mut b: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+            b[3 * n + 1] = f32::NAN;
+            let labels: Vec<u32> = (0..m).map(|_| rng.below(group as u64) as u32).collect();
+            let count = |packed: bool| {
+                let mut counts = vec![0u64; candidates];
+                let (a_view, b_view) = (
+                    MatRef::row_major(&a, m, k).unwrap(),
+                    MatRef::row_major(&b, k, n).unwrap(),
+                );
+                if packed {
+                    let a_packed = gemm.pack_argmax_a(a_view, group).unwrap();
+                    assert_eq!(
+                        (a_packed.rows(), a_packed.cols(), a_packed.group()),
+                        (m, k, group)
+                    );
+                    gemm.argmax_count_packed(&a_packed, b_view, None, &labels, &mut counts)
+                } else {
+                    gemm.argmax_count(a_view, b_view, None, group, &labels, &mut counts)
+                }
+                .unwrap();
+                counts
+            };
+            assert_eq!(count(true), count(false), "{} group {group}", gemm.isa());
+        }
+    }
+
+    let gemms = kernels();
+    let a_view = MatRef::row_major(&a, m, k).unwrap();
+    assert!(matches!(
+        gemms[0].pack_argmax_a(a_view, 0),
+        Err(GemmError::Group { group: 0, .. })
+    ));
+    let packed = gemms[0].pack_argmax_a(a_view, 10).unwrap();
+    let b = vec![0.5f32; k * 40];
+    let labels = vec![0u32; m];
+    let mut counts = vec![0u64; 4];
+    for gemm in &gemms[1..] {
+        let err = gemm
+            .argmax_count_packed(
+                &packed,
+                MatRef::row_major(&b, k, 40).unwrap(),
+                None,
+                &labels,
+                &mut counts,
+            )
+            .unwrap_err();
+        assert!(matches!(err, GemmError::Kernel { .. }), "{err}");
+    }
+    let err = gemms[0]
+        .argmax_count_packed(
+            &packed,
+            MatRef::row_major(&b, k, 40).unwrap(),
+            None,
+            &labels[1..],
+            &mut counts,
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("labels has 299 elements, expected 300"),
+        "{err}"
+    );
 }

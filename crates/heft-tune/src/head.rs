@@ -5,7 +5,7 @@ use crate::interval::{decided_by_bounds, Affine, IntervalMatrix, Intervals, Sear
 use crate::prune::{decide_rows, Pruning};
 use crate::zeros::grouped_by_zeros;
 use crate::TuneError;
-use heft_kernels::gemm::{argmax_group, Epilogue, Gemm, MatMut, MatRef};
+use heft_kernels::gemm::{argmax_group, ArgmaxA, Epilogue, Gemm, MatMut, MatRef};
 use heft_search::Objective;
 
 /// Counters describing a [`HeadScorer`].
@@ -54,8 +54,9 @@ pub struct HeadScorer {
     rows: usize,
     features: Vec<f32>,
     labels: Vec<u32>,
-    /// Features and labels of the rows pruning could not fix.
-    open_features: Vec<f32>,
+    /// Features of the rows pruning could not fix, packed once for the
+    /// fused count, and their labels.
+    open_features: ArgmaxA,
     open_labels: Vec<u32>,
     bias: Vec<f32>,
     /// Whether each candidate ends with its own bias.
@@ -223,6 +224,11 @@ impl HeadScorer {
         } else {
             (open_features, open_labels)
         };
+        let open_view =
+            MatRef::row_major(&open_features, open_labels.len(), inputs).map_err(layout_error)?;
+        let open_features = gemm
+            .pack_argmax_a(open_view, classes)
+            .map_err(|e| scoring_error(&e))?;
         Ok(HeadScorer {
             gemm,
             inputs,
@@ -289,40 +295,37 @@ impl HeadScorer {
         let candidates = population.len() / dim;
         self.counts.resize(candidates, 0);
         self.stack(population);
-        let (features, labels, fixed_correct) = if self.pruning.admits(population) {
-            (
-                &self.open_features,
-                &self.open_labels,
-                self.pruning.fixed_correct(),
-            )
+        let admitted = self.pruning.admits(population);
+        let fixed_correct = if admitted {
+            self.pruning.fixed_correct()
         } else {
-            (&self.features, &self.labels, 0)
+            0
         };
-        let open_rows = labels.len();
         if candidates > 0 {
             let weights = if self.bias_candidate {
                 &self.weights_stacked
             } else {
                 population
             };
-            let a = MatRef::row_major(features, open_rows, self.inputs).map_err(layout_error)?;
             let b = MatRef::row_major(weights, candidates * self.classes, self.inputs)
                 .map_err(layout_error)?
                 .t();
-            self.gemm
-                .argmax_count(
-                    a,
+            let bias = Some(&self.bias_tiled[..]);
+            if admitted {
+                self.gemm.argmax_count_packed(
+                    &self.open_features,
                     b,
-                    Some(&self.bias_tiled),
-                    self.classes,
-                    labels,
+                    bias,
+                    &self.open_labels,
                     &mut self.counts,
                 )
-                .map_err(|e| TuneError::Shape {
-                    what: "population scoring",
-                    expected: "consistent shapes".into(),
-                    actual: e.to_string(),
-                })?;
+            } else {
+                let a = MatRef::row_major(&self.features, self.rows, self.inputs)
+                    .map_err(layout_error)?;
+                self.gemm
+                    .argmax_count(a, b, bias, self.classes, &self.labels, &mut self.counts)
+            }
+            .map_err(|e| scoring_error(&e))?;
         }
         for count in &mut self.counts {
             *count += fixed_correct;
@@ -492,6 +495,16 @@ impl HeadScorer {
             .filter(|(row, &label)| argmax_group(row) == Some(label as usize))
             .count();
         Ok(correct as u64)
+    }
+}
+
+/// Returns the error for a GEMM call that rejected the scorer's own
+/// arguments, which their construction rules out.
+fn scoring_error(e: &heft_kernels::gemm::GemmError) -> TuneError {
+    TuneError::Shape {
+        what: "population scoring",
+        expected: "consistent shapes".into(),
+        actual: e.to_string(),
     }
 }
 

@@ -59,6 +59,7 @@ pub(crate) fn argmax_count(
     group: usize,
     labels: &[u32],
     counts: &mut [u64],
+    prepacked: Option<&ClassPanels>,
 ) {
     counts.fill(0);
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
@@ -84,10 +85,12 @@ pub(crate) fn argmax_count(
                 group,
                 labels,
                 counts,
+                prepacked,
             );
             return;
         }
     }
+    let _ = prepacked;
     let spec = match crate::gemm::kernel::narrow(isa) {
         Some(narrow) if n <= narrow.nr => narrow,
         _ => spec,
@@ -222,30 +225,144 @@ fn with_logits<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     loops::with_scratch(&LOGITS, len, f)
 }
 
-/// Copies the steps of columns `first..first + width` of a packed panel
-/// (`k` steps of [`PANEL_SAMPLES`] floats) at which some value is nonzero
-/// (NaN counts as nonzero) to `dst`, `width` floats per step, and their
-/// step numbers to `steps`. Returns the number of steps kept.
-#[cfg(target_arch = "x86_64")]
-fn compact_chunk(
-    panel: &[f32],
-    k: usize,
-    first: usize,
-    width: usize,
-    dst: &mut [f32],
-    steps: &mut [u32],
-) -> usize {
-    let mut kept = 0;
-    for p in 0..k {
-        let values = &panel[p * PANEL_SAMPLES + first..][..width];
-        if values.iter().any(|&x| x != 0.0) {
-            dst[kept * width..][..width].copy_from_slice(values);
-            // k is a GEMM depth here, far below u32::MAX.
-            steps[kept] = p as u32;
-            kept += 1;
+/// One panel of 32 samples for the class-major kernels: `raw` is
+/// `k x 32` (feature `p` of sample `i` at `p * 32 + i`). For the sparse
+/// kernel with chunks of `width` samples, chunk `c` has `counts[c]` kept
+/// steps, their features at `chunks[c * k * width..]` (`width` per step)
+/// and their step numbers at `steps[c * k..]`.
+pub(crate) struct PanelRef<'p> {
+    pub raw: &'p [f32],
+    pub chunks: &'p [f32],
+    pub steps: &'p [u32],
+    pub counts: &'p [u32],
+}
+
+/// The writable form of [`PanelRef`], for packing.
+struct PanelMut<'p> {
+    raw: &'p mut [f32],
+    chunks: &'p mut [f32],
+    steps: &'p mut [u32],
+    counts: &'p mut [u32],
+}
+
+impl<'p> PanelMut<'p> {
+    fn into_ref(self) -> PanelRef<'p> {
+        PanelRef {
+            raw: self.raw,
+            chunks: self.chunks,
+            steps: self.steps,
+            counts: self.counts,
         }
     }
-    kept
+}
+
+/// Packs samples `i0..i0 + valid` (columns of `samples_t`, `k x m`) into
+/// `out`, zero-filling the samples past `valid`, and with `width > 0` cuts
+/// the panel into chunks of `width` samples without their all-zero steps
+/// (NaN counts as nonzero).
+fn pack_class_panel(
+    samples_t: &MatRef<'_>,
+    i0: usize,
+    valid: usize,
+    width: usize,
+    out: &mut PanelMut<'_>,
+) {
+    let k = samples_t.rows();
+    if k == 0 {
+        return;
+    }
+    let raw = &mut out.raw[..k * PANEL_SAMPLES];
+    super::pack::pack_b_panel(samples_t, 0, k, i0, valid, PANEL_SAMPLES, raw);
+    if width == 0 {
+        return;
+    }
+    for c in 0..PANEL_SAMPLES / width {
+        let dst = &mut out.chunks[c * k * width..][..k * width];
+        let steps = &mut out.steps[c * k..][..k];
+        let mut kept = 0;
+        for p in 0..k {
+            let values = &raw[p * PANEL_SAMPLES + c * width..][..width];
+            if values.iter().any(|&x| x != 0.0) {
+                dst[kept * width..][..width].copy_from_slice(values);
+                // k is a GEMM depth here, far below u32::MAX.
+                steps[kept] = p as u32;
+                kept += 1;
+            }
+        }
+        out.counts[c] = kept as u32;
+    }
+}
+
+/// All panels of an A packed once for the class-major kernels, each laid
+/// out as [`PanelRef`] describes.
+pub(crate) struct ClassPanels {
+    k: usize,
+    raw: AlignedVec,
+    chunks: AlignedVec,
+    steps: Vec<u32>,
+    counts: Vec<u32>,
+}
+
+impl ClassPanels {
+    /// Packs `a` for `group` classes on `isa`, or returns `None` where no
+    /// class-major kernel takes that group.
+    pub(crate) fn new(isa: crate::dispatch::Isa, a: &MatRef<'_>, group: usize) -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        let width = {
+            use crate::arch::class_major::{kernel_for, sparse_kernel_for};
+            kernel_for(isa, group)?;
+            sparse_kernel_for(isa, group).map_or(0, |(_, width)| width)
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (isa, a, group);
+            return None;
+        }
+        let (m, k) = (a.rows(), a.cols());
+        if k == 0 {
+            return None;
+        }
+        let panels = m.div_ceil(PANEL_SAMPLES);
+        let panel_len = k * PANEL_SAMPLES;
+        let mut packed = ClassPanels {
+            k,
+            raw: AlignedVec::zeros(panels * panel_len),
+            chunks: AlignedVec::zeros(panels * panel_len),
+            steps: vec![0; panels * k * MAX_CHUNKS],
+            counts: vec![0; panels * MAX_CHUNKS],
+        };
+        let samples_t = a.t();
+        let pieces = packed
+            .raw
+            .as_mut_slice()
+            .chunks_exact_mut(panel_len)
+            .zip(packed.chunks.as_mut_slice().chunks_exact_mut(panel_len))
+            .zip(packed.steps.chunks_exact_mut(k * MAX_CHUNKS))
+            .zip(packed.counts.chunks_exact_mut(MAX_CHUNKS));
+        for (index, (((raw, chunks), steps), counts)) in pieces.enumerate() {
+            let i0 = index * PANEL_SAMPLES;
+            let mut out = PanelMut {
+                raw,
+                chunks,
+                steps,
+                counts,
+            };
+            pack_class_panel(&samples_t, i0, PANEL_SAMPLES.min(m - i0), width, &mut out);
+        }
+        Some(packed)
+    }
+
+    /// Returns panel `index`.
+    fn panel(&self, index: usize) -> PanelRef<'_> {
+        let panel_len = self.k * PANEL_SAMPLES;
+        let step_len = self.k * MAX_CHUNKS;
+        PanelRef {
+            raw: &self.raw.as_slice()[index * panel_len..][..panel_len],
+            chunks: &self.chunks.as_slice()[index * panel_len..][..panel_len],
+            steps: &self.steps[index * step_len..][..step_len],
+            counts: &self.counts[index * MAX_CHUNKS..][..MAX_CHUNKS],
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -261,12 +378,10 @@ const CLASS_MAJOR_MIN_CANDIDATES: usize = 4;
 
 /// Samples per panel of the class-major kernels: two AVX-512 vectors of 16,
 /// or four AVX2 vectors of 8.
-#[cfg(target_arch = "x86_64")]
 const PANEL_SAMPLES: usize = 32;
 
 /// Maximum number of chunks a panel is cut into for the sparse kernel:
 /// chunks of one AVX2 vector of 8 samples.
-#[cfg(target_arch = "x86_64")]
 const MAX_CHUNKS: usize = PANEL_SAMPLES / 8;
 
 /// Counts hits with a class-major kernel: panels of 32 samples are packed
@@ -286,6 +401,7 @@ fn class_major(
     group: usize,
     labels: &[u32],
     counts: &mut [u64],
+    prepacked: Option<&ClassPanels>,
 ) {
     use crate::arch::class_major::{sparse_kernel_for, ClassArgs, SparseChunk};
 
@@ -312,69 +428,58 @@ fn class_major(
         let sparse = sparse_kernel_for(isa, group)
             .filter(|_| k > 0 && weights.iter().all(|w| w.is_finite()));
 
+        let width = sparse_kernel_for(isa, group).map_or(0, |(_, width)| width);
         let score_panels = |range: std::ops::Range<usize>, local: &mut [u64]| {
-            // Scratch for the panel cut into the sparse kernel's chunks.
-            let sparse_len = if sparse.is_some() {
-                k * PANEL_SAMPLES
-            } else {
+            // Scratch for packing when the panels were not packed in advance.
+            let scratch_len = if prepacked.is_some() {
                 0
+            } else {
+                k * PANEL_SAMPLES
             };
-            let mut steps = vec![0u32; sparse_len];
-            loops::with_scratch(&PANEL, k.max(1) * PANEL_SAMPLES, |panel| {
-                loops::with_scratch(&SPARSE_PANEL, sparse_len, |chunk_panel| {
+            let mut scratch_steps = vec![0u32; scratch_len / PANEL_SAMPLES * MAX_CHUNKS];
+            let mut scratch_counts = [0u32; MAX_CHUNKS];
+            loops::with_scratch(&PANEL, scratch_len, |scratch_panel| {
+                loops::with_scratch(&SPARSE_PANEL, scratch_len, |scratch_chunks| {
                     let mut panel_labels = [0i32; PANEL_SAMPLES];
                     for index in range {
                         let i0 = index * PANEL_SAMPLES;
                         let valid = PANEL_SAMPLES.min(m - i0);
-                        if k > 0 {
-                            super::pack::pack_b_panel(
-                                &samples_t,
-                                0,
-                                k,
-                                i0,
-                                valid,
-                                PANEL_SAMPLES,
-                                panel,
-                            );
-                        }
+                        let slices = match prepacked {
+                            Some(packed) => packed.panel(index),
+                            None => {
+                                let mut out = PanelMut {
+                                    raw: scratch_panel,
+                                    chunks: scratch_chunks,
+                                    steps: &mut scratch_steps,
+                                    counts: &mut scratch_counts,
+                                };
+                                pack_class_panel(&samples_t, i0, valid, width, &mut out);
+                                out.into_ref()
+                            }
+                        };
                         panel_labels.fill(0);
                         for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
                             *dst = label as i32;
                         }
-                        // The panel cut into chunks of the sparse kernel, each
-                        // without its all-zero steps.
                         let mut chunks = [SparseChunk {
                             panel: std::ptr::null(),
                             steps: std::ptr::null(),
                             count: 0,
                         }; MAX_CHUNKS];
-                        let chunk_count = match sparse {
-                            Some((_, width)) => {
-                                let count = PANEL_SAMPLES / width;
-                                let pieces = chunk_panel
-                                    .chunks_exact_mut(k * width)
-                                    .zip(steps.chunks_exact_mut(k.max(1)));
-                                for ((c, (dst, kept_steps)), chunk) in
-                                    pieces.enumerate().take(count).zip(chunks.iter_mut())
-                                {
-                                    let kept =
-                                        compact_chunk(panel, k, c * width, width, dst, kept_steps);
-                                    *chunk = SparseChunk {
-                                        panel: dst.as_ptr(),
-                                        steps: kept_steps.as_ptr(),
-                                        count: kept,
-                                    };
-                                }
-                                count
-                            }
-                            None => 0,
-                        };
+                        let chunk_count = PANEL_SAMPLES.checked_div(width).unwrap_or(0);
+                        for (c, chunk) in chunks.iter_mut().enumerate().take(chunk_count) {
+                            *chunk = SparseChunk {
+                                panel: slices.chunks[c * k * width..].as_ptr(),
+                                steps: slices.steps[c * k..].as_ptr(),
+                                count: slices.counts[c] as usize,
+                            };
+                        }
                         for (p, hits) in local.iter_mut().enumerate() {
                             let args = ClassArgs {
                                 k,
                                 kc,
                                 weights: weights[p * weights_per_candidate..].as_ptr(),
-                                panel: panel.as_ptr(),
+                                panel: slices.raw.as_ptr(),
                                 bias: bias
                                     .map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
                                 labels: panel_labels.as_ptr(),

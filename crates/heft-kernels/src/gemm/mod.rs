@@ -86,7 +86,8 @@ pub enum GemmError {
         /// The group size it must be below.
         group: usize,
     },
-    /// A [`SparseA`] packed for another kernel than the one running.
+    /// A [`SparseA`] or [`ArgmaxA`] used with another kernel than the one
+    /// it was packed for.
     Kernel {
         /// The operation that was called.
         op: &'static str,
@@ -451,26 +452,7 @@ impl Gemm {
         labels: &[u32],
         counts: &mut [u64],
     ) -> Result<(), GemmError> {
-        const OP: &str = "argmax_count";
-        let (m, n) = (a.rows(), b.cols());
-        if a.cols() != b.rows() {
-            return Err(shape_error(OP, &a, &b, (m, n)));
-        }
-        if group == 0 || n % group != 0 {
-            return Err(GemmError::Group { cols: n, group });
-        }
-        if let Some(bias) = bias {
-            check_len(OP, "bias", n, bias.len())?;
-        }
-        check_len(OP, "labels", m, labels.len())?;
-        check_len(OP, "counts", n / group, counts.len())?;
-        if let Some(row) = labels.iter().position(|&l| l as usize >= group) {
-            return Err(GemmError::Label {
-                row,
-                label: labels[row],
-                group,
-            });
-        }
+        self.check_argmax("argmax_count", &a, &b, bias, group, labels, counts)?;
         fused::argmax_count(
             self.isa,
             kernel::spec(self.isa),
@@ -481,8 +463,158 @@ impl Gemm {
             group,
             labels,
             counts,
+            None,
         );
         Ok(())
+    }
+
+    /// Checks the arguments of a fused argmax count.
+    #[allow(clippy::too_many_arguments)]
+    fn check_argmax(
+        &self,
+        op: &'static str,
+        a: &MatRef<'_>,
+        b: &MatRef<'_>,
+        bias: Option<&[f32]>,
+        group: usize,
+        labels: &[u32],
+        counts: &[u64],
+    ) -> Result<(), GemmError> {
+        let (m, n) = (a.rows(), b.cols());
+        if a.cols() != b.rows() {
+            return Err(shape_error(op, a, b, (m, n)));
+        }
+        if group == 0 || n % group != 0 {
+            return Err(GemmError::Group { cols: n, group });
+        }
+        if let Some(bias) = bias {
+            check_len(op, "bias", n, bias.len())?;
+        }
+        check_len(op, "labels", m, labels.len())?;
+        check_len(op, "counts", n / group, counts.len())?;
+        if let Some(row) = labels.iter().position(|&l| l as usize >= group) {
+            return Err(GemmError::Label {
+                row,
+                label: labels[row],
+                group,
+            });
+        }
+        Ok(())
+    }
+
+    /// Packs A once for repeated [`Gemm::argmax_count_packed`] calls with
+    /// groups of `group` columns. The class-major kernels then read their
+    /// panels of samples, and the sparse kernel its chunks without zero
+    /// features, from the packed copy instead of packing them per call.
+    /// Where no class-major kernel takes `group`, only a copy of A is kept.
+    /// The packed form takes about three times the memory of A.
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError::Group`] if `group` is zero.
+    pub fn pack_argmax_a(&self, a: MatRef<'_>, group: usize) -> Result<ArgmaxA, GemmError> {
+        if group == 0 {
+            return Err(GemmError::Group {
+                cols: a.cols(),
+                group,
+            });
+        }
+        let (rows, cols) = (a.rows(), a.cols());
+        let (values, rs, cs) = (a.data(), a.row_stride(), a.col_stride());
+        let mut data = Vec::with_capacity(rows * cols);
+        for i in 0..rows {
+            data.extend((0..cols).map(|j| values[i * rs + j * cs]));
+        }
+        Ok(ArgmaxA {
+            isa: self.isa,
+            group,
+            rows,
+            cols,
+            panels: fused::ClassPanels::new(self.isa, &a, group),
+            data,
+        })
+    }
+
+    /// Counts hits as [`Gemm::argmax_count`] does, with the group size of
+    /// the packed A and the same result.
+    ///
+    /// # Errors
+    ///
+    /// [`GemmError::Kernel`] if A was packed by a `Gemm` with another
+    /// kernel, and the errors of [`Gemm::argmax_count`].
+    pub fn argmax_count_packed(
+        &self,
+        a: &ArgmaxA,
+        b: MatRef<'_>,
+        bias: Option<&[f32]>,
+        labels: &[u32],
+        counts: &mut [u64],
+    ) -> Result<(), GemmError> {
+        const OP: &str = "argmax_count_packed";
+        if a.isa != self.isa {
+            return Err(GemmError::Kernel {
+                op: OP,
+                packed: a.isa,
+                running: self.isa,
+            });
+        }
+        let view = MatRef::row_major(&a.data, a.rows, a.cols)
+            .expect("the packed copy has rows * cols elements");
+        let group = a.group;
+        self.check_argmax(OP, &view, &b, bias, group, labels, counts)?;
+        fused::argmax_count(
+            self.isa,
+            kernel::spec(self.isa),
+            self.parallel && worth_threads(a.rows, a.cols, b.cols()),
+            view,
+            b,
+            bias,
+            group,
+            labels,
+            counts,
+            a.panels.as_ref(),
+        );
+        Ok(())
+    }
+}
+
+/// A matrix A packed by [`Gemm::pack_argmax_a`] for repeated fused argmax
+/// counts.
+pub struct ArgmaxA {
+    isa: Isa,
+    group: usize,
+    rows: usize,
+    cols: usize,
+    /// A row-major, for the paths that read A itself.
+    data: Vec<f32>,
+    panels: Option<fused::ClassPanels>,
+}
+
+impl ArgmaxA {
+    /// Returns the number of rows of the packed A.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Returns the number of columns of the packed A.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Returns the group size the counts use.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+}
+
+impl std::fmt::Debug for ArgmaxA {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ArgmaxA")
+            .field("isa", &self.isa)
+            .field("group", &self.group)
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish_non_exhaustive()
     }
 }
 
