@@ -96,6 +96,7 @@ impl RunDir {
         let name = target
             .file_name()
             .ok_or_else(|| format!("invalid run directory {}; pass --out DIR", target.display()))?;
+        remove_stale_staging(&parent, name);
         let mut staging_name = name.to_os_string();
         staging_name.push(format!(".tmp-{}", std::process::id()));
         let staging = parent.join(staging_name);
@@ -153,6 +154,60 @@ impl RunDir {
     }
 }
 
+/// Removes the staging directories `<name>.tmp-<pid>` in `parent` that a
+/// run killed before it could clean up (SIGKILL, power loss) left behind:
+/// those whose process no longer runs and which contain only run files and
+/// their temporary copies. Anything else is left in place. Process
+/// liveness is read from `/proc`, so where it is missing (systems other
+/// than Linux) nothing is removed.
+fn remove_stale_staging(parent: &Path, name: &std::ffi::OsStr) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Some(prefix) = name.to_str().map(|n| format!("{n}.tmp-")) else {
+        return;
+    };
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let alive = Path::new("/proc").join(pid).exists();
+        if !alive
+            && entry.file_type().is_ok_and(|t| t.is_dir())
+            && contains_only_run_files(&entry.path())
+        {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Returns whether `dir` contains only regular files named as [`RUN_FILES`]
+/// or as their temporary copies `.<name>.tmp`.
+fn contains_only_run_files(dir: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return false;
+    };
+    entries.into_iter().all(|entry| {
+        entry.is_ok_and(|entry| {
+            let name = entry.file_name();
+            let name = name.to_str().unwrap_or("");
+            let base = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(".tmp"))
+                .unwrap_or(name);
+            RUN_FILES.contains(&base) && entry.file_type().is_ok_and(|t| t.is_file())
+        })
+    })
+}
+
 impl Drop for RunDir {
     /// Removes the staging directory of a run that failed.
     fn drop(&mut self) {
@@ -174,4 +229,49 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Stri
         })
         .and_then(|()| fs::rename(&temporary, &path));
     result.map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("heft-rundir-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// A staging directory of a dead process with only run files goes.
+    /// One of a live process, one with another file, and names that only
+    /// look alike stay.
+    #[test]
+    fn stale_staging_removed() {
+        let dir = scratch("stale");
+        // Linux pids stay below 2^22, so this process cannot exist.
+        let dead = dir.join("run.tmp-999999999");
+        fs::create_dir(&dead).unwrap();
+        fs::write(dead.join("config.json"), "{}").unwrap();
+        fs::write(dead.join(".summary.json.tmp"), "{").unwrap();
+        let foreign = dir.join("run.tmp-999999998");
+        fs::create_dir(&foreign).unwrap();
+        fs::write(foreign.join("notes.txt"), "mine").unwrap();
+        let live = dir.join(format!("run.tmp-{}", std::process::id()));
+        let other_run = dir.join("other.tmp-999999999");
+        let not_pid = dir.join("run.tmp-12a");
+        for kept in [&other_run, &not_pid] {
+            fs::create_dir(kept).unwrap();
+        }
+
+        let run = RunDir::create(&dir.join("run"), false).unwrap();
+        let proc_fs = Path::new("/proc/self").exists();
+        assert_eq!(dead.exists(), !proc_fs, "dead staging directory");
+        assert!(foreign.exists(), "a directory with a foreign file");
+        assert!(live.exists(), "this process's own staging directory");
+        assert!(other_run.exists(), "another run's name");
+        assert!(not_pid.exists(), "a suffix that is not a pid");
+        drop(run);
+        assert!(!live.exists(), "a failed run removes its staging directory");
+        fs::remove_dir_all(&dir).unwrap();
+    }
 }
