@@ -202,7 +202,8 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     }
     println!(
         "% bound: dense useful FLOPs per candidate times candidates/s over the peak times the \
-         threads; pruning skips rows, so pruned cases can exceed 100%."
+         threads; pruning skips rows and the MLP kernels skip zero inputs, so cases can exceed \
+         100%."
     );
     Ok(())
 }
