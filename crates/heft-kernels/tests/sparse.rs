@@ -72,6 +72,39 @@ fn view_mut(data: &mut [f32], rows: usize, cols: usize, col_major: bool) -> MatM
     }
 }
 
+/// Returns the (alpha, beta, epilogue) cases of the equality tests: alpha
+/// and beta in {0, 1, other}, with and without the bias and ReLU.
+fn scalings(bias: &[f32]) -> [(f32, f32, Epilogue<'_>); 5] {
+    [
+        (1.0, 0.0, Epilogue::default()),
+        (0.7, 1.0, Epilogue::default()),
+        (
+            1.0,
+            0.0,
+            Epilogue {
+                bias: Some(bias),
+                relu: true,
+            },
+        ),
+        (
+            -1.5,
+            0.25,
+            Epilogue {
+                bias: Some(bias),
+                relu: false,
+            },
+        ),
+        (
+            0.0,
+            2.0,
+            Epilogue {
+                bias: None,
+                relu: true,
+            },
+        ),
+    ]
+}
+
 /// Shapes crossing the tile sizes, KC (256, so k = 784 takes 4 passes),
 /// MC, the resident-B limit (k = 9,000 packs B pass by pass) and the
 /// single-row and single-column cases.
@@ -103,34 +136,7 @@ fn sparse_equals_dense_bits() {
                 let (a_t, b_t, c_t) = (layout & 1 == 1, layout & 2 == 2, layout & 4 == 4);
                 let a_data = stored(&a, m, k, a_t);
                 let b_data = stored(&b, k, n, b_t);
-                for (alpha, beta, epilogue) in [
-                    (1.0, 0.0, Epilogue::default()),
-                    (0.7, 1.0, Epilogue::default()),
-                    (
-                        1.0,
-                        0.0,
-                        Epilogue {
-                            bias: Some(&bias),
-                            relu: true,
-                        },
-                    ),
-                    (
-                        -1.5,
-                        0.25,
-                        Epilogue {
-                            bias: Some(&bias),
-                            relu: false,
-                        },
-                    ),
-                    (
-                        0.0,
-                        2.0,
-                        Epilogue {
-                            bias: None,
-                            relu: true,
-                        },
-                    ),
-                ] {
+                for (alpha, beta, epilogue) in scalings(&bias) {
                     let run = |sparse: bool| {
                         let mut c = stored(&c0, m, n, c_t);
                         let (a_view, b_view) = (view(&a_data, m, k, a_t), view(&b_data, k, n, b_t));
@@ -305,26 +311,7 @@ fn packed_sparse_equals_dense_bits() {
                 for layout in 0..4 {
                     let (b_t, c_t) = (layout & 1 == 1, layout & 2 == 2);
                     let b_data = stored(&b, k, n, b_t);
-                    for (alpha, beta, epilogue) in [
-                        (1.0, 0.0, Epilogue::default()),
-                        (0.7, 1.0, Epilogue::default()),
-                        (
-                            1.0,
-                            0.0,
-                            Epilogue {
-                                bias: Some(&bias),
-                                relu: true,
-                            },
-                        ),
-                        (
-                            0.0,
-                            2.0,
-                            Epilogue {
-                                bias: None,
-                                relu: true,
-                            },
-                        ),
-                    ] {
+                    for (alpha, beta, epilogue) in scalings(&bias) {
                         let mut dense = stored(&c0, m, n, c_t);
                         gemm.run_with(
                             alpha,

@@ -10,41 +10,26 @@ use super::super::gemm::blocking;
 use super::super::gemm::kernel::{KernelSpec, RowKernel};
 use wide::f32x8;
 
-microkernel! {
-    fn tile_packed;
-    packed = true, sparse = false, mr = 6, nv = 1, lanes = 8, vector = f32x8,
-    zero = f32x8::ZERO,
-    splat = |x| f32x8::splat(x),
-    load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
-    store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a * b + c,
-    mul = |a, b| a * b,
-    scalar_fma = super::unfused_mul_add,
+/// Instantiates [`microkernel!`] with the `wide` operations on `f32x8`.
+macro_rules! portable_tile {
+    ($name:ident, packed = $packed:expr, sparse = $sparse:expr) => {
+        microkernel! {
+            fn $name;
+            packed = $packed, sparse = $sparse, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+            zero = f32x8::ZERO,
+            splat = |x| f32x8::splat(x),
+            load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
+            store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
+            fmadd = |a, b, c| a * b + c,
+            mul = |a, b| a * b,
+            scalar_fma = super::unfused_mul_add,
+        }
+    };
 }
 
-microkernel! {
-    fn tile_sparse;
-    packed = true, sparse = true, mr = 6, nv = 1, lanes = 8, vector = f32x8,
-    zero = f32x8::ZERO,
-    splat = |x| f32x8::splat(x),
-    load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
-    store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a * b + c,
-    mul = |a, b| a * b,
-    scalar_fma = super::unfused_mul_add,
-}
-
-microkernel! {
-    fn tile_direct;
-    packed = false, sparse = false, mr = 6, nv = 1, lanes = 8, vector = f32x8,
-    zero = f32x8::ZERO,
-    splat = |x| f32x8::splat(x),
-    load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
-    store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
-    fmadd = |a, b, c| a * b + c,
-    mul = |a, b| a * b,
-    scalar_fma = super::unfused_mul_add,
-}
+portable_tile!(tile_packed, packed = true, sparse = false);
+portable_tile!(tile_sparse, packed = true, sparse = true);
+portable_tile!(tile_direct, packed = false, sparse = false);
 
 row_kernel! {
     fn row;

@@ -332,15 +332,10 @@ pub(crate) fn gemm(
     epilogue: Epilogue<'_>,
 ) {
     let (m, n, k) = (a.rows(), b.cols(), a.cols());
-    if m == 0 || n == 0 {
+    if product_is_trivial((m, n, k), alpha, beta, &mut c, &epilogue) {
         return;
     }
     let relu = epilogue.relu;
-    if alpha == 0.0 || k == 0 {
-        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
-        scale(beta, c, Post { bias, relu });
-        return;
-    }
     if m == 1 && b.col_stride() == 1 {
         let raw = RawC {
             ptr: c.data_mut().as_mut_ptr(),
@@ -425,27 +420,29 @@ pub(crate) fn gemm(
 /// sum that starts at +0 never becomes -0 (in round-to-nearest, `x + y` is
 /// -0 only when both are -0), and adding a zero to any other value changes
 /// nothing, so for finite B the result equals [`gemm`]'s bit for bit.
+///
+/// A is given as `A^T`, the B operand of the transposed product: a view
+/// packed during the call, or panels packed in advance by
+/// [`pack_sparse_panels`] with the same kernel.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm_sparse_a(
     spec: &KernelSpec,
     parallel: bool,
     alpha: f32,
-    a: MatRef<'_>,
+    a_t: BSource<'_>,
     b: MatRef<'_>,
     beta: f32,
     mut c: MatMut<'_>,
     epilogue: Epilogue<'_>,
 ) {
-    let (m, n, k) = (a.rows(), b.cols(), a.cols());
-    if m == 0 || n == 0 {
+    let (m, k) = match a_t {
+        BSource::View(view) => (view.cols(), view.rows()),
+        BSource::Packed(packed) => (packed.n, packed.k),
+    };
+    if product_is_trivial((m, b.cols(), k), alpha, beta, &mut c, &epilogue) {
         return;
     }
     let relu = epilogue.relu;
-    if alpha == 0.0 || k == 0 {
-        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
-        scale(beta, c, Post { bias, relu });
-        return;
-    }
     let raw = RawC {
         ptr: c.data_mut().as_mut_ptr(),
         rs: c.col_stride(),
@@ -453,61 +450,7 @@ pub(crate) fn gemm_sparse_a(
     };
     let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
     let post = Post { bias, relu };
-    blocked(
-        spec,
-        parallel,
-        alpha,
-        b.t(),
-        BSource::View(a.t()),
-        beta,
-        raw,
-        post,
-        true,
-    );
-}
-
-/// Computes `C <- post(alpha * A * B + beta * C)` as [`gemm_sparse_a`]
-/// does, for an A packed in advance by [`pack_sparse_panels`] (as the B
-/// operand `A^T`) with the same kernel. Shapes are checked by the caller.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm_packed_sparse_a(
-    spec: &KernelSpec,
-    parallel: bool,
-    alpha: f32,
-    a: &SparsePanels,
-    b: MatRef<'_>,
-    beta: f32,
-    mut c: MatMut<'_>,
-    epilogue: Epilogue<'_>,
-) {
-    let (m, n, k) = (a.n, b.cols(), a.k);
-    if m == 0 || n == 0 {
-        return;
-    }
-    let relu = epilogue.relu;
-    if alpha == 0.0 || k == 0 {
-        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
-        scale(beta, c, Post { bias, relu });
-        return;
-    }
-    let raw = RawC {
-        ptr: c.data_mut().as_mut_ptr(),
-        rs: c.col_stride(),
-        cs: c.row_stride(),
-    };
-    let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
-    let post = Post { bias, relu };
-    blocked(
-        spec,
-        parallel,
-        alpha,
-        b.t(),
-        BSource::Packed(a),
-        beta,
-        raw,
-        post,
-        true,
-    );
+    blocked(spec, parallel, alpha, b.t(), a_t, beta, raw, post, true);
 }
 
 /// Picks the kernel and orientation (`C` or `C^T = B^T A^T`) with the
@@ -632,6 +575,34 @@ unsafe fn row_product(
         // SAFETY: the row of C is owned by this call (caller contract).
         unsafe { post_tile(post, c, (0, 0, 1, n)) };
     }
+}
+
+/// Completes the calls with nothing to multiply and returns whether it
+/// did: an empty C is left as it is, and for `alpha == 0` or `k == 0`, C
+/// becomes `epilogue(beta * C)`.
+fn product_is_trivial(
+    (m, n, k): (usize, usize, usize),
+    alpha: f32,
+    beta: f32,
+    c: &mut MatMut<'_>,
+    epilogue: &Epilogue<'_>,
+) -> bool {
+    if m == 0 || n == 0 {
+        return true;
+    }
+    if alpha == 0.0 || k == 0 {
+        let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
+        scale(
+            beta,
+            c.rb(),
+            Post {
+                bias,
+                relu: epilogue.relu,
+            },
+        );
+        return true;
+    }
+    false
 }
 
 /// Computes `C <- post(beta * C)`, the result when the product is empty or

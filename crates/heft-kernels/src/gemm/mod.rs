@@ -283,13 +283,7 @@ impl Gemm {
         mut c: MatMut<'_>,
         epilogue: Epilogue<'_>,
     ) -> Result<(), GemmError> {
-        const OP: &str = "gemm";
-        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
-            return Err(shape_error(OP, &a, &b, (c.rows(), c.cols())));
-        }
-        if let Some(bias) = epilogue.bias {
-            check_len(OP, "bias", c.cols(), bias.len())?;
-        }
+        check_product("gemm", (a.rows(), a.cols()), &b, &c, &epilogue)?;
         let (kernels, count) = self.kernels();
         loops::gemm(
             &kernels[..count],
@@ -333,18 +327,12 @@ impl Gemm {
         mut c: MatMut<'_>,
         epilogue: Epilogue<'_>,
     ) -> Result<(), GemmError> {
-        const OP: &str = "gemm_sparse_a";
-        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
-            return Err(shape_error(OP, &a, &b, (c.rows(), c.cols())));
-        }
-        if let Some(bias) = epilogue.bias {
-            check_len(OP, "bias", c.cols(), bias.len())?;
-        }
+        check_product("gemm_sparse_a", (a.rows(), a.cols()), &b, &c, &epilogue)?;
         loops::gemm_sparse_a(
             kernel::spec(self.isa),
             self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
             alpha,
-            a,
+            loops::BSource::View(a.t()),
             b,
             beta,
             c.rb(),
@@ -389,22 +377,12 @@ impl Gemm {
                 running: self.isa,
             });
         }
-        if a.rows() != c.rows() || b.cols() != c.cols() || a.cols() != b.rows() {
-            return Err(GemmError::Shape {
-                op: OP,
-                a: (a.rows(), a.cols()),
-                b: (b.rows(), b.cols()),
-                c: (c.rows(), c.cols()),
-            });
-        }
-        if let Some(bias) = epilogue.bias {
-            check_len(OP, "bias", c.cols(), bias.len())?;
-        }
-        loops::gemm_packed_sparse_a(
+        check_product(OP, (a.rows(), a.cols()), &b, &c, &epilogue)?;
+        loops::gemm_sparse_a(
             kernel::spec(self.isa),
             self.parallel && worth_threads(a.rows(), a.cols(), b.cols()),
             alpha,
-            &a.panels,
+            loops::BSource::Packed(&a.panels),
             b,
             beta,
             c.rb(),
@@ -642,6 +620,29 @@ const MIN_PARALLEL_MULTIPLY_ADDS: usize = 1 << 21;
 /// Reports whether an `m x k` by `k x n` product is large enough to split.
 fn worth_threads(m: usize, k: usize, n: usize) -> bool {
     m.saturating_mul(k).saturating_mul(n) >= MIN_PARALLEL_MULTIPLY_ADDS
+}
+
+/// Checks that an A of shape `a`, B and C chain as `C = A * B` and that
+/// the epilogue's bias has one value per column of C.
+fn check_product(
+    op: &'static str,
+    a: (usize, usize),
+    b: &MatRef<'_>,
+    c: &MatMut<'_>,
+    epilogue: &Epilogue<'_>,
+) -> Result<(), GemmError> {
+    if a.0 != c.rows() || b.cols() != c.cols() || a.1 != b.rows() {
+        return Err(GemmError::Shape {
+            op,
+            a,
+            b: (b.rows(), b.cols()),
+            c: (c.rows(), c.cols()),
+        });
+    }
+    if let Some(bias) = epilogue.bias {
+        check_len(op, "bias", c.cols(), bias.len())?;
+    }
+    Ok(())
 }
 
 #[cold]
