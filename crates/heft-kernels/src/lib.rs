@@ -28,7 +28,9 @@
 //! - [`dispatch`]: the [`Isa`](dispatch::Isa) enum, run-time detection and
 //!   the `HEFT_KERNEL` override.
 //! - [`gemm`]: views, the public GEMM entry points, the loop nest, packing
-//!   and the fused argmax epilogue.
+//!   and the fused argmax epilogue. The sparse entry points skip the
+//!   products with exact zeros of A and give the same bits as the dense
+//!   ones for finite B.
 //! - `arch`: the microkernels (AVX-512F, AVX2+FMA, portable `wide`).
 //! - [`elementwise`]: vectorised element-wise and reduction kernels.
 //! - [`reference`]: naive f64-accumulated GEMM used by the tests.
