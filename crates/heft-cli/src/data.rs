@@ -67,13 +67,33 @@ pub fn load_images(
         format!("invalid validation share {valid_share}: {e}; pass --valid-share between 0 and 1")
     })?;
     let all_test: Vec<usize> = (0..test.len()).collect();
-    Ok(ImageSplits {
+    let splits = ImageSplits {
         train: gather_images(&train, &split.train)?,
         valid: gather_images(&train, &split.valid)?,
         test: gather_images(&test, &all_test)?,
         classes,
         source,
-    })
+    };
+    for (name, part) in [
+        ("training", &splits.train),
+        ("validation", &splits.valid),
+        ("test", &splits.test),
+    ] {
+        if let Some((row, &label)) = part
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &label)| label as usize >= classes)
+        {
+            let needed = part.labels.iter().max().map_or(0, |&l| l as usize + 1);
+            return Err(format!(
+                "label {label} of {name} image {row} in {} is not below --classes {classes}; \
+                 pass --classes {needed} or more",
+                splits.source
+            ));
+        }
+    }
+    Ok(splits)
 }
 
 fn gather_images(images: &ImageDataset, indices: &[usize]) -> Result<DenseSplit, String> {

@@ -9,8 +9,14 @@ use std::path::{Path, PathBuf};
 pub struct RunDir {
     staging: PathBuf,
     target: PathBuf,
+    force: bool,
     finished: bool,
 }
+
+/// The file that marks a directory as a staging directory of heft, so
+/// that only those are removed when their process has died. It is deleted
+/// before the directory is renamed into place.
+const STAGING_MARKER: &str = ".heft-staging";
 
 /// The files `heft tune` writes into a run directory: the only entries
 /// that `--force` deletes when it replaces one.
@@ -114,11 +120,14 @@ impl RunDir {
                 parent.display()
             )
         })?;
-        Ok(RunDir {
+        let run = RunDir {
             staging,
             target: target.to_path_buf(),
+            force,
             finished: false,
-        })
+        };
+        run.write(STAGING_MARKER, std::process::id().to_string().as_bytes())?;
+        Ok(run)
     }
 
     /// Returns the path `name` will have inside the staging directory.
@@ -132,8 +141,34 @@ impl RunDir {
     }
 
     /// Renames the staging directory to the final name, replacing an
-    /// existing run directory (only reachable with `--force`).
+    /// existing run directory with `--force` as [`check_target`] allows.
+    ///
+    /// Without `--force`, a directory that another process created at the
+    /// final name during the run is left alone: this run's files stay in
+    /// the staging directory, which the error names.
     pub fn finish(mut self) -> Result<PathBuf, String> {
+        fs::remove_file(self.staging.join(STAGING_MARKER)).map_err(|e| {
+            format!(
+                "cannot finish the run directory {}: {e}",
+                self.staging.display()
+            )
+        })?;
+        if fs::symlink_metadata(&self.target).is_ok() && !self.force {
+            self.finished = true;
+            return Err(format!(
+                "run directory {} was created by another process during this run; this run's \
+                 files are in {}: rename that directory, or pass --force to replace the other",
+                self.target.display(),
+                self.staging.display()
+            ));
+        }
+        if let Err(e) = check_target(&self.target, self.force, &[]) {
+            self.finished = true;
+            return Err(format!(
+                "{e}; this run's files are in {}",
+                self.staging.display()
+            ));
+        }
         if self.target.exists() {
             fs::remove_dir_all(&self.target).map_err(|e| {
                 format!(
@@ -156,8 +191,9 @@ impl RunDir {
 
 /// Removes the staging directories `<name>.tmp-<pid>` in `parent` that a
 /// run killed before it could clean up (SIGKILL, power loss) left behind:
-/// those whose process no longer runs and which contain only run files and
-/// their temporary copies. Anything else is left in place. Process
+/// those whose process no longer runs and which contain heft's staging
+/// marker, run files and their temporary copies only. Anything else is
+/// left in place. Process
 /// liveness is read from `/proc`, so where it is missing (systems other
 /// than Linux) nothing is removed.
 fn remove_stale_staging(parent: &Path, name: &std::ffi::OsStr) {
@@ -180,17 +216,18 @@ fn remove_stale_staging(parent: &Path, name: &std::ffi::OsStr) {
             continue;
         };
         let alive = Path::new("/proc").join(pid).exists();
-        if !alive
-            && entry.file_type().is_ok_and(|t| t.is_dir())
-            && contains_only_run_files(&entry.path())
-        {
-            let _ = fs::remove_dir_all(entry.path());
+        let path = entry.path();
+        let is_staging = entry.file_type().is_ok_and(|t| t.is_dir())
+            && path.join(STAGING_MARKER).is_file()
+            && contains_only_run_files(&path);
+        if !alive && is_staging {
+            let _ = fs::remove_dir_all(&path);
         }
     }
 }
 
-/// Returns whether `dir` contains only regular files named as [`RUN_FILES`]
-/// or as their temporary copies `.<name>.tmp`.
+/// Returns whether `dir` contains only regular files named as [`RUN_FILES`],
+/// their temporary copies `.<name>.tmp`, or [`STAGING_MARKER`].
 fn contains_only_run_files(dir: &Path) -> bool {
     let Ok(entries) = fs::read_dir(dir) else {
         return false;
@@ -203,7 +240,8 @@ fn contains_only_run_files(dir: &Path) -> bool {
                 .strip_prefix('.')
                 .and_then(|n| n.strip_suffix(".tmp"))
                 .unwrap_or(name);
-            RUN_FILES.contains(&base) && entry.file_type().is_ok_and(|t| t.is_file())
+            (RUN_FILES.contains(&base) || name == STAGING_MARKER)
+                && entry.file_type().is_ok_and(|t| t.is_file())
         })
     })
 }
@@ -253,6 +291,11 @@ mod tests {
         fs::create_dir(&dead).unwrap();
         fs::write(dead.join("config.json"), "{}").unwrap();
         fs::write(dead.join(".summary.json.tmp"), "{").unwrap();
+        fs::write(dead.join(STAGING_MARKER), "999999999").unwrap();
+        // Run files without the marker were not made by heft's staging.
+        let unmarked = dir.join("run.tmp-999999997");
+        fs::create_dir(&unmarked).unwrap();
+        fs::write(unmarked.join("config.json"), "{\"my\": \"notes\"}").unwrap();
         let foreign = dir.join("run.tmp-999999998");
         fs::create_dir(&foreign).unwrap();
         fs::write(foreign.join("notes.txt"), "mine").unwrap();
@@ -267,11 +310,61 @@ mod tests {
         let proc_fs = Path::new("/proc/self").exists();
         assert_eq!(dead.exists(), !proc_fs, "dead staging directory");
         assert!(foreign.exists(), "a directory with a foreign file");
+        assert!(unmarked.exists(), "run files without the staging marker");
         assert!(live.exists(), "this process's own staging directory");
         assert!(other_run.exists(), "another run's name");
         assert!(not_pid.exists(), "a suffix that is not a pid");
         drop(run);
         assert!(!live.exists(), "a failed run removes its staging directory");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod finish_tests {
+    use super::*;
+
+    /// A directory that appears at the final name during a run is kept
+    /// without --force, and the run's files stay in the staging directory.
+    /// With --force a run directory is replaced, and the marker is gone.
+    #[test]
+    fn finish_keeps_concurrent_run() {
+        let dir = std::env::temp_dir().join(format!("heft-finish-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("run");
+
+        let run = RunDir::create(&target, false).unwrap();
+        run.write("summary.json", b"{}").unwrap();
+        let staging = run.staging.clone();
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("config.json"), "other").unwrap();
+        let err = run.finish().unwrap_err();
+        assert!(err.contains("created by another process"), "{err}");
+        assert!(err.contains(&staging.display().to_string()), "{err}");
+        assert_eq!(
+            fs::read_to_string(target.join("config.json")).unwrap(),
+            "other"
+        );
+        assert!(
+            staging.join("summary.json").is_file(),
+            "the run's files stay"
+        );
+        assert!(
+            !staging.join(STAGING_MARKER).exists(),
+            "kept files lose the marker"
+        );
+        fs::remove_dir_all(&staging).unwrap();
+
+        let run = RunDir::create(&target, true).unwrap();
+        run.write("summary.json", b"{}").unwrap();
+        let finished = run.finish().unwrap();
+        assert!(finished.join("summary.json").is_file());
+        assert!(
+            !finished.join("config.json").exists(),
+            "the old run was replaced"
+        );
+        assert!(!finished.join(STAGING_MARKER).exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

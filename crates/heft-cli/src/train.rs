@@ -252,9 +252,21 @@ impl ModelArgs {
         if verbose {
             print_report(&report);
         }
+        if let Some((name, index, value)) = first_non_finite(&model) {
+            return Err(format!(
+                "training diverged: tensor {name} is {value} at index {index} after training, \
+                 so no checkpoint was written; pass a smaller --lr (now {})",
+                self.lr
+            ));
+        }
         Ok(model)
     }
 }
+
+/// Largest number of parameters `heft train` builds: 2^28 floats, 1 GiB
+/// per copy, of which training keeps four (weights, gradients and Adam's
+/// two moments).
+const MAX_PARAMETERS: usize = 1 << 28;
 
 fn check_sizes(sizes: &[usize], images: &ImageSplits) -> Result<(), String> {
     let (first, last) = (sizes.first().copied(), sizes.last().copied());
@@ -271,6 +283,21 @@ fn check_sizes(sizes: &[usize], images: &ImageSplits) -> Result<(), String> {
             images.classes,
             images.train.columns,
             images.classes
+        ));
+    }
+    let parameters = sizes
+        .windows(2)
+        .map(|pair| pair[0].saturating_mul(pair[1]).saturating_add(pair[1]))
+        .fold(0usize, usize::saturating_add);
+    if parameters > MAX_PARAMETERS {
+        return Err(format!(
+            "invalid --sizes {}: the MLP would have {parameters} parameters, and heft trains at \
+             most {MAX_PARAMETERS} (4 GiB of training state); pass smaller hidden sizes",
+            sizes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ));
     }
     Ok(())
@@ -338,21 +365,27 @@ pub fn load(path: &Path, task: Task) -> Result<Model, String> {
 /// Rejects a model with a NaN or infinite parameter: its predictions and
 /// any search box around it would be meaningless.
 fn check_finite(model: &Model, path: &Path) -> Result<(), String> {
+    match first_non_finite(model) {
+        Some((name, index, value)) => Err(format!(
+            "checkpoint {}: tensor {name} holds {value} at index {index}; every weight must be \
+             finite, so retrain the model or pass another --checkpoint",
+            path.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Returns the first NaN or infinite parameter of `model`: its tensor's
+/// name, its index in the tensor and its value.
+fn first_non_finite(model: &Model) -> Option<(String, usize, f32)> {
     let (names, values) = match model {
         Model::Mlp(mlp) => (mlp.parameter_names(), mlp.parameters()),
         Model::Sequence(seq) => (seq.parameter_names(), seq.parameters()),
     };
-    for (name, tensor) in names.iter().zip(values) {
-        if let Some(index) = tensor.iter().position(|x| !x.is_finite()) {
-            return Err(format!(
-                "checkpoint {}: tensor {name} holds {} at index {index}; every weight must be \
-                 finite, so retrain the model or pass another --checkpoint",
-                path.display(),
-                tensor[index]
-            ));
-        }
-    }
-    Ok(())
+    names.iter().zip(values).find_map(|(name, tensor)| {
+        let index = tensor.iter().position(|x| !x.is_finite())?;
+        Some((name.to_string(), index, tensor[index]))
+    })
 }
 
 /// Checks that `model` takes the dataset's inputs and predicts its classes.

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use heft_search::{
     Algorithm, Bounds, Callbacks, Mode, Optimizer, Record, Search, Settings, StopRules,
 };
+use heft_tune::experiment::MAX_POPULATION_FLOATS;
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -269,12 +270,36 @@ pub(crate) fn parse_bound(text: &str) -> Result<f32, String> {
             "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as 0.01"
         ));
     }
+    if value != 0.0 && value as f32 == 0.0 {
+        return Err(format!(
+            "{text} is below the smallest positive f32 (about 1.4e-45); pass a positive number \
+             such as 0.01"
+        ));
+    }
     Ok(value as f32)
 }
 
 /// Largest population `--agents` accepts: 100,000 candidates of
 /// `fc1.weight` already take 40 GB.
 pub(crate) const MAX_AGENTS: usize = 100_000;
+
+/// Checks that `agents` candidates of `dim` values stay within
+/// [`MAX_POPULATION_FLOATS`], the limit `heft experiment` applies too.
+pub(crate) fn check_population_memory(
+    agents: usize,
+    dim: usize,
+    tensor: &str,
+) -> Result<(), String> {
+    if agents.saturating_mul(dim) <= MAX_POPULATION_FLOATS {
+        return Ok(());
+    }
+    let gigabytes = (agents as f64) * (dim as f64) * 4.0 / 1e9;
+    Err(format!(
+        "invalid --agents {agents} for {tensor}: {agents} candidates of {dim} values take \
+         {gigabytes:.1} GB per population array; pass at most {} agents",
+        (MAX_POPULATION_FLOATS / dim.max(1)).max(1)
+    ))
+}
 
 /// Largest `--iterations` value accepted: far beyond any useful search of
 /// these models, and small enough that the history fits in memory.
@@ -387,8 +412,15 @@ fn tune(
     let mut objective =
         engine::objective(&model, &target, valid, args.bound, fitness, !args.no_prune)?;
 
+    check_population_memory(args.agents, objective.dim(), tensor)?;
     let w0 = objective.initial_point().to_vec();
-    let bounds = Bounds::around(&w0, args.bound).map_err(|e| format!("invalid search box: {e}"))?;
+    let bounds = Bounds::around(&w0, args.bound).map_err(|e| {
+        format!(
+            "invalid --bound {}: the box around {tensor} leaves the f32 range ({e}); pass a \
+             smaller --bound",
+            args.bound
+        )
+    })?;
     let mut settings = Settings::new(bounds, args.agents, args.seed).with_mode(mode);
     if args.include_initial {
         settings = settings.with_initial_point(w0.clone());

@@ -315,6 +315,55 @@ fn bad_bounds_rejected() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("1e39 is beyond the f32 range"), "{stderr}");
     assert!(!dir.join("run").exists());
+    // Below the smallest positive f32: shown as typed, not as 0.
+    let out = tune(&dir, "run", &["--bound", "1e-300"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("1e-300 is below the smallest positive f32"),
+        "{stderr}"
+    );
+    assert!(!dir.join("run").exists());
+}
+
+/// A population too large for memory is an error before the search, not
+/// an allocation failure.
+#[test]
+fn population_memory_rejected() {
+    assert_rejected(
+        "agents-memory",
+        &["--tensor", "fc1.weight", "--agents", "100000"],
+        "100000 candidates of 100352 values take 40.1 GB per population array; pass at most \
+         2674 agents",
+    );
+}
+
+/// `heft train` rejects, each with exit status 2 and no checkpoint: a
+/// model whose weights diverge to NaN, labels beyond --classes, and a
+/// model too large to train.
+#[test]
+fn train_bad_runs_rejected() {
+    let dir = scratch("train-bad");
+    let cases: [(&[&str], &str); 3] = [
+        (&["--lr", "1e30"], "training diverged: tensor"),
+        (
+            &["--classes", "5", "--sizes", "784,128,5"],
+            "is not below --classes 5; pass --classes 10 or more",
+        ),
+        (
+            &["--sizes", "784,100000000,10"],
+            "parameters, and heft trains at most 268435456",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["train", "--epochs", "1", "--out", "m.safetensors"];
+        args.extend_from_slice(extra);
+        let out = heft(&args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        assert!(!dir.join("m.safetensors").exists(), "{extra:?}");
+    }
 }
 
 #[test]

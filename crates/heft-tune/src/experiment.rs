@@ -27,6 +27,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// Largest population an experiment runs, in floats (agents times the
+/// tuned values): 2^28 floats, 1 GiB for each population-sized array an
+/// algorithm keeps.
+pub const MAX_POPULATION_FLOATS: usize = 1 << 28;
+
 /// File name of the results file inside the experiment directory.
 pub const RUNS_FILE: &str = "runs.jsonl";
 
@@ -501,6 +506,17 @@ where
                 spec.fitness,
                 true,
             )?;
+            if spec.agents.saturating_mul(objective.dim()) > MAX_POPULATION_FLOATS {
+                return Err(TuneError::InvalidExperiment {
+                    problem: format!(
+                        "{} agents of {} values of {tensor} exceed {MAX_POPULATION_FLOATS} floats \
+                         (1 GiB) per population array",
+                        spec.agents,
+                        objective.dim()
+                    ),
+                    fix: "pass fewer --agents or a smaller tensor",
+                });
+            }
             for cell in pending.iter().filter(|c| &c.1 == tensor) {
                 let (_, _, algorithm, mode) = cell.clone();
                 let search = run_search(spec, seed, algorithm, mode, &mut objective)?;
