@@ -35,6 +35,13 @@ pub fn load_images(
 ) -> Result<ImageSplits, String> {
     let (train, test, source) = match dir {
         Some(dir) => {
+            if !dir.is_dir() {
+                return Err(format!(
+                    "--data {} is not a directory; pass --data with the directory holding the IDX \
+                     files of the train and test sets",
+                    dir.display()
+                ));
+            }
             let open = |subset| {
                 ImageDataset::from_dir(dir, subset, classes).map_err(|e| {
                     format!(

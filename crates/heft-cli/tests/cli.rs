@@ -326,6 +326,15 @@ fn bad_bounds_rejected() {
     assert!(!dir.join("run").exists());
 }
 
+#[test]
+fn missing_data_directory_rejected() {
+    assert_rejected(
+        "data-missing",
+        &["--data", "no-such-dir"],
+        "--data no-such-dir is not a directory",
+    );
+}
+
 /// A population too large for memory is an error before the search, not
 /// an allocation failure.
 #[test]

@@ -664,8 +664,17 @@ fn infer_sizes(tensors: &SafeTensors<'_>) -> Result<Vec<usize>, String> {
                 "fc{k}.weight has shape {shape:?} but a Linear weight is 2-D [out, in]"
             ));
         }
-        if sizes.is_empty() {
-            sizes.push(shape[1]);
+        match sizes.last() {
+            None => sizes.push(shape[1]),
+            Some(&previous) if previous != shape[1] => {
+                return Err(format!(
+                    "fc{k}.weight has shape {shape:?} but fc{}.weight has {previous} outputs, so \
+                     it must be [out, {previous}] (Linear weights are stored [out, in], as \
+                     PyTorch stores them)",
+                    k - 1
+                ));
+            }
+            Some(_) => {}
         }
         sizes.push(shape[0]);
     }

@@ -149,6 +149,30 @@ fn loads_pytorch_file_without_metadata() {
     assert_eq!(load_mlp_with_sizes(&path, &[2, 3, 4]).unwrap(), mlp);
 }
 
+/// A PyTorch file with a transposed later weight names the tensor, the
+/// shape it needs and the [out, in] convention.
+#[test]
+fn transposed_weight_is_explained() {
+    let dir = temp_dir("transposed");
+    let path = dir.join("torch.safetensors");
+    write_raw(
+        &path,
+        &[
+            ("fc1.weight", Dtype::F32, vec![3, 2], f32_bytes(6, 0.5)),
+            ("fc1.bias", Dtype::F32, vec![3], f32_bytes(3, -1.0)),
+            ("fc2.weight", Dtype::F32, vec![3, 4], f32_bytes(12, 2.0)),
+            ("fc2.bias", Dtype::F32, vec![4], f32_bytes(4, 0.25)),
+        ],
+        None,
+    );
+    let message = load_mlp(&path).unwrap_err().to_string();
+    assert!(
+        message.contains("fc2.weight has shape [3, 4] but fc1.weight has 3 outputs"),
+        "{message}"
+    );
+    assert!(message.contains("it must be [out, 3]"), "{message}");
+}
+
 #[test]
 fn truncated_file_is_rejected() {
     let dir = temp_dir("truncated");
