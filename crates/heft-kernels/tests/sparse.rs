@@ -499,10 +499,11 @@ fn fused_argmax_sparse_features_match() {
     }
 }
 
-/// The packed count equals the count on A itself with a NaN weight (the
-/// dense kernel then runs on the packed panels), with fewer candidates
-/// than the class-major kernel takes, and for a group no class-major
-/// kernel takes; a wrong kernel or group size is an error.
+/// The packed count equals the count on A itself in three cases. The
+/// first has a NaN weight, so the dense kernel runs on the packed panels.
+/// The second has fewer candidates than the class-major kernel takes, and
+/// the third a group no class-major kernel takes. A wrong kernel or group
+/// size is an error.
 #[test]
 fn packed_argmax_other_paths() {
     let mut rng = Rng::new(10);

@@ -318,6 +318,7 @@ impl ClassPanels {
             let _ = (isa, a, group);
             return None;
         }
+
         let (m, k) = (a.rows(), a.cols());
         if k == 0 {
             return None;
@@ -331,6 +332,7 @@ impl ClassPanels {
             steps: vec![0; panels * k * MAX_CHUNKS],
             counts: vec![0; panels * MAX_CHUNKS],
         };
+
         let samples_t = a.t();
         let pieces = packed
             .raw
