@@ -87,6 +87,8 @@ struct Row {
     candidates_per_second: f64,
     /// Share of validation rows skipped by pruning (0 with pruning off).
     pruned_fraction: f64,
+    /// Share of multiply-adds skipped on zero inputs.
+    skipped_fraction: f64,
     /// Useful FLOPs of one candidate on the whole split, without pruning.
     flops_per_candidate: f64,
 }
@@ -183,27 +185,29 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
 
     println!("FMA peak {peak:.1} GFLOP/s per core (best of the measurements in this run)");
     println!(
-        "{:<38} {:>7} {:>12} {:>8} {:>14} {:>9}",
-        "case", "threads", "candidates/s", "pruned", "MFLOP/candidate", "% bound"
+        "{:<38} {:>7} {:>12} {:>8} {:>8} {:>14} {:>9}",
+        "case", "threads", "candidates/s", "pruned", "zeros", "MFLOP/candidate", "% bound"
     );
     for row in &rows {
         let gflops = row.flops_per_candidate * row.candidates_per_second / 1e9;
         let fraction = 100.0 * gflops / (peak * row.threads as f64);
         let pruned = format!("{:.1}%", 100.0 * row.pruned_fraction);
+        let zeros = format!("{:.1}%", 100.0 * row.skipped_fraction);
         println!(
-            "{:<38} {:>7} {:>12.1} {:>8} {:>14.2} {:>8.1}%",
+            "{:<38} {:>7} {:>12.1} {:>8} {:>8} {:>14.2} {:>8.1}%",
             row.label,
             row.threads,
             row.candidates_per_second,
             pruned,
+            zeros,
             row.flops_per_candidate / 1e6,
             fraction
         );
     }
     println!(
         "% bound: dense useful FLOPs per candidate times candidates/s over the peak times the \
-         threads; pruning skips rows and the MLP kernels skip zero inputs, so cases can exceed \
-         100%."
+         threads; pruning skips rows and the MLP kernels skip the multiply-adds on zero \
+         inputs (column zeros), so cases can exceed 100%."
     );
     Ok(())
 }
@@ -299,6 +303,7 @@ fn measure_case(
         threads,
         candidates_per_second: case.population as f64 / median(&seconds_per_population),
         pruned_fraction: objective.pruned_fraction(),
+        skipped_fraction: objective.skipped_fraction(),
         flops_per_candidate: useful_flops(model, case.tensor, split),
     })
 }

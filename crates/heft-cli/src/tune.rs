@@ -153,6 +153,9 @@ pub struct Summary {
     pretrained_fitness: f64,
     evaluations: u64,
     pruned_fraction: f64,
+    /// Share of the tuned layer's multiply-adds skipped because their
+    /// inputs were zero.
+    skipped_zero_fraction: f64,
     /// Wall time of the search alone, in seconds.
     search_seconds: f64,
     candidates_per_second: f64,
@@ -493,6 +496,7 @@ fn tune(
         pretrained_fitness,
         evaluations: report.evaluations,
         pruned_fraction: objective.pruned_fraction(),
+        skipped_zero_fraction: objective.skipped_fraction(),
         search_seconds,
         candidates_per_second: objective.candidates_scored() as f64 / search_seconds.max(1e-9),
         run_directory: out.display().to_string(),
@@ -630,7 +634,7 @@ fn print_table(s: &Summary) {
         "tuned", s.tuned_valid.accuracy, s.tuned_test.accuracy
     );
     println!(
-        "{} {} on {} ({} variables, bound {}): {} candidates in {:.2} s, {:.0} candidates/s, {:.1} % of validation rows pruned",
+        "{} {} on {} ({} variables, bound {}): {} candidates in {:.2} s, {:.0} candidates/s, {:.1} % of validation rows pruned, {:.1} % of multiply-adds skipped on zero inputs",
         s.algorithm,
         s.mode,
         s.tensor,
@@ -639,7 +643,8 @@ fn print_table(s: &Summary) {
         s.evaluations,
         s.search_seconds,
         s.candidates_per_second,
-        100.0 * s.pruned_fraction
+        100.0 * s.pruned_fraction,
+        100.0 * s.skipped_zero_fraction
     );
     println!("run directory: {}", s.run_directory);
 }

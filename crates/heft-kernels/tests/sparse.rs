@@ -575,3 +575,27 @@ fn packed_argmax_other_paths() {
         "{err}"
     );
 }
+
+/// The packed count's skipped fraction is the share of zero steps per
+/// chunk: half for features zero in every row at half the columns, none
+/// for dense features, and 0 where the kernel has no sparse variant.
+#[test]
+fn packed_argmax_skipped_fraction() {
+    let (m, k) = (100, 50);
+    let half: Vec<f32> = (0..m * k)
+        .map(|i| if i % k < k / 2 { 0.0 } else { 1.0 })
+        .collect();
+    let dense = vec![1.0f32; m * k];
+    for gemm in kernels() {
+        let sparse_rows = gemm.argmax_zero_rows(10);
+        let packed = gemm
+            .pack_argmax_a(MatRef::row_major(&half, m, k).unwrap(), 10)
+            .unwrap();
+        let expected = if sparse_rows > 1 { 0.5 } else { 0.0 };
+        assert_eq!(packed.skipped_fraction(), expected, "{}", gemm.isa());
+        let packed = gemm
+            .pack_argmax_a(MatRef::row_major(&dense, m, k).unwrap(), 10)
+            .unwrap();
+        assert_eq!(packed.skipped_fraction(), 0.0, "{}", gemm.isa());
+    }
+}

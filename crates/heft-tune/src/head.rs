@@ -260,6 +260,13 @@ impl HeadScorer {
         self.rows
     }
 
+    /// Returns the share of multiply-adds the fused count skips over the
+    /// open rows because their features are zero (see
+    /// [`ArgmaxA::skipped_fraction`]).
+    pub fn skipped_fraction(&self) -> f64 {
+        self.open_features.skipped_fraction()
+    }
+
     /// Returns the record of the fixed rows.
     pub(crate) fn pruning(&self) -> &Pruning {
         &self.pruning

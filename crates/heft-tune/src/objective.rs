@@ -346,6 +346,19 @@ impl ModelObjective {
         self.pruning().map_or(0.0, Pruning::pruned_fraction)
     }
 
+    /// Returns the share of the tuned layer's multiply-adds skipped because
+    /// their inputs are zero, in [0, 1]. For the last MLP layer it covers
+    /// the open rows. For an earlier layer it covers the rows of the last
+    /// population scored, and is 0 before the first. The recurrent tensors
+    /// of the sequence model skip none.
+    pub fn skipped_fraction(&self) -> f64 {
+        match &self.path {
+            Path::Head(scorer) => scorer.skipped_fraction(),
+            Path::Layer(layer) => layer.skipped_fraction(),
+            Path::Forward(_) => 0.0,
+        }
+    }
+
     /// Returns the number of populations scored over every row, skipping
     /// none, because a candidate lay outside the box that pruning assumed.
     pub fn full_scans(&self) -> u64 {
@@ -535,6 +548,8 @@ struct LayerPath {
     /// for the open rows (index 1), built at the first population that
     /// needs it.
     packed: [Option<PackedBlocks>; 2],
+    /// The slot of `packed` the last population used.
+    last_packed: Option<usize>,
     stacked: Vec<f32>,
     bias_tiled: Vec<f32>,
     block: Vec<f32>,
@@ -650,6 +665,7 @@ impl LayerPath {
             classes,
             gemm,
             packed: [None, None],
+            last_packed: None,
             stacked: Vec::new(),
             bias_tiled: Vec::new(),
             block: Vec::new(),
@@ -712,7 +728,9 @@ impl LayerPath {
         let b = MatRef::row_major(&self.stacked, width, inputs)
             .map_err(layout_error)?
             .t();
-        let packed = if population.iter().all(|x| x.is_finite()) {
+        let finite = population.iter().all(|x| x.is_finite());
+        self.last_packed = finite.then_some(usize::from(use_open));
+        let packed = if finite {
             let slot = &mut self.packed[usize::from(use_open)];
             if slot.as_ref().map(|p| p.block_rows) != Some(block_rows) {
                 *slot = Some(PackedBlocks::new(&self.gemm, input, inputs, block_rows)?);
@@ -773,6 +791,26 @@ impl LayerPath {
         }
         write_fitness(fitness, self.labels.len(), &counts, &sums, out);
         Ok(())
+    }
+}
+
+impl LayerPath {
+    /// Returns the share of multiply-adds the sparse GEMM skipped for the
+    /// last population, over all its blocks of rows.
+    fn skipped_fraction(&self) -> f64 {
+        let Some(packed) = self.last_packed.and_then(|slot| self.packed[slot].as_ref()) else {
+            return 0.0;
+        };
+        let rows: usize = packed.blocks.iter().map(SparseA::rows).sum();
+        if rows == 0 {
+            return 0.0;
+        }
+        let weighted: f64 = packed
+            .blocks
+            .iter()
+            .map(|block| block.skipped_fraction() * block.rows() as f64)
+            .sum();
+        weighted / rows as f64
     }
 }
 

@@ -232,6 +232,8 @@ fn fc1_matches_reference() {
                     "no pruning for cross-entropy"
                 );
             }
+            // Uniform random features have no zeros to skip.
+            assert_eq!(objective.skipped_fraction(), 0.0);
         }
     }
 }
@@ -264,7 +266,12 @@ fn fc1_sparse_inputs_match_reference() {
     for include_bias in [false, true] {
         let target = target("fc1.weight", include_bias);
         for fitness in [Fitness::Error, Fitness::CrossEntropy] {
-            check_against_reference(&model, data.split(), &target, fitness, true);
+            let objective = check_against_reference(&model, data.split(), &target, fitness, true);
+            assert!(
+                objective.skipped_fraction() > 0.1,
+                "{fitness:?}: skipped {}",
+                objective.skipped_fraction()
+            );
             let one = fitness_with_threads(&model, data.split(), &target, fitness, 1);
             let two = fitness_with_threads(&model, data.split(), &target, fitness, 2);
             assert_eq!(one, two, "{fitness:?}");

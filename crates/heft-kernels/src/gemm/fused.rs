@@ -296,7 +296,11 @@ fn pack_class_panel(
 /// All panels of an A packed once for the class-major kernels, each laid
 /// out as [`PanelRef`] describes.
 pub(crate) struct ClassPanels {
+    /// Samples (rows of A).
+    rows: usize,
     k: usize,
+    /// Samples per chunk of the sparse kernel, 0 without one.
+    width: usize,
     raw: AlignedVec,
     chunks: AlignedVec,
     steps: Vec<u32>,
@@ -326,7 +330,9 @@ impl ClassPanels {
         let panels = m.div_ceil(PANEL_SAMPLES);
         let panel_len = k * PANEL_SAMPLES;
         let mut packed = ClassPanels {
+            rows: m,
             k,
+            width,
             raw: AlignedVec::zeros(panels * panel_len),
             chunks: AlignedVec::zeros(panels * panel_len),
             steps: vec![0; panels * k * MAX_CHUNKS],
@@ -352,6 +358,27 @@ impl ClassPanels {
             pack_class_panel(&samples_t, i0, PANEL_SAMPLES.min(m - i0), width, &mut out);
         }
         Some(packed)
+    }
+
+    /// Returns the share of the (chunk, step) pairs that the sparse kernel
+    /// skips, over the chunks it runs (those with a real sample), or 0
+    /// without a sparse kernel.
+    pub(crate) fn skipped_fraction(&self) -> f64 {
+        if self.width == 0 {
+            return 0.0;
+        }
+        let (mut steps, mut kept) = (0u64, 0u64);
+        for (index, counts) in self.counts.chunks_exact(MAX_CHUNKS).enumerate() {
+            let valid = PANEL_SAMPLES.min(self.rows - index * PANEL_SAMPLES);
+            let chunks = valid.div_ceil(self.width);
+            steps += (chunks * self.k) as u64;
+            kept += counts[..chunks].iter().map(|&c| u64::from(c)).sum::<u64>();
+        }
+        if steps == 0 {
+            0.0
+        } else {
+            1.0 - kept as f64 / steps as f64
+        }
     }
 
     /// Returns panel `index`.

@@ -583,6 +583,15 @@ impl ArgmaxA {
     pub fn group(&self) -> usize {
         self.group
     }
+
+    /// Returns the share of the (chunk of rows, step of k) pairs that the
+    /// sparse count skips because the chunk is all zero there: the share
+    /// of multiply-adds saved. 0 where the kernel skips none.
+    pub fn skipped_fraction(&self) -> f64 {
+        self.panels
+            .as_ref()
+            .map_or(0.0, fused::ClassPanels::skipped_fraction)
+    }
 }
 
 impl std::fmt::Debug for ArgmaxA {
