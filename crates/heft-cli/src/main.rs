@@ -49,7 +49,10 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return parse_failure(&err),
+    };
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Tune(args) => tune::run(&args),
@@ -64,4 +67,38 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints help and version requests as clap does. Any other argument
+/// error becomes one line, `heft: error: ...` with the offending value and
+/// clap's tip, and exit status 2, like the errors of the commands.
+fn parse_failure(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        err.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = err.print();
+        return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+    }
+    let text = err.render().to_string();
+    let mut lines = text.lines();
+    // The message runs to the first blank line (a list of missing
+    // arguments is indented below it), then clap may add a tip.
+    let message: Vec<&str> = lines
+        .by_ref()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let message = message.join(" ");
+    let message = message.strip_prefix("error: ").unwrap_or(&message);
+    let tips: String = lines
+        .map(str::trim)
+        .filter(|line| line.starts_with("tip:"))
+        .map(|tip| format!(" ({tip})"))
+        .collect();
+    eprintln!("heft: error: {message}{tips}; run with --help to list the options");
+    ExitCode::from(2)
 }

@@ -326,6 +326,35 @@ fn bad_bounds_rejected() {
     assert!(!dir.join("run").exists());
 }
 
+/// Argument errors found by the parser are one line with the value, like
+/// the commands' own errors, with exit status 2.
+#[test]
+fn parse_errors_are_one_line() {
+    let dir = scratch("parse");
+    let cases = [
+        (
+            vec!["tune", "--bound", "abc"],
+            "invalid value 'abc' for '--bound <BOUND>'",
+        ),
+        (
+            vec!["tune", "--forse"],
+            "(tip: a similar argument exists: '--force')",
+        ),
+        (vec!["eval"], "not provided: --checkpoint <PATH>"),
+    ];
+    for (args, needle) in cases {
+        let out = heft(&args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("heft: error: "), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+    let help = heft(&["tune", "--help"], &dir);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Usage: heft tune"));
+}
+
 #[test]
 fn missing_data_directory_rejected() {
     assert_rejected(
