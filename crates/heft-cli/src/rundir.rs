@@ -106,7 +106,18 @@ impl RunDir {
         let mut staging_name = name.to_os_string();
         staging_name.push(format!(".tmp-{}", std::process::id()));
         let staging = parent.join(staging_name);
-        if staging.exists() {
+        // A directory under this process's staging name is left from an
+        // earlier process with the same pid. It is removed only when heft
+        // made it.
+        if fs::symlink_metadata(&staging).is_ok() {
+            let pid = std::process::id().to_string();
+            if !is_staging_of(&staging, &pid) {
+                return Err(format!(
+                    "{} already exists and is not a staging directory of heft; move it away or \
+                     pass --out with another path",
+                    staging.display()
+                ));
+            }
             fs::remove_dir_all(&staging).map_err(|e| {
                 format!(
                     "cannot remove the stale staging directory {}: {e}",
@@ -217,13 +228,19 @@ fn remove_stale_staging(parent: &Path, name: &std::ffi::OsStr) {
         };
         let alive = Path::new("/proc").join(pid).exists();
         let path = entry.path();
-        let is_staging = entry.file_type().is_ok_and(|t| t.is_dir())
-            && path.join(STAGING_MARKER).is_file()
-            && contains_only_run_files(&path);
-        if !alive && is_staging {
+        if !alive && is_staging_of(&path, pid) {
             let _ = fs::remove_dir_all(&path);
         }
     }
+}
+
+/// Returns whether `dir` is a staging directory that heft made for process
+/// `pid`: a real directory (not a link) whose marker names that pid, with
+/// nothing but run files and their temporary copies beside it.
+fn is_staging_of(dir: &Path, pid: &str) -> bool {
+    let is_dir = fs::symlink_metadata(dir).is_ok_and(|meta| meta.is_dir());
+    let marker = fs::read_to_string(dir.join(STAGING_MARKER));
+    is_dir && marker.is_ok_and(|text| text == pid) && contains_only_run_files(dir)
 }
 
 /// Returns whether `dir` contains only regular files named as [`RUN_FILES`],
@@ -292,6 +309,10 @@ mod tests {
         fs::write(dead.join("config.json"), "{}").unwrap();
         fs::write(dead.join(".summary.json.tmp"), "{").unwrap();
         fs::write(dead.join(STAGING_MARKER), "999999999").unwrap();
+        // A marker that names another process is not heft's.
+        let forged = dir.join("run.tmp-999999996");
+        fs::create_dir(&forged).unwrap();
+        fs::write(forged.join(STAGING_MARKER), "not a pid").unwrap();
         // Run files without the marker were not made by heft's staging.
         let unmarked = dir.join("run.tmp-999999997");
         fs::create_dir(&unmarked).unwrap();
@@ -311,6 +332,7 @@ mod tests {
         assert_eq!(dead.exists(), !proc_fs, "dead staging directory");
         assert!(foreign.exists(), "a directory with a foreign file");
         assert!(unmarked.exists(), "run files without the staging marker");
+        assert!(forged.exists(), "a marker naming another process");
         assert!(live.exists(), "this process's own staging directory");
         assert!(other_run.exists(), "another run's name");
         assert!(not_pid.exists(), "a suffix that is not a pid");
@@ -365,6 +387,42 @@ mod finish_tests {
             "the old run was replaced"
         );
         assert!(!finished.join(STAGING_MARKER).exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod own_pid_tests {
+    use super::*;
+
+    /// A directory of someone else's under this process's staging name is
+    /// an error, not removed; heft's own leftover under that name is.
+    #[test]
+    fn own_staging_name_checked() {
+        let dir = std::env::temp_dir().join(format!("heft-own-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let target = dir.join("run");
+        let staging = dir.join(format!("run.tmp-{}", std::process::id()));
+        fs::create_dir(&staging).unwrap();
+        fs::write(staging.join("notes.txt"), "mine").unwrap();
+
+        let err = RunDir::create(&target, false).err().unwrap();
+        assert!(err.contains("is not a staging directory of heft"), "{err}");
+        assert!(
+            staging.join("notes.txt").is_file(),
+            "the foreign file stays"
+        );
+
+        fs::remove_file(staging.join("notes.txt")).unwrap();
+        fs::write(staging.join(STAGING_MARKER), std::process::id().to_string()).unwrap();
+        fs::write(staging.join("config.json"), "{}").unwrap();
+        let run = RunDir::create(&target, false).unwrap();
+        assert!(
+            !staging.join("config.json").exists(),
+            "the leftover was replaced"
+        );
+        drop(run);
         fs::remove_dir_all(&dir).unwrap();
     }
 }
