@@ -278,17 +278,11 @@ fn pack_class_panel(
     }
     for c in 0..PANEL_SAMPLES / width {
         let dst = &mut out.chunks[c * k * width..][..k * width];
-        let steps = &mut out.steps[c * k..][..k];
-        let mut kept = 0;
-        for p in 0..k {
-            let values = &raw[p * PANEL_SAMPLES + c * width..][..width];
-            if values.iter().any(|&x| x != 0.0) {
-                dst[kept * width..][..width].copy_from_slice(values);
-                // k is a GEMM depth here, far below u32::MAX.
-                steps[kept] = p as u32;
-                kept += 1;
-            }
+        for (p, row) in dst.chunks_exact_mut(width).enumerate() {
+            row.copy_from_slice(&raw[p * PANEL_SAMPLES + c * width..][..width]);
         }
+        let kept = super::pack::drop_zero_steps(dst, width, &mut out.steps[c * k..][..k]);
+        // The count is at most k, a GEMM depth far below u32::MAX.
         out.counts[c] = kept as u32;
     }
 }
