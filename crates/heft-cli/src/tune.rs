@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use heft_search::{
     Algorithm, Bounds, Callbacks, Mode, Optimizer, Record, Search, Settings, StopRules,
 };
-use heft_tune::experiment::MAX_POPULATION_FLOATS;
+use heft_tune::experiment::{population_too_large, MAX_POPULATION_FLOATS};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -293,7 +293,7 @@ pub(crate) fn check_population_memory(
     dim: usize,
     tensor: &str,
 ) -> Result<(), String> {
-    if agents.saturating_mul(dim) <= MAX_POPULATION_FLOATS {
+    if !population_too_large(agents, dim) {
         return Ok(());
     }
     let gigabytes = (agents as f64) * (dim as f64) * 4.0 / 1e9;

@@ -32,6 +32,12 @@ use std::time::Instant;
 /// algorithm keeps.
 pub const MAX_POPULATION_FLOATS: usize = 1 << 28;
 
+/// Returns whether `agents` candidates of `dim` values exceed
+/// [`MAX_POPULATION_FLOATS`].
+pub fn population_too_large(agents: usize, dim: usize) -> bool {
+    agents.saturating_mul(dim) > MAX_POPULATION_FLOATS
+}
+
 /// File name of the results file inside the experiment directory.
 pub const RUNS_FILE: &str = "runs.jsonl";
 
@@ -506,7 +512,7 @@ where
                 spec.fitness,
                 true,
             )?;
-            if spec.agents.saturating_mul(objective.dim()) > MAX_POPULATION_FLOATS {
+            if population_too_large(spec.agents, objective.dim()) {
                 return Err(TuneError::InvalidExperiment {
                     problem: format!(
                         "{} agents of {} values of {tensor} exceed {MAX_POPULATION_FLOATS} floats \
