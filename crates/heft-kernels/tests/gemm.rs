@@ -346,16 +346,26 @@ fn thread_count_does_not_change_bits() {
 /// The fused argmax count equals "multiply with bias, then argmax each
 /// group" on data with frequent ties (small integers), NaN rows of A and a
 /// NaN column of B, with A row-major and column-major, for 1, 2 and 3
-/// threads.
+/// threads. One and two candidates on a row-major A cover every class
+/// count of the class-major kernels. The A has 301 rows, past the
+/// class-major threshold and not a multiple of the 32-sample panel, and
+/// 130 features, not a multiple of the 4-step transpose. With 100 rows the
+/// tile path runs.
 #[test]
 fn fused_argmax_matches_multiply_then_argmax() {
     let mut rng = Rng::new(2024);
+    let mut few_candidates = Vec::new();
+    for classes in 2..=15 {
+        few_candidates.push((301, 130, classes, 1, false));
+        few_candidates.push((301, 33, classes, 2, false));
+        few_candidates.push((100, 19, classes, 1, false));
+    }
     for isa in Isa::ALL {
         let Ok(gemm) = Gemm::with_isa(isa) else {
             common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
-        for &(m, k, classes, candidates, a_col_major) in &[
+        for &(m, k, classes, candidates, a_col_major) in few_candidates.iter().chain(&[
             (1, 1, 1, 1, false),
             (37, 5, 3, 7, false),
             (500, 128, 10, 10, false),
@@ -377,7 +387,7 @@ fn fused_argmax_matches_multiply_then_argmax() {
             (97, 520, 2, 2, true),
             (66, 40, 14, 1, true),
             (40, 0, 4, 1, true),
-        ] {
+        ]) {
             let n = classes * candidates;
             let mut a = Stored::new(m, k, a_col_major, 0, || rng.small_int());
             let mut b = Stored::new(k, n, false, 0, || (rng.small_int() / 2.0).round());
@@ -448,9 +458,11 @@ fn fused_argmax_matches_multiply_then_argmax() {
 /// class `2j + 1` has the weights of class `2j` in reverse order, so the
 /// two logits are equal in exact arithmetic and differ by rounding only,
 /// which depends on the order of the sums and on where they restart
-/// (k = 700 takes three passes of KC). Class counts 2
-/// and 7 cover both register layouts of the AVX2 class-major kernel, which
-/// 6 candidates, or a column-major A, select on every ISA that has one.
+/// (k = 700 takes three passes of KC). Class counts 2, 7, 10 and 13 cover
+/// the register layouts of the AVX2 class-major kernels: all classes at
+/// once, two blocks of unequal and of equal size, and three blocks. Six
+/// candidates, a column-major A and a row-major A with one candidate all
+/// select those kernels.
 #[test]
 fn fused_argmax_breaks_rounding_ties_like_gemm() {
     let mut rng = Rng::new(77);
@@ -460,7 +472,15 @@ fn fused_argmax_breaks_rounding_ties_like_gemm() {
             common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
-        for (classes, candidates, a_col_major) in [(2, 6, false), (7, 6, false), (7, 1, true)] {
+        for (classes, candidates, a_col_major) in [
+            (2, 6, false),
+            (7, 6, false),
+            (7, 1, true),
+            (10, 1, false),
+            (10, 6, false),
+            (13, 1, false),
+            (13, 6, false),
+        ] {
             let n = classes * candidates;
             let row_values: Vec<f32> = (0..m).map(|_| rng.float()).collect();
             let mut a = Stored::new(m, k, a_col_major, 0, || 0.0);

@@ -416,18 +416,33 @@ fn packed_sparse_errors() {
 /// The fused argmax count skips the features at which a chunk of samples
 /// is all zero (on AVX2) and still equals "multiply with bias, then argmax
 /// each group", with rounding ties from small integers, one pass over k
-/// and two, and A row-major and column-major.
+/// and two, and A row-major and column-major. In the mixed case every
+/// other panel of 32 samples has no zero, so the dense kernel scores those
+/// panels and the sparse kernel the others.
 #[test]
 fn fused_argmax_sparse_features_match() {
     let mut rng = Rng::new(9);
     for gemm in kernels() {
-        for &(m, k) in &[(1000, 128), (37, 5), (70, 300), (8, 40)] {
+        for &(m, k, mixed) in &[
+            (1000, 128, false),
+            (37, 5, false),
+            (70, 300, false),
+            (8, 40, false),
+            (1000, 128, true),
+            (150, 300, true),
+        ] {
             for group in [3, 10, 14] {
                 let candidates = 6;
                 let n = candidates * group;
                 let mut a = sparse_a(&mut rng, m, k);
-                for x in a.iter_mut().filter(|x| **x != 0.0) {
-                    *x = rng.small_int();
+                for (i, row) in a.chunks_exact_mut(k).enumerate() {
+                    let dense = mixed && (i / 32) % 2 == 0;
+                    for x in row.iter_mut().filter(|x| dense || **x != 0.0) {
+                        *x = rng.small_int();
+                        if *x == 0.0 && dense {
+                            *x = 1.0;
+                        }
+                    }
                 }
                 let b: Vec<f32> = (0..k * n).map(|_| rng.small_int() * 0.25).collect();
                 let bias: Vec<f32> = (0..n).map(|_| rng.small_int()).collect();
@@ -471,7 +486,7 @@ fn fused_argmax_sparse_features_match() {
                     assert_eq!(
                         counts,
                         expected,
-                        "{} {m}x{k} group {group} A transposed {a_t}",
+                        "{} {m}x{k} mixed {mixed} group {group} A transposed {a_t}",
                         gemm.isa()
                     );
 
@@ -489,7 +504,8 @@ fn fused_argmax_sparse_features_match() {
                         assert_eq!(
                             counts,
                             expected,
-                            "{} {m}x{k} group {group} A transposed {a_t} packed, call {call}",
+                            "{} {m}x{k} mixed {mixed} group {group} A transposed {a_t} \
+                             packed, call {call}",
                             gemm.isa()
                         );
                     }

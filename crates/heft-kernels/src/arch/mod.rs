@@ -264,8 +264,96 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
     a * b + c
 }
 
+/// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
+/// `j < width` with the AVX transposing copy and returns true, or returns
+/// false without writing where the host has no AVX (the caller then copies
+/// element by element). Panics if a range falls outside its slice.
+pub(crate) fn pack_columns(
+    src: &[f32],
+    ld: usize,
+    kc: usize,
+    width: usize,
+    nr: usize,
+    dst: &mut [f32],
+) -> bool {
+    if kc == 0 || width == 0 {
+        return true;
+    }
+    assert!(
+        width <= nr && (width - 1) * ld + kc <= src.len() && (kc - 1) * nr + width <= dst.len(),
+        "pack_columns: {width} columns of {kc} steps (stride {ld}) do not fit a source of {} \
+         and a destination of {} floats with rows of {nr}",
+        src.len(),
+        dst.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is available, and the assertion above keeps the
+        // reads inside `src` and the writes inside `dst`.
+        unsafe {
+            transpose::pack_columns_avx(src.as_ptr(), ld, kc, width, nr, dst.as_mut_ptr());
+        }
+        return true;
+    }
+    let _ = (src, ld, nr, dst);
+    false
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod class_major;
 pub(crate) mod portable;
 #[cfg(target_arch = "x86_64")]
+mod transpose;
+#[cfg(target_arch = "x86_64")]
 pub(crate) mod x86_64;
+
+#[cfg(test)]
+mod tests {
+    use super::pack_columns;
+
+    /// The transposing copy writes exactly the elements a scalar loop
+    /// writes, for widths and depths around the 8-column and 4-step blocks,
+    /// padded source columns and padded destination rows, and leaves the
+    /// rest of the destination untouched.
+    #[test]
+    fn pack_columns_matches_scalar_copy() {
+        for width in 0..=17usize {
+            for kc in 0..=13 {
+                for ld in [kc, kc + 3] {
+                    for nr in [width, width.next_multiple_of(8) + 8] {
+                        let ld = ld.max(1);
+                        let src: Vec<f32> =
+                            (0..width * ld + kc).map(|x| x as f32 * 0.5 - 7.0).collect();
+                        let len = kc * nr.max(1);
+                        let mut dst = vec![f32::NAN; len];
+                        let mut expected = vec![f32::NAN; len];
+                        for j in 0..width {
+                            for p in 0..kc {
+                                expected[p * nr + j] = src[j * ld + p];
+                            }
+                        }
+                        if !pack_columns(&src, ld, kc, width, nr, &mut dst) {
+                            eprintln!("skipping pack_columns: no AVX on this CPU");
+                            return;
+                        }
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert_eq!(
+                            bits(&dst),
+                            bits(&expected),
+                            "width {width} kc {kc} ld {ld} nr {nr}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A range outside its slice panics instead of reading past it.
+    #[test]
+    #[should_panic(expected = "do not fit")]
+    fn pack_columns_checks_ranges() {
+        let src = vec![0.0f32; 8 * 16 - 1];
+        let mut dst = vec![0.0f32; 16 * 8];
+        pack_columns(&src, 16, 16, 8, 8, &mut dst);
+    }
+}

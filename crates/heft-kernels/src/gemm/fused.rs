@@ -67,12 +67,22 @@ pub(crate) fn argmax_count(
         return;
     }
     // The class-major kernel packs each 32-sample panel once for all
-    // candidates, which pays off from a few candidates on; below that the
-    // tile path (with the narrow tile for few columns) is faster, unless
-    // A is column-major: then a panel is 32 contiguous floats per step of
-    // k, cheap to copy, while the tile path gathers every row of A.
+    // candidates, which pays off from a few candidates on. With one to
+    // three candidates it still beats the tile path, which fills only
+    // `g` of every 8 or 16 lanes, when the panels are cheap to pack: A
+    // column-major (32 contiguous floats per step of k) or row-major with
+    // enough rows (an in-register transpose, with the next panel's rows
+    // prefetched while the current one is scored). Measured with AVX2 on
+    // Zen 3, 128 rows is where the row-major case starts to win; the
+    // AVX-512 kernels keep the tile path there until measured.
     #[cfg(target_arch = "x86_64")]
-    if n / group >= CLASS_MAJOR_MIN_CANDIDATES || (a.row_stride() == 1 && k > 1 && m > 1) {
+    if n / group >= CLASS_MAJOR_MIN_CANDIDATES
+        || (k > 1 && a.row_stride() == 1 && m > 1)
+        || (isa == crate::dispatch::Isa::Avx2Fma
+            && k > 1
+            && a.col_stride() == 1
+            && m >= CLASS_MAJOR_MIN_ROWS)
+    {
         if let Some(kernel) = crate::arch::class_major::kernel_for(isa, group) {
             class_major(
                 isa,
@@ -278,8 +288,15 @@ fn pack_class_panel(
     }
     for c in 0..PANEL_SAMPLES / width {
         let dst = &mut out.chunks[c * k * width..][..k * width];
-        for (p, row) in dst.chunks_exact_mut(width).enumerate() {
-            row.copy_from_slice(&raw[p * PANEL_SAMPLES + c * width..][..width]);
+        let source = |p: usize| &raw[p * PANEL_SAMPLES + c * width..][..width];
+        match width {
+            8 => super::pack::copy_rows::<8>(source, dst),
+            16 => super::pack::copy_rows::<16>(source, dst),
+            _ => {
+                for (p, row) in dst.chunks_exact_mut(width).enumerate() {
+                    row.copy_from_slice(source(p));
+                }
+            }
         }
         let kept = super::pack::drop_zero_steps(dst, width, &mut out.steps[c * k..][..k]);
         // The count is at most k, a GEMM depth far below u32::MAX.
@@ -399,6 +416,12 @@ thread_local! {
 #[cfg(target_arch = "x86_64")]
 const CLASS_MAJOR_MIN_CANDIDATES: usize = 4;
 
+/// Minimum number of rows of a row-major A for which the class-major
+/// kernel is used with fewer than [`CLASS_MAJOR_MIN_CANDIDATES`]
+/// candidates.
+#[cfg(target_arch = "x86_64")]
+const CLASS_MAJOR_MIN_ROWS: usize = 128;
+
 /// Samples per panel of the class-major kernels: two AVX-512 vectors of 16,
 /// or four AVX2 vectors of 8.
 const PANEL_SAMPLES: usize = 32;
@@ -426,7 +449,9 @@ fn class_major(
     counts: &mut [u64],
     prepacked: Option<&ClassPanels>,
 ) {
-    use crate::arch::class_major::{sparse_kernel_for, ClassArgs, SparseChunk};
+    use crate::arch::class_major::{
+        sparse_kernel_for, sparse_min_skipped, Ahead, ClassArgs, SparseChunk,
+    };
 
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let candidates = n / group;
@@ -448,10 +473,15 @@ fn class_major(
         // With finite weights, skipping the steps at which a chunk's
         // samples are all zero leaves every count unchanged (see
         // `count_hits_avx2_sparse`); NaN or infinity takes the dense kernel.
-        let sparse = sparse_kernel_for(isa, group)
-            .filter(|_| k > 0 && weights.iter().all(|w| w.is_finite()));
-
-        let width = sparse_kernel_for(isa, group).map_or(0, |(_, width)| width);
+        // Cutting a panel into chunks costs about a pass of the dense kernel,
+        // so panels packed here take the sparse kernel only when enough
+        // candidates share them.
+        let sparse = sparse_kernel_for(isa, group).filter(|_| {
+            k > 0
+                && (prepacked.is_some() || candidates >= CLASS_MAJOR_MIN_CANDIDATES)
+                && weights.iter().all(|w| w.is_finite())
+        });
+        let width = sparse.map_or(0, |(_, width)| width);
         let score_panels = |range: std::ops::Range<usize>, local: &mut [u64]| {
             // Scratch for packing when the panels were not packed in advance.
             let scratch_len = if prepacked.is_some() {
@@ -480,6 +510,18 @@ fn class_major(
                                 out.into_ref()
                             }
                         };
+                        // Rows of a row-major A that the next panel packs.
+                        let next = i0 + PANEL_SAMPLES;
+                        let ahead = if prepacked.is_none() && a.col_stride() == 1 && next < m {
+                            Ahead {
+                                first: a.data()[next * a.row_stride()..].as_ptr(),
+                                stride: a.row_stride(),
+                                len: k,
+                                rows: PANEL_SAMPLES.min(m - next),
+                            }
+                        } else {
+                            Ahead::NONE
+                        };
                         panel_labels.fill(0);
                         for (dst, &label) in panel_labels.iter_mut().zip(&labels[i0..i0 + valid]) {
                             *dst = label as i32;
@@ -497,6 +539,13 @@ fn class_major(
                                 count: slices.counts[c] as usize,
                             };
                         }
+                        // The sparse kernel runs narrower chunks than the
+                        // dense one, so it pays only on panels where it
+                        // skips enough; both give the same counts.
+                        let used_chunks = valid.div_ceil(width.max(1)).min(chunk_count);
+                        let kept: usize = chunks[..used_chunks].iter().map(|c| c.count).sum();
+                        let skipped = 1.0 - kept as f64 / (used_chunks * k).max(1) as f64;
+                        let sparse = sparse.filter(|_| skipped >= sparse_min_skipped(group));
                         for (p, hits) in local.iter_mut().enumerate() {
                             let args = ClassArgs {
                                 k,
@@ -507,6 +556,7 @@ fn class_major(
                                     .map_or(std::ptr::null(), |bias| bias[p * group..].as_ptr()),
                                 labels: panel_labels.as_ptr(),
                                 valid,
+                                ahead: if p == 0 { ahead } else { Ahead::NONE },
                             };
                             *hits += u64::from(match sparse {
                                 // SAFETY: as for the dense kernel below, and

@@ -35,7 +35,11 @@ pub(crate) fn pack_b_panel(
             }
         }
     } else if rs == 1 {
-        // Columns of B are contiguous: read each column once, write strided.
+        // Columns of B are contiguous: transpose blocks in registers where
+        // the host allows, else read each column once and write strided.
+        if crate::arch::pack_columns(&data[j0 * cs + k0..], cs, kc, width, nr, dst) {
+            return;
+        }
         for j in 0..width {
             let col = &data[j0 * cs + j * cs + k0..][..kc];
             for (p, &x) in col.iter().enumerate() {
@@ -73,7 +77,7 @@ pub(crate) fn drop_zero_steps(panel: &mut [f32], nr: usize, steps: &mut [u32]) -
 /// Copies row `p` of the source to `dst[p * W..(p + 1) * W]` for every
 /// row of `dst`. With `W` fixed the copy is a few vector moves, where a
 /// `copy_from_slice` of run-time length calls `memmove` once per row.
-fn copy_rows<'s, const W: usize>(source: impl Fn(usize) -> &'s [f32], dst: &mut [f32]) {
+pub(crate) fn copy_rows<'s, const W: usize>(source: impl Fn(usize) -> &'s [f32], dst: &mut [f32]) {
     for (p, row) in dst.chunks_exact_mut(W).enumerate() {
         let row: &mut [f32; W] = row.try_into().expect("chunks_exact yields W floats");
         let src: &[f32; W] = source(p).try_into().expect("the source row has W floats");
