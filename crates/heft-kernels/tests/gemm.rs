@@ -860,3 +860,87 @@ fn epilogue_layout_does_not_change_bits() {
         }
     }
 }
+
+/// A product with 2 to 14 columns, one pass over k and a row-major or
+/// column-major A of at least 128 rows takes the class-major kernels on
+/// AVX2. It gives the bits of the tile path, which an A with no unit
+/// stride takes, with rounding that depends on the order of the sums
+/// (random floats), a NaN row of A, a NaN column of B, alpha other than 1,
+/// the bias and ReLU epilogue, NaN in C ignored with beta = 0, padded and
+/// column-major C, and 1 to 3 threads. 15 columns and k = 257 (two passes)
+/// stay on the tile path and check the comparison itself.
+#[test]
+fn few_columns_match_tile_path() {
+    let mut rng = Rng::new(515);
+    for gemm in kernels() {
+        for &(m, k) in &[(300, 130), (128, 2), (161, 256), (140, 257)] {
+            for n in 2..=15 {
+                let mut a_values: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
+                a_values[5 * k..6 * k].fill(f32::NAN);
+                let mut b_values: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+                for p in 0..k {
+                    b_values[p * n + 1] = if n > 2 { f32::NAN } else { b_values[p * n + 1] };
+                }
+                let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+                // A with strides 2k and 2: no unit stride, so the tile path.
+                let mut strided = vec![f32::NAN; 2 * m * k];
+                for i in 0..m {
+                    for p in 0..k {
+                        strided[i * 2 * k + 2 * p] = a_values[i * k + p];
+                    }
+                }
+                let strided_a = MatRef::new(&strided, m, k, 2 * k, 2).unwrap();
+                let b = MatRef::row_major(&b_values, k, n).unwrap();
+                for (alpha, epilogue) in [
+                    (1.0, Epilogue::default()),
+                    (
+                        -0.75,
+                        Epilogue {
+                            bias: Some(&bias),
+                            relu: true,
+                        },
+                    ),
+                ] {
+                    let mut expected = vec![f32::NAN; m * n];
+                    gemm.sequential()
+                        .run_with(
+                            alpha,
+                            strided_a,
+                            b,
+                            0.0,
+                            MatMut::row_major(&mut expected, m, n).unwrap(),
+                            epilogue,
+                        )
+                        .unwrap();
+                    for (a_t, c_t) in [(false, false), (true, false), (false, true)] {
+                        let mut next = a_values.iter().copied();
+                        let a = Stored::new(m, k, a_t, 0, || next.next().unwrap());
+                        for threads in [1, 2, 3] {
+                            let mut c = Stored::new(m, n, c_t, 1, || f32::NAN);
+                            pool(threads)
+                                .install(|| {
+                                    gemm.run_with(alpha, a.view(), b, 0.0, c.view_mut(), epilogue)
+                                })
+                                .unwrap();
+                            let context = format!(
+                                "{} {m}x{k}x{n} alpha {alpha} A column-major {a_t} \
+                                 C column-major {c_t} threads {threads}",
+                                gemm.isa()
+                            );
+                            c.assert_poison_intact(&context);
+                            for i in 0..m {
+                                for j in 0..n {
+                                    assert_eq!(
+                                        c.get(i, j).to_bits(),
+                                        expected[i * n + j].to_bits(),
+                                        "{context}: element ({i}, {j})"
+                                    );
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

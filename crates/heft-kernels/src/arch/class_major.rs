@@ -8,12 +8,12 @@
 //! argmax over classes is then a vertical comparison across the `G` rows,
 //! with no shuffle, and the logits never leave the registers. AVX-512
 //! covers the 32 samples with two vectors of 16. AVX2, with 16 registers,
-//! runs the panel in chunks of two vectors of 8 samples: `2 * G`
-//! accumulators, two panel vectors and one broadcast must fit, so from 7
-//! classes on the classes go in two or three blocks, each a pass over the
-//! chunk, with the argmax carried from block to block. The sparse AVX2
-//! kernel runs chunks of one vector for 7 classes and more, all classes at
-//! once.
+//! runs the panel in chunks of two vectors of 8 samples, where `2 * G`
+//! accumulators, two panel vectors and one broadcast must fit. From 7
+//! classes on, the classes therefore go in two or three blocks, each a
+//! pass over the chunk, and the argmax carries over from block to block.
+//! The sparse AVX2 kernel runs chunks of one vector for 7 classes and
+//! more, all classes at once.
 //!
 //! Every logit is the same fused multiply-add chain over `k`, restarted
 //! every `kc` steps and added, as in the GEMM tile kernels, so the counts
@@ -226,40 +226,6 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
 /// Samples per AVX2 vector.
 const AVX2_LANES: usize = 8;
 
-/// Returns what [`count_hits`] returns, with AVX2 and FMA: the panel's 32
-/// samples in chunks of `V` vectors of 8.
-///
-/// # Safety
-///
-/// AVX2 and FMA are available and `args` satisfies the [`ClassArgs`]
-/// contract.
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn count_hits_avx2<const G: usize, const V: usize>(args: &ClassArgs) -> u32 {
-    let mut hits = 0u32;
-    let chunks = 32 / (AVX2_LANES * V);
-    for chunk in 0..chunks {
-        let first_sample = chunk * AVX2_LANES * V;
-        if first_sample >= args.valid {
-            break;
-        }
-        let mut prefetch = Prefetcher::new(&args.ahead, chunk, chunks, args.k);
-        // SAFETY: the chunk's samples lie inside the panel's 32 columns, and
-        // the caller's contract covers the rest.
-        unsafe {
-            let columns = args.panel.add(first_sample);
-            let z = chunk_logits_avx2::<G, V, false>(
-                args,
-                args.weights,
-                G,
-                Steps::dense(columns, args.k),
-                &mut prefetch,
-            );
-            hits += chunk_hits_avx2::<G, V>(z, args, first_sample);
-        }
-    }
-    hits
-}
-
 /// One chunk of `V` vectors of 8 samples of a panel, without the steps of
 /// k at which all its samples are zero, for [`count_hits_avx2_sparse`].
 #[derive(Clone, Copy)]
@@ -327,7 +293,7 @@ struct Steps {
 }
 
 impl Steps {
-    /// All `k` steps of the chunk of a panel starting at `columns`.
+    /// Returns all `k` steps of the chunk of a panel starting at `columns`.
     fn dense(columns: *const f32, k: usize) -> Self {
         Steps {
             features: columns,
@@ -428,15 +394,15 @@ unsafe fn chunk_hits_avx2<const G: usize, const V: usize>(
 ) -> u32 {
     let mut best = Best::new();
     // SAFETY: the bias contract is the caller's.
-    unsafe { best.fold(z, args.bias, 0) };
+    unsafe { best.fold(&z, args.bias, 0) };
     // SAFETY: the labels contract is the caller's.
     unsafe { best.hits(args, first_sample) }
 }
 
 /// The running argmax of `V` vectors of 8 samples over the classes folded
-/// so far: the largest logit, its class (an `i32` bit pattern in a float
-/// vector, which blends copy without interpreting), and whether a NaN was
-/// seen, after which nothing is taken.
+/// so far. It keeps the largest logit, its class and whether a NaN was
+/// seen, after which nothing is taken. The class is an `i32` bit pattern in
+/// a float vector, which blends copy without interpreting.
 #[derive(Clone, Copy)]
 struct Best<const V: usize> {
     value: [__m256; V],
@@ -456,33 +422,24 @@ impl<const V: usize> Best<V> {
         }
     }
 
-    /// Folds classes `class0..class0 + H` in order, with logits `z`
+    /// Folds classes `class0..class0 + z.len()` in order, with logits `z`
     /// before bias; `class0 == 0` starts a new argmax.
     ///
     /// # Safety
     ///
-    /// AVX2 is available, and `bias` is null or points at the `H` biases
-    /// of these classes.
+    /// AVX2 is available, and `bias` is null or points at the `z.len()`
+    /// biases of these classes.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
-    unsafe fn fold<const H: usize>(
-        &mut self,
-        mut z: [[__m256; V]; H],
-        bias: *const f32,
-        class0: usize,
-    ) {
-        if !bias.is_null() {
-            for (c, row) in z.iter_mut().enumerate() {
-                // SAFETY: a non-null bias has H floats (contract).
-                let b = _mm256_set1_ps(unsafe { *bias.add(c) });
-                for lanes in row.iter_mut() {
-                    *lanes = _mm256_add_ps(*lanes, b);
-                }
-            }
-        }
+    unsafe fn fold(&mut self, z: &[[__m256; V]], bias: *const f32, class0: usize) {
         for v in 0..V {
             for (c, row) in z.iter().enumerate() {
-                let x = row[v];
+                let x = if bias.is_null() {
+                    row[v]
+                } else {
+                    // SAFETY: a non-null bias has z.len() floats (contract).
+                    _mm256_add_ps(row[v], _mm256_set1_ps(unsafe { *bias.add(c) }))
+                };
                 let is_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(x, x);
                 if class0 + c == 0 {
                     self.value[v] = x;
@@ -525,25 +482,64 @@ impl<const V: usize> Best<V> {
     }
 }
 
-/// Returns what [`count_hits_avx2`] returns for `H1 + H2 + H3` classes,
-/// in blocks of `H1`, `H2` and `H3` classes (`H3` may be 0) over chunks of
-/// two vectors of 16 samples. With one vector of samples, each step
-/// broadcasts one weight per multiply-add; with two, one weight serves two
-/// multiply-adds, which leaves the broadcasts room beside the
-/// multiply-adds. Later blocks repeat the panel's loads from L1, and the
-/// argmax carries over between blocks in class order, so ties and NaN
-/// resolve as in one block.
+/// Returns what [`count_hits`] returns, with AVX2 and FMA, for
+/// `H1 + H2 + H3` classes in blocks of `H1`, `H2` and `H3` classes (`H2`
+/// and `H3` may be 0) over chunks of two vectors of 16 samples.
 ///
 /// # Safety
 ///
-/// As for [`count_hits_avx2`], with `H1 + H2 + H3` classes.
+/// AVX2 and FMA are available and `args` satisfies the [`ClassArgs`]
+/// contract for `H1 + H2 + H3` classes.
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn count_hits_avx2_split<const H1: usize, const H2: usize, const H3: usize>(
+pub(crate) unsafe fn count_hits_avx2<const H1: usize, const H2: usize, const H3: usize>(
     args: &ClassArgs,
+) -> u32 {
+    // SAFETY: the caller's contract, and no logits are stored.
+    unsafe { blocks_avx2::<H1, H2, H3, false>(args, std::ptr::null_mut()) }
+}
+
+/// Writes the logits without bias of the panel's valid samples for
+/// `H1 + H2 + H3` classes, class by class: the logit of sample `i` for
+/// class `c` at `out[c * 32 + i]`. `labels` and `bias` are not read. Each
+/// logit is the chain [`count_hits_avx2`] compares, so a product computed
+/// from these equals `Gemm::run`'s when k takes one pass of KC.
+///
+/// # Safety
+///
+/// AVX2 and FMA are available, `args` satisfies the [`ClassArgs`]
+/// contract for `H1 + H2 + H3` classes, and `out` is valid for writes of
+/// `32 * (H1 + H2 + H3)` floats.
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn logits_avx2<const H1: usize, const H2: usize, const H3: usize>(
+    args: &ClassArgs,
+    out: *mut f32,
+) {
+    // SAFETY: the caller's contract.
+    unsafe { blocks_avx2::<H1, H2, H3, true>(args, out) };
+}
+
+/// Runs the panel in chunks of two vectors of 16 samples and the classes
+/// in blocks of `H1`, `H2` and `H3`. Each block's logits are stored
+/// (`STORE`, see [`logits_avx2`]) or folded into the argmax, and then the
+/// hit count is returned. With one vector of samples, each step would
+/// broadcast one weight per multiply-add. With two, one weight serves two
+/// multiply-adds, which leaves the broadcasts room beside the multiply-adds.
+/// Later blocks repeat the panel's loads from L1, and the argmax carries
+/// over between blocks in class order, so ties and NaN resolve as in one
+/// block.
+///
+/// # Safety
+///
+/// As for [`count_hits_avx2`], and with `STORE` as for [`logits_avx2`].
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn blocks_avx2<const H1: usize, const H2: usize, const H3: usize, const STORE: bool>(
+    args: &ClassArgs,
+    out: *mut f32,
 ) -> u32 {
     const V: usize = 2;
     let classes = H1 + H2 + H3;
-    let blocks = if H3 == 0 { 2 } else { 3 };
+    let blocks = [H1, H2, H3].iter().filter(|&&h| h > 0).count();
     let chunks = 32 / (AVX2_LANES * V);
     let mut hits = 0u32;
     for chunk in 0..chunks {
@@ -555,12 +551,12 @@ pub(crate) unsafe fn count_hits_avx2_split<const H1: usize, const H2: usize, con
         let mut prefetch = [0, 1, 2].map(|block| {
             Prefetcher::new(&args.ahead, blocks * chunk + block, blocks * chunks, args.k)
         });
-        // Block `class0..` of the classes: its weights start `class0`
-        // floats into every step's, and its biases `class0` floats into a
-        // non-null bias.
+        // SAFETY: the chunk's samples lie inside the panel's 32 columns.
+        let columns = unsafe { args.panel.add(first_sample) };
         let offsets = |class0: usize| {
-            // SAFETY: class0 < classes, inside the weights of every step
-            // and inside a non-null bias (caller contract).
+            // SAFETY: class0 < classes, so the block's weights start inside
+            // every step's `classes` weights and its biases inside a
+            // non-null bias (caller contract).
             unsafe {
                 let bias = if args.bias.is_null() {
                     args.bias
@@ -570,11 +566,8 @@ pub(crate) unsafe fn count_hits_avx2_split<const H1: usize, const H2: usize, con
                 (args.weights.add(class0), bias)
             }
         };
-        // SAFETY: the chunk's samples lie inside the panel's 32 columns,
-        // `offsets` keeps the weights and biases inside their ranges, and
-        // the caller's contract covers the rest.
+        // SAFETY: `offsets` keeps every pointer inside the caller's ranges.
         unsafe {
-            let columns = args.panel.add(first_sample);
             let (weights, bias) = offsets(0);
             let z = chunk_logits_avx2::<H1, V, false>(
                 args,
@@ -583,16 +576,18 @@ pub(crate) unsafe fn count_hits_avx2_split<const H1: usize, const H2: usize, con
                 Steps::dense(columns, args.k),
                 &mut prefetch[0],
             );
-            best.fold(z, bias, 0);
-            let (weights, bias) = offsets(H1);
-            let z = chunk_logits_avx2::<H2, V, false>(
-                args,
-                weights,
-                classes,
-                Steps::dense(columns, args.k),
-                &mut prefetch[1],
-            );
-            best.fold(z, bias, H1);
+            take_block::<V, STORE>(&z, bias, 0, &mut best, out, first_sample);
+            if H2 > 0 {
+                let (weights, bias) = offsets(H1);
+                let z = chunk_logits_avx2::<H2, V, false>(
+                    args,
+                    weights,
+                    classes,
+                    Steps::dense(columns, args.k),
+                    &mut prefetch[1],
+                );
+                take_block::<V, STORE>(&z, bias, H1, &mut best, out, first_sample);
+            }
             if H3 > 0 {
                 let (weights, bias) = offsets(H1 + H2);
                 let z = chunk_logits_avx2::<H3, V, false>(
@@ -602,16 +597,75 @@ pub(crate) unsafe fn count_hits_avx2_split<const H1: usize, const H2: usize, con
                     Steps::dense(columns, args.k),
                     &mut prefetch[2],
                 );
-                best.fold(z, bias, H1 + H2);
+                take_block::<V, STORE>(&z, bias, H1 + H2, &mut best, out, first_sample);
             }
-            hits += best.hits(args, first_sample);
+        }
+        if !STORE {
+            // SAFETY: the labels contract is the caller's.
+            hits += unsafe { best.hits(args, first_sample) };
         }
     }
     hits
 }
 
-/// A monomorphised [`count_hits`], [`count_hits_avx2`] or
-/// [`count_hits_avx2_split`] for one class count.
+/// Stores block `class0..` of a chunk's logits as [`logits_avx2`] lays
+/// them out (`STORE`), or folds it into `best`.
+///
+/// # Safety
+///
+/// AVX2 is available. With `STORE`, `out` has room for the panel's logits
+/// of classes `class0..class0 + z.len()` and of the chunk's samples from
+/// `first_sample` on. Without, `bias` is null or has `z.len()` floats.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn take_block<const V: usize, const STORE: bool>(
+    z: &[[__m256; V]],
+    bias: *const f32,
+    class0: usize,
+    best: &mut Best<V>,
+    out: *mut f32,
+    first_sample: usize,
+) {
+    if STORE {
+        for (c, row) in z.iter().enumerate() {
+            for (v, &lanes) in row.iter().enumerate() {
+                let at = (class0 + c) * 32 + first_sample + v * AVX2_LANES;
+                // SAFETY: inside `out` (contract).
+                unsafe { _mm256_storeu_ps(out.add(at), lanes) };
+            }
+        }
+    } else {
+        // SAFETY: `bias` is null or has the block's biases (contract).
+        unsafe { best.fold(z, bias, class0) };
+    }
+}
+
+/// Expands to `f::<H1, H2, H3>` with the blocks of classes of the AVX2
+/// kernels for `classes` (see [`kernel_for`]), or returns `None` from the
+/// enclosing function for a class count they do not take.
+macro_rules! avx2_blocks {
+    ($f:ident, $classes:expr) => {
+        match $classes {
+            2 => $f::<2, 0, 0>,
+            3 => $f::<3, 0, 0>,
+            4 => $f::<4, 0, 0>,
+            5 => $f::<5, 0, 0>,
+            6 => $f::<6, 0, 0>,
+            7 => $f::<4, 3, 0>,
+            8 => $f::<4, 4, 0>,
+            9 => $f::<5, 4, 0>,
+            10 => $f::<5, 5, 0>,
+            11 => $f::<6, 5, 0>,
+            12 => $f::<6, 6, 0>,
+            13 => $f::<5, 4, 4>,
+            14 => $f::<5, 5, 4>,
+            _ => return None,
+        }
+    };
+}
+
+/// A monomorphised [`count_hits`] or [`count_hits_avx2`] for one class
+/// count.
 pub(crate) type CountFn = unsafe fn(&ClassArgs) -> u32;
 
 /// Returns the kernel of `isa` for `classes`, or `None` where the
@@ -629,6 +683,19 @@ pub(crate) fn kernel_for(isa: Isa, classes: usize) -> Option<CountFn> {
         Isa::Avx2Fma => avx2_kernel_for(classes),
         Isa::Portable => None,
     }
+}
+
+/// A monomorphised [`logits_avx2`] for one class count.
+pub(crate) type LogitsFn = unsafe fn(&ClassArgs, *mut f32);
+
+/// Returns the logits kernel for `classes` on `isa`: AVX2 for 2 to 14
+/// classes, with the blocks of [`kernel_for`].
+pub(crate) fn logits_for(isa: Isa, classes: usize) -> Option<LogitsFn> {
+    if isa != Isa::Avx2Fma {
+        return None;
+    }
+    let f: LogitsFn = avx2_blocks!(logits_avx2, classes);
+    Some(f)
 }
 
 /// A monomorphised [`count_hits_avx2_sparse`] for one class count.
@@ -667,9 +734,9 @@ pub(crate) fn sparse_kernel_for(isa: Isa, classes: usize) -> Option<(SparseCount
 /// vectors of samples and the sparse one, reading compact chunks, is at
 /// least as fast with nothing skipped (measured with AVX2 on AMD Zen 3),
 /// so it always runs. From 7 classes the sparse kernel runs one vector of
-/// 8 samples per chunk, one broadcast per multiply-add, at about 0.8
-/// times the speed of the dense kernel's blocks of classes over two
-/// vectors, so it must skip a fifth of the steps.
+/// 8 samples per chunk and one broadcast per multiply-add. That runs at
+/// about 0.8 times the speed of the dense kernel's blocks of classes over
+/// two vectors, so it must skip a fifth of the steps.
 pub(crate) fn sparse_min_skipped(classes: usize) -> f64 {
     if classes <= 6 {
         0.0
@@ -679,23 +746,7 @@ pub(crate) fn sparse_min_skipped(classes: usize) -> f64 {
 }
 
 fn avx2_kernel_for(classes: usize) -> Option<CountFn> {
-    let f: CountFn = match classes {
-        2 => count_hits_avx2::<2, 2>,
-        3 => count_hits_avx2::<3, 2>,
-        4 => count_hits_avx2::<4, 2>,
-        5 => count_hits_avx2::<5, 2>,
-        6 => count_hits_avx2::<6, 2>,
-        7 => count_hits_avx2_split::<4, 3, 0>,
-        8 => count_hits_avx2_split::<4, 4, 0>,
-        9 => count_hits_avx2_split::<5, 4, 0>,
-        10 => count_hits_avx2_split::<5, 5, 0>,
-        11 => count_hits_avx2_split::<6, 5, 0>,
-        12 => count_hits_avx2_split::<6, 6, 0>,
-        13 => count_hits_avx2_split::<5, 4, 4>,
-        14 => count_hits_avx2_split::<5, 5, 4>,
-        _ => return None,
-    };
-    Some(f)
+    Some(avx2_blocks!(count_hits_avx2, classes))
 }
 
 fn avx512_kernel_for(classes: usize) -> Option<CountFn> {

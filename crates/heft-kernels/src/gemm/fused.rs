@@ -7,6 +7,9 @@
 //! per-candidate hit counts, and overwritten by the next block, so the
 //! `m x P*g` product never reaches memory.
 //!
+//! The class-major kernels also compute plain products with few columns
+//! of B on AVX2 ([`class_major_product`]), where they fill every lane.
+//!
 //! [`Gemm::run`]: super::Gemm::run
 
 use super::kernel::KernelSpec;
@@ -430,6 +433,153 @@ const PANEL_SAMPLES: usize = 32;
 /// chunks of one AVX2 vector of 8 samples.
 const MAX_CHUNKS: usize = PANEL_SAMPLES / 8;
 
+/// Writes B's candidates step by step, as the class-major kernels read
+/// them: element `(p, q * group + c)` of B at
+/// `weights[q * k * group + p * group + c]`.
+#[cfg(target_arch = "x86_64")]
+fn class_weights(b: &MatRef<'_>, group: usize, weights: &mut [f32]) {
+    let (k, n) = (b.rows(), b.cols());
+    let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
+    for p in 0..k {
+        for j in 0..n {
+            let (q, c) = (j / group, j % group);
+            weights[q * k * group + p * group + c] = data[p * rs + j * cs];
+        }
+    }
+}
+
+/// Returns the rows of a row-major A that the panel after the one at row
+/// `i0` packs, for the kernels to prefetch, or nothing for another layout
+/// or the last panel.
+#[cfg(target_arch = "x86_64")]
+fn next_panel_rows(a: &MatRef<'_>, i0: usize) -> crate::arch::class_major::Ahead {
+    use crate::arch::class_major::Ahead;
+    let next = i0 + PANEL_SAMPLES;
+    if a.col_stride() != 1 || next >= a.rows() {
+        return Ahead::NONE;
+    }
+    Ahead {
+        first: a.data()[next * a.row_stride()..].as_ptr(),
+        stride: a.row_stride(),
+        len: a.cols(),
+        rows: PANEL_SAMPLES.min(a.rows() - next),
+    }
+}
+
+/// Computes `C <- post(alpha * A * B)` with the AVX2 class-major kernels
+/// when B has 2 to 14 columns, k takes one pass of `kc` and A has at least
+/// [`CLASS_MAJOR_MIN_ROWS`] rows with contiguous rows or columns, and
+/// returns whether it did. There the tile path fills only `n` of every 8
+/// or 16 lanes. Each element of C is the chain of the tile path with one
+/// pass (`alpha` times the sum, then the bias and ReLU), so the result is
+/// the same bit for bit. `beta` is 0: C is only written.
+///
+/// # Safety
+///
+/// `c` describes a writable `m x n` matrix that no other thread touches
+/// during the call.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn class_major_product(
+    isa: crate::dispatch::Isa,
+    kc: usize,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    c: RawC,
+    post: Post<'_>,
+) -> bool {
+    use crate::arch::class_major::{logits_for, ClassArgs};
+
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let Some(kernel) = logits_for(isa, n) else {
+        return false;
+    };
+    let contiguous = a.col_stride() == 1 || a.row_stride() == 1;
+    if !contiguous || k < 2 || k > kc || m < CLASS_MAJOR_MIN_ROWS {
+        return false;
+    }
+    let samples_t = a.t();
+    let panels = m.div_ceil(PANEL_SAMPLES);
+    let bias = match post.bias {
+        Bias::PerCol(bias) => Some(bias),
+        _ => None,
+    };
+    loops::with_scratch(&CLASS_WEIGHTS, n * k, |weights| {
+        class_weights(&b, n, weights);
+        let weights: &[f32] = weights;
+        let run_panels = |range: std::ops::Range<usize>| {
+            loops::with_scratch(&PANEL, k * PANEL_SAMPLES, |panel| {
+                let mut logits = [0.0f32; PANEL_SAMPLES * MAX_CLASSES];
+                for index in range {
+                    let i0 = index * PANEL_SAMPLES;
+                    let valid = PANEL_SAMPLES.min(m - i0);
+                    super::pack::pack_b_panel(&samples_t, 0, k, i0, valid, PANEL_SAMPLES, panel);
+                    let args = ClassArgs {
+                        k,
+                        kc,
+                        weights: weights.as_ptr(),
+                        panel: panel.as_ptr(),
+                        bias: std::ptr::null(),
+                        labels: std::ptr::null(),
+                        valid,
+                        ahead: next_panel_rows(&a, i0),
+                    };
+                    // SAFETY: `logits_for` returns a kernel only for the ISA
+                    // of a `Gemm`, whose constructor checked that the CPU has
+                    // it. `weights` has k * n floats, the panel k * 32, and
+                    // `logits` 32 * n.
+                    unsafe { kernel(&args, logits.as_mut_ptr()) };
+                    // A method call borrows the whole `RawC`, which is
+                    // `Sync`, where a field would capture the raw pointer.
+                    let (ptr, rs, cs) = c.parts();
+                    let mut row = [0.0f32; MAX_CLASSES];
+                    let row = &mut row[..n];
+                    for s in 0..valid {
+                        for (j, x) in row.iter_mut().enumerate() {
+                            *x = logits[j * PANEL_SAMPLES + s] * alpha;
+                        }
+                        if let Some(bias) = bias {
+                            for (x, b) in row.iter_mut().zip(bias) {
+                                *x += b;
+                            }
+                        }
+                        if post.relu {
+                            for x in row.iter_mut() {
+                                // `x < 0.0` is false for NaN, so NaN passes.
+                                *x = if *x < 0.0 { 0.0 } else { *x };
+                            }
+                        }
+                        let first = (i0 + s) * rs;
+                        for (j, &x) in row.iter().enumerate() {
+                            // SAFETY: (i0 + s, j) is inside the m x n
+                            // matrix `c` (caller contract), and only the
+                            // task of this panel writes its rows.
+                            unsafe { *ptr.add(first + j * cs) = x };
+                        }
+                    }
+                }
+            });
+        };
+        let threads = loops::thread_count(parallel);
+        if threads <= 1 || panels <= 1 {
+            run_panels(0..panels);
+            return;
+        }
+        let tasks = (threads * 4).min(panels);
+        let per_task = panels.div_ceil(tasks);
+        loops::for_each_task(parallel, panels.div_ceil(per_task), |task| {
+            run_panels(task * per_task..((task + 1) * per_task).min(panels));
+        });
+    });
+    true
+}
+
+/// The most classes a class-major kernel takes.
+#[cfg(target_arch = "x86_64")]
+const MAX_CLASSES: usize = 14;
+
 /// Counts hits with a class-major kernel: panels of 32 samples are packed
 /// once and scored against every candidate while they sit in L1, and
 /// candidates' weights stream from L2. `kc` must be the KC of the same
@@ -459,16 +609,8 @@ fn class_major(
     let panels = m.div_ceil(PANEL_SAMPLES);
     let weights_per_candidate = k * group;
 
-    // Candidate q's weights step by step, as the kernels read them:
-    // element (p, q * group + c) of B at `weights[q * k * group + p * group + c]`.
     loops::with_scratch(&CLASS_WEIGHTS, n * k, |weights| {
-        let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
-        for p in 0..k {
-            for j in 0..n {
-                let (q, c) = (j / group, j % group);
-                weights[q * weights_per_candidate + p * group + c] = data[p * rs + j * cs];
-            }
-        }
+        class_weights(&b, group, weights);
         let weights: &[f32] = weights;
         // With finite weights, skipping the steps at which a chunk's
         // samples are all zero leaves every count unchanged (see
@@ -510,15 +652,8 @@ fn class_major(
                                 out.into_ref()
                             }
                         };
-                        // Rows of a row-major A that the next panel packs.
-                        let next = i0 + PANEL_SAMPLES;
-                        let ahead = if prepacked.is_none() && a.col_stride() == 1 && next < m {
-                            Ahead {
-                                first: a.data()[next * a.row_stride()..].as_ptr(),
-                                stride: a.row_stride(),
-                                len: k,
-                                rows: PANEL_SAMPLES.min(m - next),
-                            }
+                        let ahead = if prepacked.is_none() {
+                            next_panel_rows(&a, i0)
                         } else {
                             Ahead::NONE
                         };

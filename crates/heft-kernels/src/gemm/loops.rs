@@ -47,7 +47,7 @@ impl Post<'_> {
     }
 
     #[inline]
-    fn apply(&self, x: f32, row: usize, col: usize) -> f32 {
+    pub(crate) fn apply(&self, x: f32, row: usize, col: usize) -> f32 {
         let x = match self.bias {
             Bias::None => x,
             Bias::PerCol(bias) => x + bias[col],
@@ -68,6 +68,13 @@ pub(crate) struct RawC {
     pub ptr: *mut f32,
     pub rs: usize,
     pub cs: usize,
+}
+
+impl RawC {
+    /// Returns the pointer and the row and column strides.
+    pub(crate) fn parts(&self) -> (*mut f32, usize, usize) {
+        (self.ptr, self.rs, self.cs)
+    }
 }
 
 // SAFETY: `RawC` is only used to write disjoint tiles of one `MatMut` from
