@@ -440,10 +440,12 @@ const MAX_CHUNKS: usize = PANEL_SAMPLES / 8;
 fn class_weights(b: &MatRef<'_>, group: usize, weights: &mut [f32]) {
     let (k, n) = (b.rows(), b.cols());
     let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
-    for p in 0..k {
-        for j in 0..n {
-            let (q, c) = (j / group, j % group);
-            weights[q * k * group + p * group + c] = data[p * rs + j * cs];
+    for (q, candidate) in weights[..k * n].chunks_exact_mut(k * group).enumerate() {
+        for (p, step) in candidate.chunks_exact_mut(group).enumerate() {
+            let first = p * rs + q * group * cs;
+            for (c, w) in step.iter_mut().enumerate() {
+                *w = data[first + c * cs];
+            }
         }
     }
 }
