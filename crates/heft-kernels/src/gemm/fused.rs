@@ -439,6 +439,9 @@ const MAX_CHUNKS: usize = PANEL_SAMPLES / 8;
 #[cfg(target_arch = "x86_64")]
 fn class_weights(b: &MatRef<'_>, group: usize, weights: &mut [f32]) {
     let (k, n) = (b.rows(), b.cols());
+    if k == 0 || group == 0 {
+        return;
+    }
     let (data, rs, cs) = (b.data(), b.row_stride(), b.col_stride());
     for (q, candidate) in weights[..k * n].chunks_exact_mut(k * group).enumerate() {
         for (p, step) in candidate.chunks_exact_mut(group).enumerate() {
