@@ -944,3 +944,27 @@ fn few_columns_match_tile_path() {
         }
     }
 }
+
+/// With k = 0 every logit is 0 (plus the bias), so every row predicts
+/// class 0. A view with no columns may have a row stride past the end of
+/// its (empty) data, which the class-major path must not index.
+#[test]
+fn fused_argmax_empty_k_strided_rows() {
+    for gemm in kernels() {
+        for (m, candidates) in [(33, 4), (300, 4), (300, 1)] {
+            let a = MatRef::new(&[], m, 0, 5, 1).unwrap();
+            let b = MatRef::row_major(&[], 0, 2 * candidates).unwrap();
+            let labels: Vec<u32> = (0..m).map(|i| (i % 2) as u32).collect();
+            let mut counts = vec![u64::MAX; candidates];
+            gemm.argmax_count(a, b, None, 2, &labels, &mut counts)
+                .unwrap();
+            let expected = labels.iter().filter(|&&l| l == 0).count() as u64;
+            assert_eq!(
+                counts,
+                vec![expected; candidates],
+                "{} m={m} candidates={candidates}",
+                gemm.isa()
+            );
+        }
+    }
+}

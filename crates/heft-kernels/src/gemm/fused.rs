@@ -460,9 +460,11 @@ fn class_weights(b: &MatRef<'_>, group: usize, weights: &mut [f32]) {
 fn next_panel_rows(a: &MatRef<'_>, i0: usize) -> crate::arch::class_major::Ahead {
     use crate::arch::class_major::Ahead;
     let next = i0 + PANEL_SAMPLES;
-    if a.col_stride() != 1 || next >= a.rows() {
+    if a.col_stride() != 1 || next >= a.rows() || a.cols() == 0 {
         return Ahead::NONE;
     }
+    // With no columns, a view may end before its strided rows would start,
+    // hence the check above; every row with a column lies inside the data.
     Ahead {
         first: a.data()[next * a.row_stride()..].as_ptr(),
         stride: a.row_stride(),
