@@ -470,7 +470,7 @@ fn check_tensors(model: &Model, tensors: &[String]) -> Result<(), String> {
 fn print_progress(finished: usize, total: usize, r: &RunRecord) {
     eprintln!(
         "[{finished}/{total}] seed {} {} {} {}: validation {:.2} -> {:.2} %, test {:.2} -> {:.2} %, \
-         {} candidates in {:.2} s",
+         {} candidates in {}",
         r.seed,
         r.tensor,
         r.algorithm.name(),
@@ -480,7 +480,7 @@ fn print_progress(finished: usize, total: usize, r: &RunRecord) {
         100.0 * r.pretrained_test.accuracy(),
         100.0 * r.tuned_test.accuracy(),
         r.evaluations,
-        r.elapsed_seconds
+        crate::tune::duration_text(r.elapsed_seconds)
     );
 }
 

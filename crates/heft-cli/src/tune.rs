@@ -623,6 +623,16 @@ fn tensor_shape(model: &Model, name: &str, len: usize) -> (usize, usize) {
     (len / columns.max(1), columns)
 }
 
+/// Formats a duration in seconds for a summary line: milliseconds below
+/// a tenth of a second, where two decimals of a second would print 0.00.
+pub(crate) fn duration_text(seconds: f64) -> String {
+    if seconds < 0.1 {
+        format!("{:.1} ms", seconds * 1e3)
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
 fn print_table(s: &Summary) {
     println!("{:<12} {:>12} {:>12}", "", "validation", "test");
     println!(
@@ -634,14 +644,14 @@ fn print_table(s: &Summary) {
         "tuned", s.tuned_valid.accuracy, s.tuned_test.accuracy
     );
     println!(
-        "{} {} on {} ({} variables, bound {}): {} candidates in {:.2} s, {:.0} candidates/s, {:.1} % of validation rows pruned, {:.1} % of multiply-adds skipped on zero inputs",
+        "{} {} on {} ({} variables, bound {}): {} candidates in {}, {:.0} candidates/s, {:.1} % of validation rows pruned, {:.1} % of multiply-adds skipped on zero inputs",
         s.algorithm,
         s.mode,
         s.tensor,
         s.variables,
         s.bound,
         s.evaluations,
-        s.search_seconds,
+        duration_text(s.search_seconds),
         s.candidates_per_second,
         100.0 * s.pruned_fraction,
         100.0 * s.skipped_zero_fraction
