@@ -348,7 +348,8 @@ mod tests {
         }
     }
 
-    /// A range outside its slice panics instead of reading past it.
+    /// Checks that a range outside its slice panics instead of reading
+    /// past it.
     #[test]
     #[should_panic(expected = "do not fit")]
     fn pack_columns_checks_ranges() {

@@ -2,7 +2,7 @@
 //! memory (a column-major source) written step by step into a packed panel.
 //!
 //! A scalar transposing copy issues one load and one store per float. Here
-//! blocks of 8 columns by 4 steps go through the registers: the 4 steps of
+//! blocks of 8 columns by 4 steps go through the registers. The 4 steps of
 //! columns `j` and `j + 4` share one vector (two 128-bit loads), two
 //! in-lane 4 x 4 transposes take 8 shuffles, and 4 vector stores write the
 //! block. On AVX2 machines this is several times faster than the scalar

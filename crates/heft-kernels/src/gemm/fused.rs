@@ -71,11 +71,12 @@ pub(crate) fn argmax_count(
     }
     // The class-major kernel packs each 32-sample panel once for all
     // candidates, which pays off from a few candidates on. With one to
-    // three candidates it still beats the tile path, which fills only
-    // `g` of every 8 or 16 lanes, when the panels are cheap to pack: A
-    // column-major (32 contiguous floats per step of k) or row-major with
-    // enough rows (an in-register transpose, with the next panel's rows
-    // prefetched while the current one is scored). Measured with AVX2 on
+    // three candidates it still beats the tile path, which fills only `g`
+    // of every 8 or 16 lanes, when the panels are cheap to pack. That is
+    // the case for a column-major A (32 contiguous floats per step of k)
+    // and for a row-major A with enough rows (an in-register transpose,
+    // with the next panel's rows prefetched while the current one is
+    // scored). Measured with AVX2 on
     // Zen 3, 128 rows is where the row-major case starts to win; the
     // AVX-512 kernels keep the tile path there until measured.
     #[cfg(target_arch = "x86_64")]
@@ -463,8 +464,9 @@ fn next_panel_rows(a: &MatRef<'_>, i0: usize) -> crate::arch::class_major::Ahead
     if a.col_stride() != 1 || next >= a.rows() || a.cols() == 0 {
         return Ahead::NONE;
     }
-    // With no columns, a view may end before its strided rows would start,
-    // hence the check above; every row with a column lies inside the data.
+    // A view with no columns may end before its strided rows would start,
+    // so it was excluded above. Every row of a view with columns is inside
+    // the data.
     Ahead {
         first: a.data()[next * a.row_stride()..].as_ptr(),
         stride: a.row_stride(),
@@ -583,7 +585,7 @@ pub(crate) unsafe fn class_major_product(
     true
 }
 
-/// The most classes a class-major kernel takes.
+/// The maximum number of classes of a class-major kernel.
 #[cfg(target_arch = "x86_64")]
 const MAX_CLASSES: usize = 14;
 

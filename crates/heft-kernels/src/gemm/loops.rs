@@ -71,6 +71,24 @@ pub(crate) struct RawC {
 }
 
 impl RawC {
+    /// Returns the raw parts of the view `c`.
+    pub(crate) fn of(c: &mut MatMut<'_>) -> RawC {
+        RawC {
+            ptr: c.data_mut().as_mut_ptr(),
+            rs: c.row_stride(),
+            cs: c.col_stride(),
+        }
+    }
+
+    /// Returns the transpose: the same elements with the strides swapped.
+    pub(crate) fn t(self) -> RawC {
+        RawC {
+            ptr: self.ptr,
+            rs: self.cs,
+            cs: self.rs,
+        }
+    }
+
     /// Returns the pointer and the row and column strides.
     pub(crate) fn parts(&self) -> (*mut f32, usize, usize) {
         (self.ptr, self.rs, self.cs)
@@ -325,10 +343,14 @@ unsafe fn post_tile(
     }
 }
 
-/// Computes `C <- post(alpha * A * B + beta * C)` for checked shapes,
-/// with the kernel and orientation [`choose_plan`] picks from `kernels`.
+/// Computes `C <- post(alpha * A * B + beta * C)` for checked shapes:
+/// with the row kernel for one row or column of C, with the class-major
+/// kernels of `isa` for a few columns (see
+/// [`class_major_product`](super::fused::class_major_product)), else with
+/// the kernel and orientation [`choose_plan`] picks from `kernels`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn gemm(
+    isa: crate::dispatch::Isa,
     kernels: &[&KernelSpec],
     parallel: bool,
     alpha: f32,
@@ -343,23 +365,16 @@ pub(crate) fn gemm(
         return;
     }
     let relu = epilogue.relu;
+    let whole_c = RawC::of(&mut c);
     if m == 1 && b.col_stride() == 1 {
-        let raw = RawC {
-            ptr: c.data_mut().as_mut_ptr(),
-            rs: c.row_stride(),
-            cs: c.col_stride(),
-        };
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
-        // SAFETY: `raw` covers the 1 x n view `c`, borrowed mutably here.
-        unsafe { row_product(kernels[0], alpha, &a, &b, beta, raw, &Post { bias, relu }) };
+        let post = Post { bias, relu };
+        // SAFETY: `whole_c` covers the 1 x n view `c`, borrowed mutably here.
+        unsafe { row_product(kernels[0], alpha, &a, &b, beta, whole_c, &post) };
         return;
     }
     if n == 1 && a.row_stride() == 1 {
-        let raw = RawC {
-            ptr: c.data_mut().as_mut_ptr(),
-            rs: c.col_stride(),
-            cs: c.row_stride(),
-        };
+        let raw = whole_c.t();
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
         // SAFETY: `raw` covers C^T, the 1 x m transpose of the view `c`.
         unsafe {
@@ -375,16 +390,26 @@ pub(crate) fn gemm(
         };
         return;
     }
-    let (spec, swap) = choose_plan(kernels, &a, &b, c.col_stride() == 1);
-    let c_rs = c.row_stride();
-    let c_cs = c.col_stride();
-    let ptr = c.data_mut().as_mut_ptr();
-    if swap {
-        let raw = RawC {
-            ptr,
-            rs: c_cs,
-            cs: c_rs,
+    #[cfg(target_arch = "x86_64")]
+    if beta == 0.0 {
+        let post = Post {
+            bias: epilogue.bias.map_or(Bias::None, Bias::PerCol),
+            relu,
         };
+        let kc = kernels[0].blocking.kc;
+        // SAFETY: `whole_c` covers the view `c`, borrowed mutably here.
+        let done = unsafe {
+            super::fused::class_major_product(isa, kc, parallel, alpha, a, b, whole_c, post)
+        };
+        if done {
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (isa, whole_c);
+    let (spec, swap) = choose_plan(kernels, &a, &b, c.col_stride() == 1);
+    if swap {
+        let raw = whole_c.t();
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
         blocked(
             spec,
@@ -398,11 +423,6 @@ pub(crate) fn gemm(
             false,
         );
     } else {
-        let raw = RawC {
-            ptr,
-            rs: c_rs,
-            cs: c_cs,
-        };
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
         let post = Post { bias, relu };
         blocked(
@@ -412,7 +432,7 @@ pub(crate) fn gemm(
             a,
             BSource::View(b),
             beta,
-            raw,
+            whole_c,
             post,
             false,
         );
@@ -450,13 +470,9 @@ pub(crate) fn gemm_sparse_a(
         return;
     }
     let relu = epilogue.relu;
-    let raw = RawC {
-        ptr: c.data_mut().as_mut_ptr(),
-        rs: c.col_stride(),
-        cs: c.row_stride(),
-    };
     let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
     let post = Post { bias, relu };
+    let raw = RawC::of(&mut c).t();
     blocked(spec, parallel, alpha, b.t(), a_t, beta, raw, post, true);
 }
 

@@ -286,27 +286,8 @@ impl Gemm {
         check_product("gemm", (a.rows(), a.cols()), &b, &c, &epilogue)?;
         let (kernels, count) = self.kernels();
         let parallel = self.parallel && worth_threads(a.rows(), a.cols(), b.cols());
-        // B with a few columns: the class-major kernels, which fill every
-        // lane (see `fused::class_major_product` for when they apply).
-        #[cfg(target_arch = "x86_64")]
-        if beta == 0.0 && alpha != 0.0 {
-            let raw = loops::RawC {
-                ptr: c.data_mut().as_mut_ptr(),
-                rs: c.row_stride(),
-                cs: c.col_stride(),
-            };
-            let post = loops::Post {
-                bias: epilogue.bias.map_or(loops::Bias::None, loops::Bias::PerCol),
-                relu: epilogue.relu,
-            };
-            let kc = kernels[0].blocking.kc;
-            // SAFETY: `raw` covers the view `c`, borrowed mutably here.
-            if unsafe { fused::class_major_product(self.isa, kc, parallel, alpha, a, b, raw, post) }
-            {
-                return Ok(());
-            }
-        }
         loops::gemm(
+            self.isa,
             &kernels[..count],
             parallel,
             alpha,
