@@ -76,9 +76,9 @@ pub(crate) fn argmax_count(
     // the case for a column-major A (32 contiguous floats per step of k)
     // and for a row-major A with enough rows (an in-register transpose,
     // with the next panel's rows prefetched while the current one is
-    // scored). Measured with AVX2 on
-    // Zen 3, 128 rows is where the row-major case starts to win; the
-    // AVX-512 kernels keep the tile path there until measured.
+    // scored). Measured with AVX2 on Zen 3, the row-major case starts to
+    // win at 128 rows. The AVX-512 kernels keep the tile path there until
+    // measured.
     #[cfg(target_arch = "x86_64")]
     if n / group >= CLASS_MAJOR_MIN_CANDIDATES
         || (k > 1 && a.row_stride() == 1 && m > 1)
