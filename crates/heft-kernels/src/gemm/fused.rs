@@ -308,6 +308,15 @@ fn pack_class_panel(
     }
 }
 
+/// Returns the steps kept and the steps in all, over the chunks of `width`
+/// samples of one panel that hold one of its `valid` samples, where chunk
+/// `c` kept `counts[c]` of its `k` steps.
+fn panel_steps(counts: &[u32], valid: usize, width: usize, k: usize) -> (u64, u64) {
+    let chunks = valid.div_ceil(width);
+    let kept = counts[..chunks].iter().map(|&c| u64::from(c)).sum();
+    (kept, (chunks * k) as u64)
+}
+
 /// All panels of an A packed once for the class-major kernels, each laid
 /// out as [`PanelRef`] describes.
 pub(crate) struct ClassPanels {
@@ -385,9 +394,9 @@ impl ClassPanels {
         let (mut steps, mut kept) = (0u64, 0u64);
         for (index, counts) in self.counts.chunks_exact(MAX_CHUNKS).enumerate() {
             let valid = PANEL_SAMPLES.min(self.rows - index * PANEL_SAMPLES);
-            let chunks = valid.div_ceil(self.width);
-            steps += (chunks * self.k) as u64;
-            kept += counts[..chunks].iter().map(|&c| u64::from(c)).sum::<u64>();
+            let (panel_kept, panel_steps) = panel_steps(counts, valid, self.width, self.k);
+            kept += panel_kept;
+            steps += panel_steps;
         }
         if steps == 0 {
             0.0
@@ -685,11 +694,11 @@ fn class_major(
                         }
                         // The sparse kernel runs narrower chunks than the
                         // dense one, so it pays only on panels where it
-                        // skips enough; both give the same counts.
-                        let used_chunks = valid.div_ceil(width.max(1)).min(chunk_count);
-                        let kept: usize = chunks[..used_chunks].iter().map(|c| c.count).sum();
-                        let skipped = 1.0 - kept as f64 / (used_chunks * k).max(1) as f64;
-                        let sparse = sparse.filter(|_| skipped >= sparse_min_skipped(group));
+                        // skips enough. Both give the same counts.
+                        let sparse = sparse.filter(|_| {
+                            let (kept, steps) = panel_steps(slices.counts, valid, width, k);
+                            1.0 - kept as f64 / steps as f64 >= sparse_min_skipped(group)
+                        });
                         for (p, hits) in local.iter_mut().enumerate() {
                             let args = ClassArgs {
                                 k,
