@@ -308,9 +308,9 @@ fn pack_class_panel(
     }
 }
 
-/// Returns the steps kept and the steps in all, over the chunks of `width`
-/// samples of one panel that hold one of its `valid` samples, where chunk
-/// `c` kept `counts[c]` of its `k` steps.
+/// Returns the kept and the total steps of one panel's chunks of `width`
+/// samples. Only chunks with one of the panel's `valid` samples count, and
+/// chunk `c` kept `counts[c]` of its `k` steps.
 fn panel_steps(counts: &[u32], valid: usize, width: usize, k: usize) -> (u64, u64) {
     let chunks = valid.div_ceil(width);
     let kept = counts[..chunks].iter().map(|&c| u64::from(c)).sum();
