@@ -50,7 +50,7 @@ pub(crate) struct ClassArgs {
 }
 
 /// Rows of A that the next panel will pack, prefetched into L1 a line at
-/// a time while the AVX2 kernels score the current panel, so that packing
+/// a time while the kernels score the current panel, so that packing
 /// reads from cache instead of waiting on L3. `rows` rows of `len` floats,
 /// row `r` at `first + r * stride`; `rows == 0` prefetches nothing.
 #[derive(Clone, Copy)]
@@ -79,6 +79,7 @@ struct Prefetcher {
     lines: usize,
     rows_left: usize,
     every: usize,
+    burst: usize,
     countdown: usize,
 }
 
@@ -94,6 +95,7 @@ impl Prefetcher {
                 lines: 0,
                 rows_left: 0,
                 every: 1,
+                burst: 1,
                 countdown: 1,
             };
         }
@@ -108,12 +110,14 @@ impl Prefetcher {
             lines,
             rows_left: if lines == 0 { 0 } else { rows },
             every: (k / (rows * lines).max(1)).max(1),
+            burst: (rows * lines).div_ceil(k.max(1)).max(1),
             countdown: 1,
         }
     }
 
     /// Counts one step of k, and prefetches the next line on every
-    /// `every`-th step.
+    /// `every`-th step, or the next `burst` lines on every step when
+    /// there are more lines than steps.
     #[inline(always)]
     fn step(&mut self) {
         if self.rows_left == 0 {
@@ -124,15 +128,20 @@ impl Prefetcher {
             return;
         }
         self.countdown = self.every;
-        let address = self.row.wrapping_add(self.line * 16);
-        // SAFETY: a prefetch dereferences nothing and cannot fault, and
-        // SSE is part of x86-64.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast()) };
-        self.line += 1;
-        if self.line == self.lines {
-            self.line = 0;
-            self.row = self.row.wrapping_add(self.stride);
-            self.rows_left -= 1;
+        for _ in 0..self.burst {
+            if self.rows_left == 0 {
+                return;
+            }
+            let address = self.row.wrapping_add(self.line * 16);
+            // SAFETY: a prefetch dereferences nothing and cannot fault, and
+            // SSE is part of x86-64.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast()) };
+            self.line += 1;
+            if self.line == self.lines {
+                self.line = 0;
+                self.row = self.row.wrapping_add(self.stride);
+                self.rows_left -= 1;
+            }
         }
     }
 }
@@ -145,6 +154,35 @@ impl Prefetcher {
 /// AVX-512F is available and `args` satisfies the [`ClassArgs`] contract.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
+    // SAFETY: the caller's contract, and no logits are stored.
+    unsafe { panel_avx512::<G, false>(args, std::ptr::null_mut()) }
+}
+
+/// Writes the logits without bias of the panel's samples, class by class,
+/// as [`logits_avx2`] does, with AVX-512F: the logit of sample `i` for
+/// class `c` at `out[c * 32 + i]`. Each is the chain [`count_hits`]
+/// compares.
+///
+/// # Safety
+///
+/// AVX-512F is available, `args` satisfies the [`ClassArgs`] contract for
+/// `G` classes, and `out` is valid for writes of `32 * G` floats.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn logits_avx512<const G: usize>(args: &ClassArgs, out: *mut f32) {
+    // SAFETY: the caller's contract.
+    unsafe { panel_avx512::<G, true>(args, out) };
+}
+
+/// Computes the `G` logits of all 32 samples of the panel in `2 * G`
+/// accumulators, prefetching the next panel's rows (`args.ahead`) as it
+/// goes, then stores them (`STORE`) or returns the hit count.
+///
+/// # Safety
+///
+/// As for [`count_hits`], and with `STORE` as for [`logits_avx512`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn panel_avx512<const G: usize, const STORE: bool>(args: &ClassArgs, out: *mut f32) -> u32 {
     let ClassArgs {
         k,
         kc,
@@ -153,8 +191,9 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
         bias,
         labels,
         valid,
-        ..
+        ahead,
     } = *args;
+    let mut prefetch = Prefetcher::new(&ahead, 0, 1, k);
     let zero = _mm512_setzero_ps();
     let mut z = [[zero; 2]; G];
     let mut start = 0;
@@ -169,6 +208,7 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
                     _mm512_loadu_ps(panel.add(p * 32 + 16)),
                 )
             };
+            prefetch.step();
             for (c, row) in acc.iter_mut().enumerate() {
                 // SAFETY: p < k and c < G index the k * G weights (contract).
                 let w = _mm512_set1_ps(unsafe { *weights.add(p * G + c) });
@@ -186,6 +226,15 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
             }
         }
         start += steps;
+    }
+    if STORE {
+        for (c, row) in z.iter().enumerate() {
+            for (v, &lanes) in row.iter().enumerate() {
+                // SAFETY: `out` has 32 * G floats (contract).
+                unsafe { _mm512_storeu_ps(out.add(c * 32 + v * 16), lanes) };
+            }
+        }
+        return 0;
     }
     if !bias.is_null() {
         for (c, row) in z.iter_mut().enumerate() {
@@ -664,6 +713,30 @@ macro_rules! avx2_blocks {
     };
 }
 
+/// Expands to `f::<G>` for the class counts of the AVX-512 kernels (see
+/// [`kernel_for`]), or returns `None` from the enclosing function for
+/// another.
+macro_rules! avx512_classes {
+    ($f:ident, $classes:expr) => {
+        match $classes {
+            2 => $f::<2>,
+            3 => $f::<3>,
+            4 => $f::<4>,
+            5 => $f::<5>,
+            6 => $f::<6>,
+            7 => $f::<7>,
+            8 => $f::<8>,
+            9 => $f::<9>,
+            10 => $f::<10>,
+            11 => $f::<11>,
+            12 => $f::<12>,
+            13 => $f::<13>,
+            14 => $f::<14>,
+            _ => return None,
+        }
+    };
+}
+
 /// A monomorphised [`count_hits`] or [`count_hits_avx2`] for one class
 /// count.
 pub(crate) type CountFn = unsafe fn(&ClassArgs) -> u32;
@@ -688,13 +761,14 @@ pub(crate) fn kernel_for(isa: Isa, classes: usize) -> Option<CountFn> {
 /// A monomorphised [`logits_avx2`] for one class count.
 pub(crate) type LogitsFn = unsafe fn(&ClassArgs, *mut f32);
 
-/// Returns the logits kernel for `classes` on `isa`: AVX2 for 2 to 14
-/// classes, with the blocks of [`kernel_for`].
+/// Returns the logits kernel for `classes` on `isa`: AVX-512 and AVX2 for
+/// 2 to 14 classes, AVX2 with the blocks of [`kernel_for`].
 pub(crate) fn logits_for(isa: Isa, classes: usize) -> Option<LogitsFn> {
-    if isa != Isa::Avx2Fma {
-        return None;
-    }
-    let f: LogitsFn = avx2_blocks!(logits_avx2, classes);
+    let f: LogitsFn = match isa {
+        Isa::Avx512 => avx512_classes!(logits_avx512, classes),
+        Isa::Avx2Fma => avx2_blocks!(logits_avx2, classes),
+        Isa::Portable => return None,
+    };
     Some(f)
 }
 
@@ -750,21 +824,5 @@ fn avx2_kernel_for(classes: usize) -> Option<CountFn> {
 }
 
 fn avx512_kernel_for(classes: usize) -> Option<CountFn> {
-    let f: CountFn = match classes {
-        2 => count_hits::<2>,
-        3 => count_hits::<3>,
-        4 => count_hits::<4>,
-        5 => count_hits::<5>,
-        6 => count_hits::<6>,
-        7 => count_hits::<7>,
-        8 => count_hits::<8>,
-        9 => count_hits::<9>,
-        10 => count_hits::<10>,
-        11 => count_hits::<11>,
-        12 => count_hits::<12>,
-        13 => count_hits::<13>,
-        14 => count_hits::<14>,
-        _ => return None,
-    };
-    Some(f)
+    Some(avx512_classes!(count_hits, classes))
 }
