@@ -2,7 +2,8 @@
 //! memory (a column-major source) written step by step into a packed panel.
 //!
 //! A scalar transposing copy issues one load and one store per float. Here
-//! blocks of 8 columns by 4 steps go through the registers. The 4 steps of
+//! blocks of 8 columns by 4 steps go through the registers, and a last
+//! block of 4 columns through 128-bit registers. The 4 steps of
 //! columns `j` and `j + 4` share one vector (two 128-bit loads), two
 //! in-lane 4 x 4 transposes take 8 shuffles, and 4 vector stores write the
 //! block. On AVX2 machines this is several times faster than the scalar
@@ -53,12 +54,56 @@ pub(crate) unsafe fn pack_columns_avx(
             }
         }
     }
-    for j in full_width..width {
+    let quad_width = if width - full_width >= 4 {
+        full_width + 4
+    } else {
+        full_width
+    };
+    if quad_width > full_width {
+        let j = full_width;
+        for p in (0..full_steps).step_by(4) {
+            // SAFETY: columns j..j + 4 are below width, and their steps
+            // p..p + 4 <= kc lie inside the readable range.
+            let rows: [__m128; 4] =
+                core::array::from_fn(|r| unsafe { _mm_loadu_ps(src.add((j + r) * ld + p)) });
+            let out = transpose4(rows);
+            for (q, &v) in out.iter().enumerate() {
+                // SAFETY: step p + q < kc and columns j..j + 4 <= width end
+                // at (p + q) * nr + j + 4 <= (kc - 1) * nr + width.
+                unsafe { _mm_storeu_ps(dst.add((p + q) * nr + j), v) };
+            }
+        }
+        for p in full_steps..kc {
+            for r in 0..4 {
+                // SAFETY: j + r < width and p < kc: inside both ranges.
+                unsafe { *dst.add(p * nr + j + r) = *src.add((j + r) * ld + p) };
+            }
+        }
+    }
+    for j in quad_width..width {
         for p in 0..kc {
             // SAFETY: j < width and p < kc: inside both ranges.
             unsafe { *dst.add(p * nr + j) = *src.add(j * ld + p) };
         }
     }
+}
+
+/// Transposes the 4 x 4 block in `rows`: lane `r` of output `q` is lane
+/// `q` of input `r`.
+#[target_feature(enable = "avx")]
+#[inline]
+fn transpose4(rows: [__m128; 4]) -> [__m128; 4] {
+    let [r0, r1, r2, r3] = rows;
+    let t0 = _mm_unpacklo_ps(r0, r1);
+    let t1 = _mm_unpackhi_ps(r0, r1);
+    let t2 = _mm_unpacklo_ps(r2, r3);
+    let t3 = _mm_unpackhi_ps(r2, r3);
+    [
+        _mm_movelh_ps(t0, t2),
+        _mm_movehl_ps(t2, t0),
+        _mm_movelh_ps(t1, t3),
+        _mm_movehl_ps(t3, t1),
+    ]
 }
 
 /// Transposes the two 4 x 4 blocks held in the 128-bit halves of `rows`:

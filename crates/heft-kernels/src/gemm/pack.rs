@@ -109,6 +109,11 @@ pub(crate) fn pack_a_panel(
             col[..rows].copy_from_slice(&data[start..start + rows]);
         }
     } else if cs == 1 {
+        // Rows of A are contiguous: the transposing copy of column-major
+        // B panels applies, with A's rows as its columns.
+        if rows > 0 && crate::arch::pack_columns(&data[i0 * rs + k0..], rs, kc, rows, mr, dst) {
+            return;
+        }
         let row = |i: usize| &data[(i0 + i) * rs + k0..][..kc];
         match (rows, mr) {
             (6, 6) => transpose_rows::<6>(std::array::from_fn(row), dst),
