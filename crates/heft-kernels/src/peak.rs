@@ -85,6 +85,8 @@ pub fn microkernel_gflops(
         c: c.as_mut_ptr(),
         c_rs: nr,
         c_cs: 1,
+        rows: mr,
+        cols: nr,
         alpha: 1.0,
         beta: 1.0,
     };

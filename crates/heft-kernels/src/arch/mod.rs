@@ -69,6 +69,8 @@ macro_rules! microkernel {
         store = |$sp:ident, $sv:ident| $store:expr,
         fmadd = |$fa:ident, $fb:ident, $fc:ident| $fmadd:expr,
         mul = |$ma:ident, $mb:ident| $mul:expr,
+        load_first = |$lfp:ident, $lfn:ident| $load_first:expr,
+        store_first = |$sfp:ident, $sfn:ident, $sfv:ident| $store_first:expr,
         scalar_fma = $scalar_fma:expr $(,)?
     ) => {
         $(#[$attr])*
@@ -90,9 +92,23 @@ macro_rules! microkernel {
                 fmadd = |$fa, $fb, $fc| $fmadd,
                 mul = |$ma, $mb| $mul,
             }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn load_first($lfp: *const f32, $lfn: usize) -> $v {
+                // SAFETY: callers pass a pointer to `n <= LANES` readable
+                // floats; the other lanes are zero.
+                unsafe { $load_first }
+            }
+            $(#[$attr])*
+            #[inline]
+            unsafe fn store_first($sfp: *mut f32, $sfn: usize, $sfv: $v) {
+                // SAFETY: callers pass a pointer to `n <= LANES` writable
+                // floats; the floats past them are not written.
+                unsafe { $store_first }
+            }
 
             let $crate::gemm::kernel::TileArgs {
-                kc, steps, a, a_rs, b, c, c_rs, c_cs, alpha, beta,
+                kc, steps, a, a_rs, b, c, c_rs, c_cs, rows, cols, alpha, beta,
             } = *args;
             let zero: $v = $zero;
             let mut acc: [[$v; NV]; MR] = [[zero; NV]; MR];
@@ -155,7 +171,7 @@ macro_rules! microkernel {
             let alpha_v = unsafe { splat(alpha) };
             // SAFETY: as for `alpha_v`.
             let beta_v = unsafe { splat(beta) };
-            if c_cs == 1 {
+            if c_cs == 1 && rows == MR && cols == NR {
                 for i in 0..MR {
                     for v in 0..NV {
                         // SAFETY: the tile's MR x NR elements are writable
@@ -168,6 +184,41 @@ macro_rules! microkernel {
                         }
                     }
                 }
+            } else if c_cs == 1 {
+                // An edge tile: whole vectors where the columns allow, the
+                // first lanes of the last one, and no row past `rows`. The
+                // loops run to the constants MR and NV so the accumulators
+                // stay in registers.
+                for i in 0..MR {
+                    if i >= rows {
+                        break;
+                    }
+                    for v in 0..NV {
+                        let first = v * LANES;
+                        if first >= cols {
+                            break;
+                        }
+                        let n = (cols - first).min(LANES);
+                        // SAFETY: elements (i, first..first + n) of the
+                        // tile are inside its rows x cols part, writable
+                        // (TileArgs contract) and contiguous along a row.
+                        unsafe {
+                            let p = c.add(i * c_rs + first);
+                            let t = mul(acc[i][v], alpha_v);
+                            if n == LANES {
+                                let r = if beta == 0.0 { t } else { fmadd(load(p), beta_v, t) };
+                                store(p, r);
+                            } else {
+                                let r = if beta == 0.0 {
+                                    t
+                                } else {
+                                    fmadd(load_first(p, n), beta_v, t)
+                                };
+                                store_first(p, n, r);
+                            }
+                        }
+                    }
+                }
             } else {
                 let mut tile = [0.0f32; MR * NR];
                 for i in 0..MR {
@@ -177,11 +228,11 @@ macro_rules! microkernel {
                         unsafe { store(tile.as_mut_ptr().add(i * NR + v * LANES), acc[i][v]) };
                     }
                 }
-                for i in 0..MR {
-                    for j in 0..NR {
+                for i in 0..rows {
+                    for j in 0..cols {
                         let t = tile[i * NR + j] * alpha;
-                        // SAFETY: element (i, j) of the tile is writable
-                        // (TileArgs contract).
+                        // SAFETY: element (i, j) of the tile's rows x cols
+                        // part is writable (TileArgs contract).
                         unsafe {
                             let p = c.add(i * c_rs + j * c_cs);
                             *p = if beta == 0.0 { t } else { ($scalar_fma)(*p, beta, t) };

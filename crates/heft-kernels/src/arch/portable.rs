@@ -22,6 +22,12 @@ macro_rules! portable_tile {
             store = |p, v| core::ptr::write_unaligned(p as *mut [f32; 8], v.to_array()),
             fmadd = |a, b, c| a * b + c,
             mul = |a, b| a * b,
+            load_first = |p, n| {
+                let mut lanes = [0.0f32; 8];
+                core::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), n);
+                f32x8::new(lanes)
+            },
+            store_first = |p, n, v| core::ptr::copy_nonoverlapping(v.to_array().as_ptr(), p, n),
             scalar_fma = super::unfused_mul_add,
         }
     };

@@ -15,6 +15,24 @@ use super::super::gemm::blocking;
 use super::super::gemm::kernel::{KernelSpec, RowKernel};
 use core::arch::x86_64::*;
 
+/// Returns the mask of the first `n` of 16 lanes, `n <= 16`.
+#[inline(always)]
+fn first_lanes_512(n: usize) -> __mmask16 {
+    ((1u32 << n) - 1) as __mmask16
+}
+
+/// All-ones lanes followed by zero lanes: the 8 lanes from `8 - n` on
+/// are the mask of the first `n` lanes for `_mm256_maskload_ps`.
+static LANE_MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/// Returns the AVX2 mask vector of the first `n` of 8 lanes, `n <= 8`.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn first_lanes_256(n: usize) -> __m256i {
+    // SAFETY: 8 - n <= 8, so the 8 lanes read lie inside LANE_MASKS.
+    unsafe { _mm256_loadu_si256(LANE_MASKS.as_ptr().add(8 - n).cast()) }
+}
+
 /// Instantiates [`microkernel!`] with the AVX-512F operations on `__m512`.
 macro_rules! avx512_tile {
     ($name:ident, packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {
@@ -28,6 +46,8 @@ macro_rules! avx512_tile {
             store = |p, v| _mm512_storeu_ps(p, v),
             fmadd = |a, b, c| _mm512_fmadd_ps(a, b, c),
             mul = |a, b| _mm512_mul_ps(a, b),
+            load_first = |p, n| _mm512_maskz_loadu_ps(first_lanes_512(n), p),
+            store_first = |p, n, v| _mm512_mask_storeu_ps(p, first_lanes_512(n), v),
             scalar_fma = f32::mul_add,
         }
     };
@@ -46,6 +66,8 @@ macro_rules! avx2_tile {
             store = |p, v| _mm256_storeu_ps(p, v),
             fmadd = |a, b, c| _mm256_fmadd_ps(a, b, c),
             mul = |a, b| _mm256_mul_ps(a, b),
+            load_first = |p, n| _mm256_maskload_ps(p, first_lanes_256(n)),
+            store_first = |p, n, v| _mm256_maskstore_ps(p, first_lanes_256(n), v),
             scalar_fma = f32::mul_add,
         }
     };

@@ -14,8 +14,10 @@ use crate::dispatch::Isa;
 /// - `b` points at a packed `kc x NR` micro-panel: element `(p, j)` is
 ///   `b[p * NR + j]`, with columns past the matrix edge zero-filled.
 /// - `c` points at element `(0, 0)` of an `MR x NR` tile, element `(i, j)`
-///   at `c[i * c_rs + j * c_cs]`. Every element of the tile must be valid
-///   to write. Edge tiles are computed into a scratch tile by the caller.
+///   at `c[i * c_rs + j * c_cs]`. The kernel writes the `rows x cols` part
+///   of the tile (`1 <= rows <= MR`, `1 <= cols <= NR`), whose elements
+///   must be valid to write, and touches no other element. Edge tiles use
+///   masked loads and stores, or a scalar copy where `c_cs != 1`.
 /// - The kernel stores `c = c * beta + (acc * alpha)` with one rounding
 ///   for the multiply-add, where `acc` is the fused multiply-add chain over
 ///   `p = 0..kc` in increasing order. When `beta == 0`, C is never read.
@@ -34,6 +36,8 @@ pub(crate) struct TileArgs {
     pub c: *mut f32,
     pub c_rs: usize,
     pub c_cs: usize,
+    pub rows: usize,
+    pub cols: usize,
     pub alpha: f32,
     pub beta: f32,
 }
@@ -110,7 +114,7 @@ impl KernelSpec {
 
 /// Largest `MR` of any kernel.
 pub(crate) const MAX_TILE_ROWS: usize = 24;
-/// Largest `MR * NR` of any kernel; sizes the scratch tile for edges.
+/// Largest `MR * NR` of any kernel.
 pub(crate) const MAX_TILE: usize = 12 * 32;
 
 /// Returns the narrow kernel of `isa`, one vector wide and twice as tall,

@@ -18,7 +18,7 @@
 //! one microkernel call per pass, in pass order. So every element of C
 //! gets the same operations in the same order for any thread count.
 
-use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn, MAX_TILE};
+use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn};
 use super::pack;
 use super::view::{MatMut, MatRef};
 use super::Epilogue;
@@ -217,8 +217,8 @@ pub(crate) fn pack_b_block(
     }
 }
 
-/// Computes one `rows x cols` tile of C at `(row, col)` (`rows <= MR`,
-/// `cols <= NR`), going through a scratch tile at the edges.
+/// Computes one `rows x cols` tile of C at `(row, col)` (`1 <= rows <= MR`,
+/// `1 <= cols <= NR`); the kernel writes only that part of its tile.
 ///
 /// # Safety
 ///
@@ -229,7 +229,6 @@ pub(crate) fn pack_b_block(
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub(crate) unsafe fn run_tile(
-    spec: &KernelSpec,
     tile: TileFn,
     (kc, steps): (usize, *const u32),
     a: *const f32,
@@ -240,55 +239,25 @@ pub(crate) unsafe fn run_tile(
     alpha: f32,
     beta: f32,
 ) {
-    if rows == spec.mr && cols == spec.nr {
-        let args = TileArgs {
-            kc,
-            steps,
-            a,
-            a_rs,
-            b,
-            // SAFETY: (row, col) is inside C (caller contract).
-            c: unsafe { c.ptr.add(row * c.rs + col * c.cs) },
-            c_rs: c.rs,
-            c_cs: c.cs,
-            alpha,
-            beta,
-        };
-        // SAFETY: the full tile is inside C and the operands satisfy the
-        // contract (caller contract); `tile` belongs to an available ISA.
-        unsafe { tile(&args) };
-        return;
-    }
-    let mut scratch = [0.0f32; MAX_TILE];
     let args = TileArgs {
         kc,
         steps,
         a,
         a_rs,
         b,
-        c: scratch.as_mut_ptr(),
-        c_rs: spec.nr,
-        c_cs: 1,
+        // SAFETY: (row, col) is inside C (caller contract).
+        c: unsafe { c.ptr.add(row * c.rs + col * c.cs) },
+        c_rs: c.rs,
+        c_cs: c.cs,
+        rows,
+        cols,
         alpha,
-        beta: 0.0,
+        beta,
     };
-    // SAFETY: `scratch` has MR * NR <= MAX_TILE floats and beta = 0 means
-    // it is never read; the operands satisfy the contract (caller contract).
+    // SAFETY: the rows x cols part of the tile is inside C and the operands
+    // satisfy the contract (caller contract); `tile` belongs to an
+    // available ISA.
     unsafe { tile(&args) };
-    for i in 0..rows {
-        for j in 0..cols {
-            let t = scratch[i * spec.nr + j];
-            // SAFETY: (row + i, col + j) is inside the tile (caller contract).
-            unsafe {
-                let p = c.ptr.add((row + i) * c.rs + (col + j) * c.cs);
-                *p = if beta == 0.0 {
-                    t
-                } else {
-                    (spec.scalar_fma)(*p, beta, t)
-                };
-            }
-        }
-    }
 }
 
 /// Applies `post` to the tile at `(row, col)`.
@@ -1014,8 +983,7 @@ impl Block<'_, '_> {
                     // owned by this task (caller contract).
                     unsafe {
                         run_tile(
-                            self.spec, tile, steps, a_ptr, a_stride, b_panel, c, region,
-                            self.alpha, self.beta,
+                            tile, steps, a_ptr, a_stride, b_panel, c, region, self.alpha, self.beta,
                         );
                         if let Some(post) = self.post {
                             if !post.is_identity() {
