@@ -699,6 +699,7 @@ fn blocked(
     let direct_a = !sparse && reads_a_in_place(&a, n, spec.nr);
     let threads = thread_count(parallel);
     let kc = blocking.kc_for(k);
+    let rows = RowBlocks::new(spec, m, threads, direct_a);
 
     // With several passes over k, the (jc, pc, ic) order of BLIS loads and
     // stores every element of C once per pass, which for a C larger than
@@ -750,7 +751,7 @@ fn blocked(
 
             // Split the (ic, jr) tiles into tasks: whole MC blocks when
             // there are enough of them, else chunks of NR panels.
-            let row_blocks = m.div_ceil(blocking.mc);
+            let row_blocks = rows.count;
             let chunks = if threads > 1 {
                 (threads * 4).div_ceil(row_blocks).clamp(1, panels)
             } else {
@@ -773,8 +774,7 @@ fn blocked(
                  sparse_lists: Option<(&[u32], &[u32])>,
                  task: usize,
                  passes: &mut dyn Iterator<Item = (usize, usize, usize)>| {
-                    let i0 = (task / chunks) * blocking.mc;
-                    let mcb = blocking.mc.min(m - i0);
+                    let (i0, mcb) = rows.block(task / chunks);
                     let first_panel = (task % chunks) * per_chunk;
                     let panel_range = first_panel..(first_panel + per_chunk).min(panels);
                     for (pc, kcb, offset) in passes {
@@ -845,6 +845,67 @@ fn blocked(
             }
         }
     });
+}
+
+/// The blocks of A's rows that the tasks of [`blocked`] run: MC rows
+/// each, or with several threads and fewer MC blocks than the four tasks
+/// per thread wanted, A's micro-panels spread evenly over those tasks (at
+/// least two each). Each task packs the A rows it runs, so splitting the
+/// rows packs every row once, where splitting B's panels among tasks (the
+/// fallback when there are too few rows) packs each A block once per
+/// task. Tiles run the same chains whatever the split, so the result does
+/// not change. With A read in place nothing is packed, and MC stays.
+///
+/// Measured with AVX-512 and two threads (`heft bench gemm`): 256^3 ran
+/// slower than with one thread when its two MC blocks were cut into
+/// chunks of panels, each packing its block of A again.
+struct RowBlocks {
+    m: usize,
+    mr: usize,
+    /// Rows per block, or 0 for an even split of the micro-panels.
+    mc: usize,
+    micro_panels: usize,
+    count: usize,
+}
+
+impl RowBlocks {
+    fn new(spec: &KernelSpec, m: usize, threads: usize, direct_a: bool) -> Self {
+        let (mr, mc) = (spec.mr, spec.blocking.mc);
+        let micro_panels = m.div_ceil(mr);
+        let wanted = threads * 4;
+        if threads <= 1 || direct_a || m.div_ceil(mc) >= wanted {
+            return RowBlocks {
+                m,
+                mr,
+                mc,
+                micro_panels,
+                count: m.div_ceil(mc),
+            };
+        }
+        // Enough blocks that none exceeds MC, and at most `wanted`.
+        let count = (micro_panels / 2)
+            .min(wanted)
+            .max(micro_panels.div_ceil(mc / mr))
+            .max(1);
+        RowBlocks {
+            m,
+            mr,
+            mc: 0,
+            micro_panels,
+            count,
+        }
+    }
+
+    /// Returns the first row and the number of rows of block `b`.
+    fn block(&self, b: usize) -> (usize, usize) {
+        let (start, end) = if self.mc > 0 {
+            (b * self.mc, (b + 1) * self.mc)
+        } else {
+            let panel = |b: usize| b * self.micro_panels / self.count * self.mr;
+            (panel(b), panel(b + 1))
+        };
+        (start, end.min(self.m) - start)
+    }
 }
 
 /// Largest packed B, in floats, that [`blocked`] keeps for all of k at
