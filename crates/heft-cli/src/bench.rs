@@ -31,8 +31,8 @@ pub struct BenchArgs {
     /// repeated until a sample lasts this long.
     #[arg(long, default_value_t = 40)]
     pub sample_ms: u64,
-    /// Only shapes (or `tune` cases) whose label contains this text (for
-    /// example `12000` or `fc2.weight`).
+    /// Only shapes (or `tune` cases) whose label contains this text,
+    /// ignoring case (for example `12000`, `argmax` or `fc2.weight`).
     #[arg(long)]
     pub filter: Option<String>,
     /// `tune` only: directory with the Fashion-MNIST IDX files [default:
@@ -166,11 +166,7 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     check_common(args)?;
     let selected: Vec<Shape> = shapes()
         .into_iter()
-        .filter(|shape| {
-            args.filter
-                .as_ref()
-                .is_none_or(|f| shape.label().contains(f.as_str()))
-        })
+        .filter(|shape| label_matches(&shape.label(), args.filter.as_deref()))
         .collect();
     if selected.is_empty() {
         let labels: Vec<String> = shapes().iter().map(Shape::label).collect();
@@ -237,6 +233,12 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// Returns whether `label` contains `filter`, ignoring ASCII case; no
+/// filter matches every label.
+pub(crate) fn label_matches(label: &str, filter: Option<&str>) -> bool {
+    filter.is_none_or(|f| label.to_ascii_lowercase().contains(&f.to_ascii_lowercase()))
+}
+
 /// Checks the options that every target shares.
 pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
     if args.threads.is_empty() {
@@ -244,6 +246,13 @@ pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
     }
     for &threads in &args.threads {
         crate::tune::check_threads(Some(threads))?;
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(&threads) = args.threads.iter().find(|&&t| t > cpus) {
+        eprintln!(
+            "note: --threads {threads} is more than the {cpus} CPUs available; those threads \
+             share cores, while the % peak column assumes one core per thread"
+        );
     }
     if args.samples == 0 || args.samples > MAX_SAMPLES {
         return Err(format!(
@@ -348,4 +357,28 @@ fn time_shape(gemm: Gemm, shape: &Shape, args: &BenchArgs) -> Vec<f64> {
             start.elapsed().as_secs_f64() / reps as f64
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_matches;
+
+    #[test]
+    fn filter_ignores_case() {
+        assert!(label_matches("12000x128x10 argmax/10", Some("ARGMAX")));
+        assert!(label_matches("12000x784x128 B^T", Some("b^t")));
+        assert!(label_matches("mlp fc2.weight P=10", Some("p=10")));
+    }
+
+    #[test]
+    fn filter_rejects_other_labels() {
+        assert!(!label_matches("64x64x64", Some("argmax")));
+        assert!(!label_matches("64x64x64", Some("64x64x64x")));
+    }
+
+    #[test]
+    fn no_filter_matches_all() {
+        assert!(label_matches("64x64x64", None));
+        assert!(label_matches("", None));
+    }
 }

@@ -101,11 +101,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         .ok_or("no GEMM kernel is available on this CPU")?;
     let selected: Vec<Case> = cases()
         .into_iter()
-        .filter(|case| {
-            args.filter
-                .as_ref()
-                .is_none_or(|f| case.label().contains(f.as_str()))
-        })
+        .filter(|case| crate::bench::label_matches(&case.label(), args.filter.as_deref()))
         .collect();
     if selected.is_empty() {
         let labels: Vec<String> = cases().iter().map(Case::label).collect();
