@@ -8,7 +8,8 @@
 //! `m x P*g` product never reaches memory.
 //!
 //! The class-major kernels also compute plain products with few columns
-//! of B on AVX2 ([`class_major_product`]), where they fill every lane.
+//! of B with AVX-512 or AVX2 ([`class_major_product`]), where they fill
+//! every lane.
 //!
 //! [`Gemm::run`]: super::Gemm::run
 
