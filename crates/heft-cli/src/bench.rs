@@ -233,8 +233,8 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// Returns whether `label` contains `filter`, ignoring ASCII case; no
-/// filter matches every label.
+/// Returns whether `label` contains `filter`, ignoring ASCII case.
+/// Without a filter, every label matches.
 pub(crate) fn label_matches(label: &str, filter: Option<&str>) -> bool {
     filter.is_none_or(|f| label.to_ascii_lowercase().contains(&f.to_ascii_lowercase()))
 }

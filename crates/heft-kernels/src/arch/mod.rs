@@ -96,14 +96,14 @@ macro_rules! microkernel {
             #[inline]
             unsafe fn load_first($lfp: *const f32, $lfn: usize) -> $v {
                 // SAFETY: callers pass a pointer to `n <= LANES` readable
-                // floats; the other lanes are zero.
+                // floats, and the other lanes are zero.
                 unsafe { $load_first }
             }
             $(#[$attr])*
             #[inline]
             unsafe fn store_first($sfp: *mut f32, $sfn: usize, $sfv: $v) {
                 // SAFETY: callers pass a pointer to `n <= LANES` writable
-                // floats; the floats past them are not written.
+                // floats, and the floats past them are not written.
                 unsafe { $store_first }
             }
 

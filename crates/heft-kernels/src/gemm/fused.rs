@@ -78,8 +78,8 @@ pub(crate) fn argmax_count(
     // and for a row-major A with enough rows (an in-register transpose,
     // with the next panel's rows prefetched while the current one is
     // scored). Measured with AVX2 on Zen 3, the row-major case starts to
-    // win at 128 rows; with AVX-512 on a Xeon, (12000, 128, 10) with one
-    // candidate went from 45 to 82-90 GFLOP/s.
+    // win at 128 rows. With AVX-512 on a Xeon, (12000, 128, 10) with one
+    // candidate went from 43-46 to 92-95 GFLOP/s (`heft bench gemm`).
     #[cfg(target_arch = "x86_64")]
     if n / group >= CLASS_MAJOR_MIN_CANDIDATES
         || (k > 1 && a.row_stride() == 1 && m > 1)

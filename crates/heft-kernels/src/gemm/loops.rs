@@ -254,9 +254,9 @@ pub(crate) unsafe fn run_tile(
         alpha,
         beta,
     };
-    // SAFETY: the rows x cols part of the tile is inside C and the operands
-    // satisfy the contract (caller contract); `tile` belongs to an
-    // available ISA.
+    // SAFETY: the rows x cols part of the tile is inside C, and the
+    // operands satisfy the contract (caller contract). `tile` belongs to
+    // an available ISA.
     unsafe { tile(&args) };
 }
 
