@@ -866,17 +866,20 @@ fn epilogue_layout_does_not_change_bits() {
 
 /// A product with 2 to 14 columns, one pass over k and a row-major or
 /// column-major A of at least 128 rows takes the class-major kernels on
-/// AVX2. It gives the bits of the tile path, which an A with no unit
-/// stride takes, with rounding that depends on the order of the sums
-/// (random floats), a NaN row of A, a NaN column of B, alpha other than 1,
-/// the bias and ReLU epilogue, NaN in C ignored with beta = 0, padded and
-/// column-major C, and 1 to 3 threads. 15 columns and k = 257 (two passes)
-/// stay on the tile path and check the comparison itself.
+/// AVX-512 and AVX2. It gives the bits of the sequential tile path, which
+/// an A with no unit stride takes, with rounding that depends on the order
+/// of the sums (random floats), a NaN row of A, a NaN column of B, alpha
+/// other than 1, the bias and ReLU epilogue, NaN in C ignored with beta =
+/// 0, padded and column-major C, and pools of 1 to 3 threads. From 5
+/// columns on, (2100, 200) is large enough for the product to use the
+/// threads. 15 columns and k = 257 (two passes) stay on the tile path and
+/// check the comparison itself.
 #[test]
 fn few_columns_match_tile_path() {
     let mut rng = Rng::new(515);
     for gemm in kernels() {
-        for &(m, k) in &[(300, 130), (128, 2), (161, 256), (140, 257)] {
+        let parallel = Gemm::with_isa(gemm.isa()).unwrap();
+        for &(m, k) in &[(300, 130), (128, 2), (161, 256), (140, 257), (2100, 200)] {
             for n in 2..=15 {
                 let mut a_values: Vec<f32> = (0..m * k).map(|_| rng.float()).collect();
                 a_values[5 * k..6 * k].fill(f32::NAN);
@@ -922,7 +925,14 @@ fn few_columns_match_tile_path() {
                             let mut c = Stored::new(m, n, c_t, 1, || f32::NAN);
                             pool(threads)
                                 .install(|| {
-                                    gemm.run_with(alpha, a.view(), b, 0.0, c.view_mut(), epilogue)
+                                    parallel.run_with(
+                                        alpha,
+                                        a.view(),
+                                        b,
+                                        0.0,
+                                        c.view_mut(),
+                                        epilogue,
+                                    )
                                 })
                                 .unwrap();
                             let context = format!(
