@@ -694,7 +694,19 @@ fn shape_errors_name_operation_and_shapes() {
     let err = gemm
         .argmax_count(a, b, None, 4, &[0, 0], &mut counts)
         .unwrap_err();
-    assert_eq!(err, GemmError::Group { cols: 6, group: 4 });
+    assert_eq!(
+        err,
+        GemmError::Group {
+            op: "argmax_count",
+            cols: 6,
+            group: 4
+        }
+    );
+    assert!(
+        err.to_string()
+            .contains("group size 4 does not divide the 6 columns of B"),
+        "{err}"
+    );
     let err = gemm
         .argmax_count(a, b, None, 3, &[0, 3], &mut counts)
         .unwrap_err();

@@ -556,10 +556,13 @@ fn packed_argmax_other_paths() {
 
     let gemms = kernels();
     let a_view = MatRef::row_major(&a, m, k).unwrap();
-    assert!(matches!(
-        gemms[0].pack_argmax_a(a_view, 0),
-        Err(GemmError::Group { group: 0, .. })
-    ));
+    let err = gemms[0].pack_argmax_a(a_view, 0).unwrap_err();
+    assert!(matches!(err, GemmError::Group { group: 0, .. }), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "pack_argmax_a: group size 0 is invalid; pass the number of classes per candidate \
+         (at least 1)"
+    );
     let packed = gemms[0].pack_argmax_a(a_view, 10).unwrap();
     let b = vec![0.5f32; k * 40];
     let labels = vec![0u32; m];

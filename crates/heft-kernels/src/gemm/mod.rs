@@ -72,7 +72,9 @@ pub enum GemmError {
     },
     /// The argmax group size is zero or does not divide the columns of B.
     Group {
-        /// Columns of B.
+        /// The operation that was called.
+        op: &'static str,
+        /// Columns of B (0 where the operation takes no B).
         cols: usize,
         /// Requested group size.
         group: usize,
@@ -113,9 +115,14 @@ impl fmt::Display for GemmError {
                 expected,
                 actual,
             } => write!(f, "{op}: {what} has {actual} elements, expected {expected}"),
-            GemmError::Group { cols, group } => write!(
+            GemmError::Group { op, group: 0, .. } => write!(
                 f,
-                "argmax_count: group size {group} does not divide the {cols} columns of B \
+                "{op}: group size 0 is invalid; pass the number of classes per candidate \
+                 (at least 1)"
+            ),
+            GemmError::Group { op, cols, group } => write!(
+                f,
+                "{op}: group size {group} does not divide the {cols} columns of B \
                  (use classes per candidate, at least 1)"
             ),
             GemmError::Label { row, label, group } => write!(
@@ -465,7 +472,7 @@ impl Gemm {
             return Err(shape_error(op, a, b, (m, n)));
         }
         if group == 0 || n % group != 0 {
-            return Err(GemmError::Group { cols: n, group });
+            return Err(GemmError::Group { op, cols: n, group });
         }
         if let Some(bias) = bias {
             check_len(op, "bias", n, bias.len())?;
@@ -495,7 +502,8 @@ impl Gemm {
     pub fn pack_argmax_a(&self, a: MatRef<'_>, group: usize) -> Result<ArgmaxA, GemmError> {
         if group == 0 {
             return Err(GemmError::Group {
-                cols: a.cols(),
+                op: "pack_argmax_a",
+                cols: 0,
                 group,
             });
         }
