@@ -145,12 +145,18 @@ pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
             .filter(|isa| isa.is_available())
             .collect());
     }
-    text.split(',')
-        .map(|name| {
-            let isa: Isa = name.parse().map_err(|e| format!("--kernel: {e}"))?;
-            isa.check_available().map_err(|e| format!("--kernel: {e}"))
-        })
-        .collect()
+    let mut kernels = Vec::new();
+    for name in text.split(',') {
+        let isa: Isa = name.parse().map_err(|e| format!("--kernel: {e}"))?;
+        isa.check_available()
+            .map_err(|e| format!("--kernel: {e}"))?;
+        // A kernel named twice is measured once, in the place of its first
+        // mention.
+        if !kernels.contains(&isa) {
+            kernels.push(isa);
+        }
+    }
+    Ok(kernels)
 }
 
 /// Runs `heft bench`.
@@ -374,6 +380,12 @@ mod tests {
     fn filter_rejects_other_labels() {
         assert!(!label_matches("64x64x64", Some("argmax")));
         assert!(!label_matches("64x64x64", Some("64x64x64x")));
+    }
+
+    #[test]
+    fn kernel_list_drops_repeats() {
+        let kernels = super::parse_kernels("portable,portable").unwrap();
+        assert_eq!(kernels, vec![heft_kernels::dispatch::Isa::Portable]);
     }
 
     #[test]
