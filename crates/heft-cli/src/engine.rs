@@ -70,6 +70,15 @@ pub fn objective(
     fitness: Fitness,
     prune: bool,
 ) -> Result<ModelObjective, String> {
+    check_target(model, target)?;
+    ModelObjective::new(model, target, split.to_tune(), bound, fitness, prune)
+        .map_err(|e| cannot_tune(target, &e))
+}
+
+/// Checks that `model` has the tensor `target` names (and its bias when
+/// that is tuned too), so a wrong `--tensor` fails before any training or
+/// scoring.
+pub fn check_target(model: &Model, target: &Target) -> Result<(), String> {
     let names = heft_tune::tensor_names(model);
     if !names.contains(&target.tensor) {
         // A linear layer's bias is tuned with its weight.
@@ -89,12 +98,14 @@ pub fn objective(
             names.join(", ")
         ));
     }
-    ModelObjective::new(model, target, split.to_tune(), bound, fitness, prune).map_err(|e| {
-        let hint = if target.include_bias {
-            "; drop --include-bias or pick another --tensor"
-        } else {
-            ""
-        };
-        format!("cannot tune {}: {e}{hint}", target.tensor)
-    })
+    heft_tune::check_target(model, target).map_err(|e| cannot_tune(target, &e))
+}
+
+fn cannot_tune(target: &Target, error: &heft_tune::TuneError) -> String {
+    let hint = if target.include_bias {
+        "; drop --include-bias or pick another --tensor"
+    } else {
+        ""
+    };
+    format!("cannot tune {}: {error}{hint}", target.tensor)
 }

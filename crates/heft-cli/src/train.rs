@@ -189,6 +189,34 @@ impl ModelArgs {
         })
     }
 
+    /// Builds the model these options describe for `splits`, with the
+    /// initial weights that [`ModelArgs::train`] starts from.
+    pub fn init(&self, splits: &Splits) -> Result<Model, String> {
+        let mut rng = SplitMix64::new(self.seed);
+        Ok(match splits {
+            Splits::Image(images) => Model::Mlp(self.init_mlp(images, &mut rng)?),
+            Splits::Text(text) => Model::Sequence(self.init_sequence(text, &mut rng)?),
+        })
+    }
+
+    fn init_mlp(&self, images: &ImageSplits, rng: &mut SplitMix64) -> Result<Mlp, String> {
+        check_sizes(&self.sizes, images)?;
+        Mlp::init(&self.sizes, rng).map_err(|e| format!("invalid --sizes {:?}: {e}", self.sizes))
+    }
+
+    fn init_sequence(
+        &self,
+        text: &TextSplits,
+        rng: &mut SplitMix64,
+    ) -> Result<SequenceClassifier, String> {
+        let kind = match self.cell {
+            Cell::Lstm => RecurrentKind::Lstm,
+            Cell::Rnn => RecurrentKind::Rnn,
+        };
+        SequenceClassifier::init(kind, text.vocab, self.embed, self.hidden, text.classes, rng)
+            .map_err(|e| format!("invalid --embed or --hidden: {e}"))
+    }
+
     /// Trains a model on `splits`, printing one line per epoch to stderr
     /// when `verbose`.
     pub fn train(&self, splits: &Splits, verbose: bool) -> Result<Model, String> {
@@ -196,9 +224,7 @@ impl ModelArgs {
         let mut rng = SplitMix64::new(self.seed);
         let (model, report) = match splits {
             Splits::Image(images) => {
-                check_sizes(&self.sizes, images)?;
-                let mut mlp = Mlp::init(&self.sizes, &mut rng)
-                    .map_err(|e| format!("invalid --sizes {:?}: {e}", self.sizes))?;
+                let mut mlp = self.init_mlp(images, &mut rng)?;
                 let train = Dataset::new(
                     &images.train.features,
                     &images.train.labels,
@@ -216,19 +242,7 @@ impl ModelArgs {
                 (Model::Mlp(mlp), report)
             }
             Splits::Text(text) => {
-                let kind = match self.cell {
-                    Cell::Lstm => RecurrentKind::Lstm,
-                    Cell::Rnn => RecurrentKind::Rnn,
-                };
-                let mut model = SequenceClassifier::init(
-                    kind,
-                    text.vocab,
-                    self.embed,
-                    self.hidden,
-                    text.classes,
-                    &mut rng,
-                )
-                .map_err(|e| format!("invalid --embed or --hidden: {e}"))?;
+                let mut model = self.init_sequence(text, &mut rng)?;
                 let train = SequenceDataset::new(
                     &text.train.ids,
                     &text.train.lengths,

@@ -387,6 +387,10 @@ fn tune(
     out: &std::path::Path,
 ) -> Result<(), String> {
     let splits = args.data.load()?;
+    let target = Target {
+        tensor: tensor.to_string(),
+        include_bias: args.include_bias,
+    };
     let model = match &args.checkpoint {
         Some(path) => {
             let model = train::load(path, args.data.task)?;
@@ -394,19 +398,18 @@ fn tune(
             model
         }
         None => {
+            // Reject a wrong --tensor before spending the training time.
+            let model_args = ModelArgs::default();
+            engine::check_target(&model_args.init(&splits)?, &target)?;
             if !args.json {
                 eprintln!("no --checkpoint given: training the default model first");
             }
-            ModelArgs::default().train(&splits, !args.json)?
+            model_args.train(&splits, !args.json)?
         }
     };
     let (valid, test) = match &splits {
         Splits::Image(s) => (Split::Dense(&s.valid), Split::Dense(&s.test)),
         Splits::Text(s) => (Split::Tokens(&s.valid), Split::Tokens(&s.test)),
-    };
-    let target = Target {
-        tensor: tensor.to_string(),
-        include_bias: args.include_bias,
     };
     let fitness = match args.objective {
         ObjectiveArg::Error => Fitness::Error,

@@ -294,6 +294,22 @@ fn unknown_tensor_lists_names() {
     );
 }
 
+/// Without a checkpoint, `heft tune` trains the default model first. A
+/// wrong tensor name is rejected before that training starts.
+#[test]
+fn unknown_tensor_rejected_before_training() {
+    let dir = scratch("tensor-untrained");
+    let out = heft(&["tune", "--tensor", "fc9.weight", "--out", "run"], &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unknown tensor `fc9.weight`: this model has fc1.weight, fc2.weight"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("training the default model"), "{stderr}");
+    assert!(!dir.join("run").exists(), "run directory left behind");
+}
+
 #[test]
 fn bias_tensor_points_to_include_bias() {
     assert_rejected(

@@ -47,4 +47,4 @@ mod zeros;
 pub use error::TuneError;
 pub use head::{HeadScorer, HeadStats};
 pub use model::{evaluate, tensor_names, Evaluation, Fitness, Model, Split, Target};
-pub use objective::ModelObjective;
+pub use objective::{check_target, ModelObjective};

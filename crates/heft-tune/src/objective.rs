@@ -60,6 +60,17 @@ struct Location {
     bias_param: Option<usize>,
 }
 
+/// Checks that `model` has the tensor `target` names, and its bias when
+/// `target.include_bias`, without building an objective.
+///
+/// # Errors
+///
+/// [`TuneError::UnknownTensor`] or [`TuneError::NoBias`], as
+/// [`ModelObjective::new`] returns them.
+pub fn check_target(model: &Model, target: &Target) -> Result<(), TuneError> {
+    locate(model, target).map(|_| ())
+}
+
 /// Finds `target` in the model.
 fn locate(model: &Model, target: &Target) -> Result<Location, TuneError> {
     let names = tensor_names(model);
