@@ -315,6 +315,52 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
     a * b + c
 }
 
+/// Writes the transpose of a column-major `rows x cols` block of `src`
+/// (element `(p, j)` at `src[j * ld + p]`) to `dst`, element `(p, j)` at
+/// `dst[p * rs + j * cs]`, and writes nothing else. With `cs == 1` and
+/// AVX, blocks go through the registers as in [`pack_columns`].
+///
+/// # Safety
+///
+/// Those `rows * cols` elements of `dst` are valid for writes, and no
+/// other thread accesses them during the call.
+///
+/// # Panics
+///
+/// If `src` has fewer than `(cols - 1) * ld + rows` floats.
+pub(crate) unsafe fn write_transposed(
+    src: &[f32],
+    ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut f32,
+    rs: usize,
+    cs: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    assert!(
+        (cols - 1) * ld + rows <= src.len(),
+        "write_transposed: {cols} columns of {rows} rows (stride {ld}) do not fit a source of {}",
+        src.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if cs == 1 && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX is available, the assertion keeps the reads inside
+        // `src`, and the copy writes exactly the elements the caller
+        // vouches for.
+        unsafe { transpose::pack_columns_avx(src.as_ptr(), ld, rows, cols, rs, dst) };
+        return;
+    }
+    for p in 0..rows {
+        for j in 0..cols {
+            // SAFETY: (p, j) is one of the writable elements (contract).
+            unsafe { *dst.add(p * rs + j * cs) = src[j * ld + p] };
+        }
+    }
+}
+
 /// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
 /// `j < width` with the AVX transposing copy and returns true, or returns
 /// false without writing where the host has no AVX (the caller then copies
@@ -360,7 +406,7 @@ pub(crate) mod x86_64;
 
 #[cfg(test)]
 mod tests {
-    use super::pack_columns;
+    use super::{pack_columns, write_transposed};
 
     /// The transposing copy writes exactly the elements a scalar loop
     /// writes, for widths and depths around the 8-column and 4-step blocks,
@@ -394,6 +440,38 @@ mod tests {
                             "width {width} kc {kc} ld {ld} nr {nr}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// Transposes blocks of every width and depth into row-major (with
+    /// padded rows) and column-major destinations, writing nothing else.
+    #[test]
+    fn write_transposed_matches_scalar_copy() {
+        for cols in 0..=15usize {
+            for rows in 0..=33usize {
+                let ld = rows + 2;
+                let src: Vec<f32> = (0..cols * ld).map(|x| x as f32 * 0.25 - 3.0).collect();
+                // Row-major with padded rows, then column-major.
+                for (rs, cs) in [(cols + 3, 1), (1, rows + 1)] {
+                    let len = rows.max(1) * rs.max(cs) + cols * cs + 4;
+                    let mut dst = vec![f32::NAN; len];
+                    let mut expected = dst.clone();
+                    for p in 0..rows {
+                        for j in 0..cols {
+                            expected[p * rs + j * cs] = src[j * ld + p];
+                        }
+                    }
+                    // SAFETY: every (p, j) lands inside `dst`, which no
+                    // other thread sees.
+                    unsafe { write_transposed(&src, ld, rows, cols, dst.as_mut_ptr(), rs, cs) };
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(
+                        bits(&dst),
+                        bits(&expected),
+                        "rows {rows} cols {cols} rs {rs} cs {cs}"
+                    );
                 }
             }
         }

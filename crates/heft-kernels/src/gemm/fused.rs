@@ -547,33 +547,38 @@ pub(crate) unsafe fn class_major_product(
                     // it. `weights` has k * n floats, the panel k * 32, and
                     // `logits` 32 * n.
                     unsafe { kernel(&args, logits.as_mut_ptr()) };
+                    // The epilogue of the tile path, class by class over
+                    // the panel's 32 contiguous logits: alpha, bias, ReLU.
+                    for (j, column) in logits.chunks_exact_mut(PANEL_SAMPLES).take(n).enumerate() {
+                        let b = bias.map(|bias| bias[j]);
+                        for x in column.iter_mut() {
+                            let mut v = *x * alpha;
+                            if let Some(b) = b {
+                                v += b;
+                            }
+                            // `v < 0.0` is false for NaN, so NaN passes.
+                            if post.relu && v < 0.0 {
+                                v = 0.0;
+                            }
+                            *x = v;
+                        }
+                    }
                     // A method call borrows the whole `RawC`, which is
                     // `Sync`, where a field would capture the raw pointer.
                     let (ptr, rs, cs) = c.parts();
-                    let mut row = [0.0f32; MAX_CLASSES];
-                    let row = &mut row[..n];
-                    for s in 0..valid {
-                        for (j, x) in row.iter_mut().enumerate() {
-                            *x = logits[j * PANEL_SAMPLES + s] * alpha;
-                        }
-                        if let Some(bias) = bias {
-                            for (x, b) in row.iter_mut().zip(bias) {
-                                *x += b;
-                            }
-                        }
-                        if post.relu {
-                            for x in row.iter_mut() {
-                                // `x < 0.0` is false for NaN, so NaN passes.
-                                *x = if *x < 0.0 { 0.0 } else { *x };
-                            }
-                        }
-                        let first = (i0 + s) * rs;
-                        for (j, &x) in row.iter().enumerate() {
-                            // SAFETY: (i0 + s, j) is inside the m x n
-                            // matrix `c` (caller contract), and only the
-                            // task of this panel writes its rows.
-                            unsafe { *ptr.add(first + j * cs) = x };
-                        }
+                    // SAFETY: rows i0..i0 + valid and columns 0..n are
+                    // inside the m x n matrix `c` (caller contract), and
+                    // only the task of this panel writes those rows.
+                    unsafe {
+                        crate::arch::write_transposed(
+                            &logits,
+                            PANEL_SAMPLES,
+                            valid,
+                            n,
+                            ptr.add(i0 * rs),
+                            rs,
+                            cs,
+                        );
                     }
                 }
             });
