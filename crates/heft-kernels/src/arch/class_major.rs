@@ -154,15 +154,8 @@ impl Prefetcher {
 /// AVX-512F is available and `args` satisfies the [`ClassArgs`] contract.
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
-    let out = std::ptr::null_mut();
     // SAFETY: the caller's contract, and no logits are stored.
-    unsafe {
-        if args.ahead.rows == 0 {
-            panel_avx512::<G, false, false>(args, out)
-        } else {
-            panel_avx512::<G, false, true>(args, out)
-        }
-    }
+    unsafe { panel_avx512::<G, false>(args, std::ptr::null_mut()) }
 }
 
 /// Writes the logits without bias of the panel's samples, class by class,
@@ -177,19 +170,11 @@ pub(crate) unsafe fn count_hits<const G: usize>(args: &ClassArgs) -> u32 {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn logits_avx512<const G: usize>(args: &ClassArgs, out: *mut f32) {
     // SAFETY: the caller's contract.
-    unsafe {
-        if args.ahead.rows == 0 {
-            panel_avx512::<G, true, false>(args, out)
-        } else {
-            panel_avx512::<G, true, true>(args, out)
-        }
-    };
+    unsafe { panel_avx512::<G, true>(args, out) };
 }
 
-/// Computes the `G` logits of all 32 samples of the panel in `2 * G`
-/// accumulators, prefetching the next panel's rows (`args.ahead`) as it
-/// goes when `PREFETCH`, then stores them (`STORE`) or returns the hit
-/// count. Without rows to prefetch, the version without the prefetcher
+/// Runs [`panel_steps_avx512`] with the prefetcher only when there are
+/// rows to prefetch. Without them, the version without the prefetcher
 /// saves its test on every step, which costs about a tenth of the time
 /// with 3 classes (3 cycles per step).
 ///
@@ -198,7 +183,28 @@ pub(crate) unsafe fn logits_avx512<const G: usize>(args: &ClassArgs, out: *mut f
 /// As for [`count_hits`], and with `STORE` as for [`logits_avx512`].
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn panel_avx512<const G: usize, const STORE: bool, const PREFETCH: bool>(
+unsafe fn panel_avx512<const G: usize, const STORE: bool>(args: &ClassArgs, out: *mut f32) -> u32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if args.ahead.rows == 0 {
+            panel_steps_avx512::<G, STORE, false>(args, out)
+        } else {
+            panel_steps_avx512::<G, STORE, true>(args, out)
+        }
+    }
+}
+
+/// Computes the `G` logits of all 32 samples of the panel in `2 * G`
+/// accumulators, prefetching the next panel's rows (`args.ahead`) as it
+/// goes when `PREFETCH`, then stores them (`STORE`) or returns the hit
+/// count.
+///
+/// # Safety
+///
+/// As for [`count_hits`], and with `STORE` as for [`logits_avx512`].
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn panel_steps_avx512<const G: usize, const STORE: bool, const PREFETCH: bool>(
     args: &ClassArgs,
     out: *mut f32,
 ) -> u32 {
