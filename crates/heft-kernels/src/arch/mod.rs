@@ -318,7 +318,8 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// Writes the transpose of a column-major `rows x cols` block of `src`
 /// (element `(p, j)` at `src[j * ld + p]`) to `dst`, element `(p, j)` at
 /// `dst[p * rs + j * cs]`, and writes nothing else. With `cs == 1` and
-/// AVX, blocks go through the registers as in [`pack_columns`].
+/// AVX, blocks of 8 (then 4) columns by 4 rows go through the registers;
+/// otherwise the copy runs element by element.
 ///
 /// # Safety
 ///
@@ -362,9 +363,9 @@ pub(crate) unsafe fn write_transposed(
 }
 
 /// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
-/// `j < width` with the AVX transposing copy and returns true, or returns
-/// false without writing where the host has no AVX (the caller then copies
-/// element by element). Panics if a range falls outside its slice.
+/// `j < width`, leaving the rest of `dst` as it is: the packing of a
+/// panel whose columns are contiguous in the source, through
+/// [`write_transposed`]. Panics if a range falls outside its slice.
 pub(crate) fn pack_columns(
     src: &[f32],
     ld: usize,
@@ -372,9 +373,9 @@ pub(crate) fn pack_columns(
     width: usize,
     nr: usize,
     dst: &mut [f32],
-) -> bool {
+) {
     if kc == 0 || width == 0 {
-        return true;
+        return;
     }
     assert!(
         width <= nr && (width - 1) * ld + kc <= src.len() && (kc - 1) * nr + width <= dst.len(),
@@ -383,17 +384,9 @@ pub(crate) fn pack_columns(
         src.len(),
         dst.len()
     );
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx") {
-        // SAFETY: AVX is available, and the assertion above keeps the
-        // reads inside `src` and the writes inside `dst`.
-        unsafe {
-            transpose::pack_columns_avx(src.as_ptr(), ld, kc, width, nr, dst.as_mut_ptr());
-        }
-        return true;
-    }
-    let _ = (src, ld, nr, dst);
-    false
+    // SAFETY: the assertion keeps every (p, j) with p < kc and j < width
+    // inside `dst`, which this call borrows mutably.
+    unsafe { write_transposed(src, ld, kc, width, dst.as_mut_ptr(), nr, 1) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -429,10 +422,7 @@ mod tests {
                                 expected[p * nr + j] = src[j * ld + p];
                             }
                         }
-                        if !pack_columns(&src, ld, kc, width, nr, &mut dst) {
-                            eprintln!("skipping pack_columns: no AVX on this CPU");
-                            return;
-                        }
+                        pack_columns(&src, ld, kc, width, nr, &mut dst);
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(
                             bits(&dst),
@@ -463,8 +453,8 @@ mod tests {
                             expected[p * rs + j * cs] = src[j * ld + p];
                         }
                     }
-                    // SAFETY: every (p, j) lands inside `dst`, which no
-                    // other thread sees.
+                    // SAFETY: every (p, j) lands inside `dst`, which no other
+                    // thread accesses.
                     unsafe { write_transposed(&src, ld, rows, cols, dst.as_mut_ptr(), rs, cs) };
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(

@@ -848,9 +848,9 @@ fn blocked(
 }
 
 /// The blocks of A's rows that the tasks of [`blocked`] run: MC rows
-/// each, or with several threads and fewer MC blocks than the four tasks
-/// per thread wanted, A's micro-panels spread evenly over those tasks (at
-/// least two each). Each task packs the A rows it runs, so splitting the
+/// each, or with several threads and fewer MC blocks than four tasks per
+/// thread, A's micro-panels spread evenly over those tasks (at least two
+/// each). Each task packs the A rows it runs, so splitting the
 /// rows packs every row once, where splitting B's panels among tasks (the
 /// fallback when there are too few rows) packs each A block once per
 /// task. Tiles run the same chains whatever the split, so the result does
@@ -872,8 +872,8 @@ impl RowBlocks {
     fn new(spec: &KernelSpec, m: usize, threads: usize, direct_a: bool) -> Self {
         let (mr, mc) = (spec.mr, spec.blocking.mc);
         let micro_panels = m.div_ceil(mr);
-        let wanted = threads * 4;
-        if threads <= 1 || direct_a || m.div_ceil(mc) >= wanted {
+        let target_tasks = threads * 4;
+        if threads <= 1 || direct_a || m.div_ceil(mc) >= target_tasks {
             return RowBlocks {
                 m,
                 mr,
@@ -882,9 +882,9 @@ impl RowBlocks {
                 count: m.div_ceil(mc),
             };
         }
-        // Enough blocks that none exceeds MC, and at most `wanted`.
+        // Enough blocks that none exceeds MC, and at most `target_tasks`.
         let count = (micro_panels / 2)
-            .min(wanted)
+            .min(target_tasks)
             .max(micro_panels.div_ceil(mc / mr))
             .max(1);
         RowBlocks {

@@ -35,17 +35,8 @@ pub(crate) fn pack_b_panel(
             }
         }
     } else if rs == 1 {
-        // Columns of B are contiguous: transpose blocks in registers where
-        // the host allows, else read each column once and write strided.
-        if crate::arch::pack_columns(&data[j0 * cs + k0..], cs, kc, width, nr, dst) {
-            return;
-        }
-        for j in 0..width {
-            let col = &data[j0 * cs + j * cs + k0..][..kc];
-            for (p, &x) in col.iter().enumerate() {
-                dst[p * nr + j] = x;
-            }
-        }
+        // Columns of B are contiguous: the transposing copy.
+        crate::arch::pack_columns(&data[j0 * cs + k0..], cs, kc, width, nr, dst);
     } else {
         for p in 0..kc {
             for j in 0..width {
@@ -111,40 +102,14 @@ pub(crate) fn pack_a_panel(
     } else if cs == 1 {
         // Rows of A are contiguous: the transposing copy of column-major
         // B panels applies, with A's rows as its columns.
-        if rows > 0 && crate::arch::pack_columns(&data[i0 * rs + k0..], rs, kc, rows, mr, dst) {
-            return;
-        }
-        let row = |i: usize| &data[(i0 + i) * rs + k0..][..kc];
-        match (rows, mr) {
-            (6, 6) => transpose_rows::<6>(std::array::from_fn(row), dst),
-            (12, 12) => transpose_rows::<12>(std::array::from_fn(row), dst),
-            (24, 24) => transpose_rows::<24>(std::array::from_fn(row), dst),
-            _ => {
-                for i in 0..rows {
-                    for (p, &x) in row(i).iter().enumerate() {
-                        dst[p * mr + i] = x;
-                    }
-                }
-            }
+        if rows > 0 {
+            crate::arch::pack_columns(&data[i0 * rs + k0..], rs, kc, rows, mr, dst);
         }
     } else {
         for p in 0..kc {
             for i in 0..rows {
                 dst[p * mr + i] = data[(i0 + i) * rs + (k0 + p) * cs];
             }
-        }
-    }
-}
-
-/// Writes `MR` rows of equal length column by column: element `p` of row
-/// `i` to `dst[p * MR + i]`. With `MR` fixed, each output column is one
-/// sequential run of stores, where a row-by-row copy would scatter every
-/// element with a stride of `MR`.
-fn transpose_rows<const MR: usize>(rows: [&[f32]; MR], dst: &mut [f32]) {
-    let kc = rows[0].len();
-    for (p, column) in dst.chunks_exact_mut(MR).take(kc).enumerate() {
-        for (x, row) in column.iter_mut().zip(&rows) {
-            *x = row[p];
         }
     }
 }
