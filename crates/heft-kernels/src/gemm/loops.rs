@@ -848,13 +848,18 @@ fn blocked(
 }
 
 /// The blocks of A's rows that the tasks of [`blocked`] run: MC rows
-/// each, or with several threads and fewer MC blocks than four tasks per
-/// thread, A's micro-panels spread evenly over those tasks (at least two
-/// each). Each task packs the A rows it runs, so splitting the
-/// rows packs every row once, where splitting B's panels among tasks (the
-/// fallback when there are too few rows) packs each A block once per
-/// task. Tiles run the same chains whatever the split, so the result does
-/// not change. With A read in place nothing is packed, and MC stays.
+/// each with one thread or with A read in place. With several threads and
+/// a packed A, A's micro-panels are spread evenly over a multiple of the
+/// thread count of blocks, at least four per thread where A has enough
+/// micro-panels (two per block), and never more than MC rows per block.
+///
+/// Each task packs the A rows it runs, so splitting the rows packs every
+/// row once, where splitting B's panels among tasks (the fallback when
+/// there are too few rows) packs each A block once per task. A multiple
+/// of the thread count keeps the threads equally loaded: 2048 rows in MC
+/// blocks of 192 make 11 tasks, and two threads then wait for the
+/// eleventh. Tiles run the same chains whatever the split, so the result
+/// does not change. With A read in place nothing is packed, and MC stays.
 ///
 /// Measured with AVX-512 and two threads (`heft bench gemm`): 256^3 ran
 /// slower than with one thread when its two MC blocks were cut into
@@ -872,8 +877,7 @@ impl RowBlocks {
     fn new(spec: &KernelSpec, m: usize, threads: usize, direct_a: bool) -> Self {
         let (mr, mc) = (spec.mr, spec.blocking.mc);
         let micro_panels = m.div_ceil(mr);
-        let target_tasks = threads * 4;
-        if threads <= 1 || direct_a || m.div_ceil(mc) >= target_tasks {
+        if threads <= 1 || direct_a {
             return RowBlocks {
                 m,
                 mr,
@@ -882,10 +886,12 @@ impl RowBlocks {
                 count: m.div_ceil(mc),
             };
         }
-        // Enough blocks that none exceeds MC, and at most `target_tasks`.
+        let at_most_mc = micro_panels.div_ceil(mc / mr);
         let count = (micro_panels / 2)
-            .min(target_tasks)
-            .max(micro_panels.div_ceil(mc / mr))
+            .min(threads * 4)
+            .max(at_most_mc)
+            .next_multiple_of(threads)
+            .min(micro_panels)
             .max(1);
         RowBlocks {
             m,
