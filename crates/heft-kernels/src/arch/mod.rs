@@ -467,6 +467,76 @@ mod tests {
         }
     }
 
+    /// Each edge kernel gives the bits of its full kernel for every row
+    /// count it takes, with alpha, beta, partial columns and a padded C,
+    /// and writes nothing outside the tile's rows x cols part.
+    #[test]
+    fn edge_kernels_match_full_kernels() {
+        use crate::dispatch::Isa;
+        use crate::gemm::kernel::{narrow, spec, KernelSpec, TileArgs};
+        let mut specs: Vec<&KernelSpec> = Vec::new();
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            specs.push(spec(isa));
+            specs.extend(narrow(isa));
+        }
+        let kc = 37;
+        for spec in specs {
+            let Some(edge) = spec.edge else { continue };
+            let (mr, nr) = (spec.mr, spec.nr);
+            let value = |x: usize| ((x * 7919) % 201) as f32 / 50.0 - 2.0;
+            let b: Vec<f32> = (0..kc * nr).map(|x| value(x + 3)).collect();
+            for rows in 1..=edge.mr {
+                for cols in [1, nr / 2 + 1, nr] {
+                    for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.5)] {
+                        let c_rs = nr + 5;
+                        let run = |tile_mr: usize, tile: crate::gemm::kernel::TileFn| {
+                            let mut a = vec![0.0f32; tile_mr * kc];
+                            for p in 0..kc {
+                                for i in 0..rows {
+                                    a[p * tile_mr + i] = value(p * 31 + i);
+                                }
+                            }
+                            let mut c = vec![f32::NAN; mr * c_rs];
+                            for i in 0..rows {
+                                for j in 0..cols {
+                                    c[i * c_rs + j] = value(i * 13 + j + 1);
+                                }
+                            }
+                            let args = TileArgs {
+                                kc,
+                                steps: std::ptr::null(),
+                                a: a.as_ptr(),
+                                a_rs: 0,
+                                b: b.as_ptr(),
+                                c: c.as_mut_ptr(),
+                                c_rs,
+                                c_cs: 1,
+                                rows,
+                                cols,
+                                alpha,
+                                beta,
+                            };
+                            // SAFETY: `a` holds a packed tile_mr x kc panel,
+                            // `b` a kc x nr panel, and the rows x cols part of
+                            // `c` is inside it; the ISA is available.
+                            unsafe { tile(&args) };
+                            for (at, x) in c.iter().enumerate() {
+                                let inside = at / c_rs < rows && at % c_rs < cols;
+                                assert!(inside || x.is_nan(), "{mr} x {nr}: wrote {at}");
+                            }
+                            c.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+                        };
+                        assert_eq!(
+                            run(edge.mr, edge.packed_a),
+                            run(mr, spec.packed_a),
+                            "{mr} x {nr} kernel, rows {rows} cols {cols} beta {beta}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Checks that a range outside its slice panics instead of reading
     /// past it.
     #[test]

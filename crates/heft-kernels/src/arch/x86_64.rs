@@ -8,11 +8,16 @@
 //!   vectors and 1 broadcast: 15 of the 16 ymm registers. A larger tile
 //!   would spill and run at about half speed.
 //!
+//! Each tile has an edge kernel with fewer rows (4 x 32 and 8 x 16 for
+//! AVX-512, 3 x 16 and 4 x 8 for AVX2) for the last row panel of a block.
+//! With fewer accumulators its FMA chains may wait on the FMA latency, but
+//! it does a third to a half of the full tile's multiply-adds.
+//!
 //! The functions are only reached through `KernelSpec` entries that
 //! `gemm::kernel::spec` returns for an available `Isa`.
 
 use super::super::gemm::blocking;
-use super::super::gemm::kernel::{KernelSpec, RowKernel};
+use super::super::gemm::kernel::{EdgeKernel, KernelSpec, RowKernel};
 use core::arch::x86_64::*;
 
 /// Returns the mask of the first `n` of 16 lanes, `n <= 16`.
@@ -109,7 +114,35 @@ avx512_tile!(
     mr = 24,
     nv = 1
 );
+avx512_tile!(
+    avx512_edge_packed,
+    packed = true,
+    sparse = false,
+    mr = 4,
+    nv = 2
+);
+avx512_tile!(
+    avx512_narrow_edge_packed,
+    packed = true,
+    sparse = false,
+    mr = 8,
+    nv = 1
+);
 avx2_tile!(avx2_packed, packed = true, sparse = false, mr = 6, nv = 2);
+avx2_tile!(
+    avx2_edge_packed,
+    packed = true,
+    sparse = false,
+    mr = 3,
+    nv = 2
+);
+avx2_tile!(
+    avx2_narrow_edge_packed,
+    packed = true,
+    sparse = false,
+    mr = 4,
+    nv = 1
+);
 avx2_tile!(avx2_direct, packed = false, sparse = false, mr = 6, nv = 2);
 avx2_tile!(avx2_sparse, packed = true, sparse = true, mr = 6, nv = 2);
 avx2_tile!(
@@ -182,6 +215,10 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     sparse_a: avx512_narrow_sparse,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
+    edge: Some(EdgeKernel {
+        mr: 8,
+        packed_a: avx512_narrow_edge_packed,
+    }),
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -195,6 +232,10 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     sparse_a: avx2_narrow_sparse,
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
+    edge: Some(EdgeKernel {
+        mr: 4,
+        packed_a: avx2_narrow_edge_packed,
+    }),
 };
 
 /// The AVX-512 kernel's table entry.
@@ -207,6 +248,10 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     sparse_a: avx512_sparse,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
+    edge: Some(EdgeKernel {
+        mr: 4,
+        packed_a: avx512_edge_packed,
+    }),
 };
 
 /// The AVX2 + FMA kernel's table entry.
@@ -219,4 +264,8 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     sparse_a: avx2_sparse,
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
+    edge: Some(EdgeKernel {
+        mr: 3,
+        packed_a: avx2_edge_packed,
+    }),
 };

@@ -97,6 +97,22 @@ pub(crate) struct KernelSpec {
     /// `a * b + c` rounded exactly as one lane of the kernel's vector
     /// multiply-add, for the scalar edge paths.
     pub scalar_fma: fn(f32, f32, f32) -> f32,
+    /// A shorter tile of the same columns for the last, partial row panel
+    /// of a block, or `None`.
+    pub edge: Option<EdgeKernel>,
+}
+
+/// A packed-A kernel of `mr` rows and the full kernel's columns and
+/// chains: rows of at most `mr` then cost `mr` rows of multiply-adds, not
+/// the full kernel's `MR` (a 4-row panel of the 12-row AVX-512 tile cost
+/// three times its work). Each element is the same chain, so the bits do
+/// not change.
+#[derive(Clone, Copy)]
+pub(crate) struct EdgeKernel {
+    /// Rows of the tile, fewer than the full kernel's.
+    pub mr: usize,
+    /// Entry point reading A from packed micro-panels of `mr` rows.
+    pub packed_a: TileFn,
 }
 
 impl KernelSpec {
@@ -108,6 +124,9 @@ impl KernelSpec {
         debug_assert!(self.blocking.mc.is_multiple_of(self.mr));
         debug_assert!(self.blocking.nc.is_multiple_of(self.nr));
         debug_assert!(self.blocking.kc >= 1);
+        debug_assert!(self
+            .edge
+            .is_none_or(|edge| edge.mr >= 1 && edge.mr < self.mr));
         self
     }
 }

@@ -988,6 +988,18 @@ impl Block<'_, '_> {
         } else {
             row_panels * mr * kcb
         };
+        // The partial row panel, if any, takes the edge kernel when its rows
+        // fit (the sparse kernels have no edge variant), packed with the
+        // edge kernel's row count.
+        let partial_rows = self.mcb - full_rows * mr;
+        let edge = self
+            .spec
+            .edge
+            .filter(|edge| self.sparse.is_none() && partial_rows > 0 && partial_rows <= edge.mr);
+        let panel_mr = |ip: usize| match edge {
+            Some(edge) if ip == full_rows => edge.mr,
+            _ => mr,
+        };
         with_a_buffer(a_len, |a_buffer| {
             if self.direct_a {
                 if full_rows < row_panels {
@@ -995,10 +1007,10 @@ impl Block<'_, '_> {
                     pack::pack_a_panel(
                         self.a,
                         self.i0 + i,
-                        self.mcb - i,
+                        partial_rows,
                         self.pc,
                         kcb,
-                        mr,
+                        panel_mr(full_rows),
                         a_buffer,
                     );
                 }
@@ -1011,7 +1023,7 @@ impl Block<'_, '_> {
                         (self.mcb - i).min(mr),
                         self.pc,
                         kcb,
-                        mr,
+                        panel_mr(ip),
                         dst,
                     );
                 }
@@ -1034,13 +1046,17 @@ impl Block<'_, '_> {
                 for ip in 0..row_panels {
                     let i = ip * mr;
                     let rows = mr.min(self.mcb - i);
+                    let packed_tile = match edge {
+                        Some(edge) if ip == full_rows => edge.packed_a,
+                        _ => self.spec.packed_a,
+                    };
                     let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
                         let offset = (self.i0 + i) * a_rs + self.pc;
                         (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
                     } else if self.direct_a {
-                        (a_buffer.as_ptr(), 0, self.spec.packed_a)
+                        (a_buffer.as_ptr(), 0, packed_tile)
                     } else {
-                        (a_buffer[ip * mr * kcb..].as_ptr(), 0, self.spec.packed_a)
+                        (a_buffer[ip * mr * kcb..].as_ptr(), 0, packed_tile)
                     };
                     let tile = sparse_tile.unwrap_or(tile);
                     let region = (self.i0 + i, self.jc + j, rows, cols);
