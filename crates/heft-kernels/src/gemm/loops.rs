@@ -849,9 +849,10 @@ fn blocked(
 
 /// The blocks of A's rows that the tasks of [`blocked`] run: MC rows
 /// each with one thread or with A read in place. With several threads and
-/// a packed A, A's micro-panels are spread evenly over a multiple of the
-/// thread count of blocks, at least four per thread where A has enough
-/// micro-panels (two per block), and never more than MC rows per block.
+/// a packed A, A's micro-panels are spread evenly over a number of blocks
+/// that is a multiple of the thread count. There are at least four blocks
+/// per thread where A has enough micro-panels (two per block), and no
+/// block has more than MC rows.
 ///
 /// Each task packs the A rows it runs, so splitting the rows packs every
 /// row once, where splitting B's panels among tasks (the fallback when
