@@ -516,7 +516,7 @@ mod tests {
                                 alpha,
                                 beta,
                             };
-                            // SAFETY: `a` holds a packed tile_mr x kc panel,
+                            // SAFETY: `a` contains a packed tile_mr x kc panel,
                             // `b` a kc x nr panel, and the rows x cols part of
                             // `c` is inside it; the ISA is available.
                             unsafe { tile(&args) };

@@ -847,20 +847,20 @@ fn blocked(
     });
 }
 
-/// The blocks of A's rows that the tasks of [`blocked`] run: MC rows
-/// each with one thread or with A read in place. With several threads and
-/// a packed A, A's micro-panels are spread evenly over a number of blocks
-/// that is a multiple of the thread count. There are at least four blocks
-/// per thread where A has enough micro-panels (two per block), and no
-/// block has more than MC rows.
+/// The blocks of A's rows that the tasks of [`blocked`] run: A's
+/// micro-panels spread evenly over `count` blocks of at most MC rows.
+/// With one thread, or with A read in place, that is as few blocks as MC
+/// allows. With several threads and a packed A, `count` is a multiple of
+/// the thread count where A has that many micro-panels, and at least four
+/// blocks per thread where A has enough micro-panels (two per block).
 ///
 /// Each task packs the A rows it runs, so splitting the rows packs every
 /// row once, where splitting B's panels among tasks (the fallback when
 /// there are too few rows) packs each A block once per task. A multiple
 /// of the thread count keeps the threads equally loaded: 2048 rows in MC
 /// blocks of 192 make 11 tasks, and two threads then wait for the
-/// eleventh. Tiles run the same chains whatever the split, so the result
-/// does not change. With A read in place nothing is packed, and MC stays.
+/// eleventh. Blocks start at multiples of MR, so the tiles and their
+/// chains are the same whatever the split, and so is the result.
 ///
 /// Measured with AVX-512 and two threads (`heft bench gemm`): 256^3 ran
 /// slower than with one thread when its two MC blocks were cut into
@@ -868,50 +868,37 @@ fn blocked(
 struct RowBlocks {
     m: usize,
     mr: usize,
-    /// Rows per block, or 0 for an even split of the micro-panels.
-    mc: usize,
     micro_panels: usize,
     count: usize,
 }
 
 impl RowBlocks {
     fn new(spec: &KernelSpec, m: usize, threads: usize, direct_a: bool) -> Self {
-        let (mr, mc) = (spec.mr, spec.blocking.mc);
+        let mr = spec.mr;
         let micro_panels = m.div_ceil(mr);
-        if threads <= 1 || direct_a {
-            return RowBlocks {
-                m,
-                mr,
-                mc,
-                micro_panels,
-                count: m.div_ceil(mc),
-            };
-        }
-        let at_most_mc = micro_panels.div_ceil(mc / mr);
-        let count = (micro_panels / 2)
-            .min(threads * 4)
-            .max(at_most_mc)
-            .next_multiple_of(threads)
-            .min(micro_panels)
-            .max(1);
+        let at_most_mc = micro_panels.div_ceil(spec.blocking.mc / mr);
+        let count = if threads <= 1 || direct_a {
+            at_most_mc
+        } else {
+            (micro_panels / 2)
+                .min(threads * 4)
+                .max(at_most_mc)
+                .next_multiple_of(threads)
+                .min(micro_panels)
+        };
         RowBlocks {
             m,
             mr,
-            mc: 0,
             micro_panels,
-            count,
+            count: count.max(1),
         }
     }
 
     /// Returns the first row and the number of rows of block `b`.
     fn block(&self, b: usize) -> (usize, usize) {
-        let (start, end) = if self.mc > 0 {
-            (b * self.mc, (b + 1) * self.mc)
-        } else {
-            let panel = |b: usize| b * self.micro_panels / self.count * self.mr;
-            (panel(b), panel(b + 1))
-        };
-        (start, end.min(self.m) - start)
+        let start_of = |b: usize| (b * self.micro_panels / self.count * self.mr).min(self.m);
+        let start = start_of(b);
+        (start, start_of(b + 1) - start)
     }
 }
 
