@@ -6,7 +6,8 @@
 use clap::{Args, ValueEnum};
 use heft_kernels::dispatch::Isa;
 use heft_kernels::gemm::{Gemm, MatMut, MatRef};
-use heft_kernels::peak::{microkernel_gflops, peak_gflops, MicrokernelThroughput};
+use heft_kernels::peak::{microkernel_gflops, peak_gflops, read_bandwidth, MicrokernelThroughput};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ pub struct BenchArgs {
 #[derive(Clone, Copy, ValueEnum)]
 enum Target {
     /// Single-precision GEMM on square and project shapes, plus the fused
-    /// argmax epilogue.
+    /// argmax epilogue, against the FMA peak and a bandwidth bound.
     Gemm,
     /// Candidates scored per second by the tuning objective on the MLP's
     /// `fc2.weight` and `fc1.weight` and the LSTM classifier's `fc.weight`
@@ -84,6 +85,14 @@ impl Shape {
 
     fn flops(&self) -> f64 {
         2.0 * self.m as f64 * self.k as f64 * self.n as f64
+    }
+
+    /// Bytes every call must read at least once: A and B, and the labels
+    /// of the fused count. C's writes are left out, so the bandwidth bound
+    /// drawn from these bytes is an upper bound.
+    fn bytes_read(&self) -> usize {
+        let labels = if self.group.is_some() { self.m } else { 0 };
+        4 * (self.m * self.k + self.k * self.n + labels)
     }
 }
 
@@ -201,10 +210,15 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
             100.0 * tile.gflops / peak
         );
         println!(
-            "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9}",
-            "shape (m x k x n)", "threads", "median ms", "GFLOP/s", "best", "% peak"
+            "bound: the lower of the FMA peak and the flops per byte of A and B times the rate \
+             at which the same threads read a buffer of that size (measured now), in % of peak"
+        );
+        println!(
+            "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
+            "shape (m x k x n)", "threads", "median ms", "GFLOP/s", "best", "% peak", "bound"
         );
         let mut rows = Vec::new();
+        let mut rates: HashMap<(usize, usize), f64> = HashMap::new();
         for shape in &selected {
             for &threads in &args.threads {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -215,28 +229,69 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                 let times = pool.install(|| time_shape(gemm, shape, args));
                 let median = median(&times);
                 let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
-                rows.push((
-                    shape.label(),
+                let bytes = shape.bytes_read();
+                let rate = match rates.get(&(bytes, threads)) {
+                    Some(&rate) => rate,
+                    None => {
+                        let rate = read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE_S)
+                            .map_err(|e| e.to_string())?;
+                        rates.insert((bytes, threads), rate);
+                        rate
+                    }
+                };
+                rows.push(Row {
+                    label: shape.label(),
                     threads,
                     median,
-                    shape.flops() / median / 1e9,
-                    shape.flops() / best / 1e9,
-                ));
+                    gflops: shape.flops() / median / 1e9,
+                    best_gflops: shape.flops() / best / 1e9,
+                    bandwidth_gflops: shape.flops() / bytes as f64 * rate,
+                });
             }
         }
         // Measure the peak again after the shapes: other processes may have
         // slowed the first measurement, and the best of both is the closer
         // estimate of what one core can do.
         peak = peak.max(measure_peak(isa));
-        for (label, threads, median, gflops, best_gflops) in rows {
-            let fraction = 100.0 * gflops / (peak * threads as f64);
-            println!("{label:<32} {threads:>7} {:>10.4} {gflops:>10.1} {best_gflops:>9.1} {fraction:>8.1}%", median * 1e3);
+        for row in rows {
+            let Row {
+                label,
+                threads,
+                median,
+                gflops,
+                best_gflops,
+                ..
+            } = &row;
+            let top = peak * *threads as f64;
+            let fraction = 100.0 * gflops / top;
+            let bound = 100.0 * row.bandwidth_gflops.min(top) / top;
+            println!(
+                "{label:<32} {threads:>7} {:>10.4} {gflops:>10.1} {best_gflops:>9.1} {fraction:>8.1}% \
+                 {bound:>8.1}%",
+                median * 1e3
+            );
             if fraction > 100.0 {
                 println!("  warning: above the measured peak ({peak:.1} GFLOP/s per core), so another process slowed the peak measurement; rerun on an idle machine");
             }
         }
     }
     Ok(())
+}
+
+/// Minimum duration of one sample of the read rate behind the bound.
+const BANDWIDTH_SAMPLE_S: f64 = 0.005;
+
+/// One measured shape and thread count of `heft bench gemm`.
+struct Row {
+    label: String,
+    threads: usize,
+    /// Median seconds per call.
+    median: f64,
+    gflops: f64,
+    best_gflops: f64,
+    /// Flops per byte read times the read rate of a buffer of that size:
+    /// the GFLOP/s the product cannot exceed while reading its operands.
+    bandwidth_gflops: f64,
 }
 
 /// Returns whether `label` contains `filter`, ignoring ASCII case.
@@ -380,6 +435,22 @@ mod tests {
     fn filter_rejects_other_labels() {
         assert!(!label_matches("64x64x64", Some("argmax")));
         assert!(!label_matches("64x64x64", Some("64x64x64x")));
+    }
+
+    #[test]
+    fn bytes_read_counts_operands_and_labels() {
+        let shapes = super::shapes();
+        let find = |label: &str| {
+            shapes
+                .iter()
+                .find(|s| s.label() == label)
+                .expect("listed shape")
+        };
+        assert_eq!(find("100x128x10").bytes_read(), 4 * (100 * 128 + 128 * 10));
+        assert_eq!(
+            find("12000x128x10 argmax/10").bytes_read(),
+            4 * (12000 * 128 + 128 * 10 + 12000)
+        );
     }
 
     #[test]

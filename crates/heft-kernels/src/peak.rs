@@ -72,17 +72,21 @@ pub fn microkernel_gflops(
     let (mr, nr, kc) = (spec.mr, spec.nr, spec.blocking.kc);
     // Small values, so the sums in C stay far from overflow and from
     // subnormal numbers over millions of calls.
-    let a = vec![1e-3f32; mr * kc];
-    let b = vec![1e-3f32; kc * nr];
-    let mut c = vec![0.0f32; mr * nr];
+    // 64-byte-aligned, as the GEMM's packed panels are: from a plain
+    // `Vec`, every 64-byte B load could straddle two cache lines.
+    let mut a = crate::AlignedVec::zeros(mr * kc);
+    a.as_mut_slice().fill(1e-3);
+    let mut b = crate::AlignedVec::zeros(kc * nr);
+    b.as_mut_slice().fill(1e-3);
+    let mut c = crate::AlignedVec::zeros(mr * nr);
 
     let args = crate::gemm::kernel::TileArgs {
         kc,
         steps: std::ptr::null(),
-        a: a.as_ptr(),
+        a: a.as_slice().as_ptr(),
         a_rs: 0,
-        b: b.as_ptr(),
-        c: c.as_mut_ptr(),
+        b: b.as_slice().as_ptr(),
+        c: c.as_mut_slice().as_mut_ptr(),
         c_rs: nr,
         c_cs: 1,
         rows: mr,
@@ -107,6 +111,113 @@ pub fn microkernel_gflops(
         kc,
         gflops: flops / seconds / 1e9,
     })
+}
+
+/// Returns the rate, in GB/s, at which `threads` threads read a buffer
+/// of `bytes` bytes (rounded up to whole 64-byte lines) with the vector
+/// loads of `isa`. Each thread reads its own contiguous part. The result
+/// is the best of `samples` timed samples of at least `min_seconds` each:
+/// the passes double until one sample lasts that long, after an untimed
+/// pass that brings the buffer into the caches it fits.
+///
+/// A buffer that fits a core's L1 or L2 cache reads at that cache's rate,
+/// a larger one at the rate of L3 or memory. A product that must read
+/// `bytes` of operands once therefore cannot finish faster than `bytes`
+/// over this rate, which is what `heft bench gemm` reports as the
+/// bandwidth bound of a shape.
+///
+/// # Errors
+///
+/// [`crate::dispatch::IsaError`] if this CPU cannot run `isa`.
+pub fn read_bandwidth(
+    isa: Isa,
+    bytes: usize,
+    threads: usize,
+    samples: usize,
+    min_seconds: f64,
+) -> Result<f64, crate::dispatch::IsaError> {
+    isa.check_available()?;
+    let threads = threads.max(1);
+    let floats = bytes.div_ceil(64).max(threads) * 16;
+    let mut buffer = crate::AlignedVec::zeros(floats);
+    for (i, x) in buffer.as_mut_slice().iter_mut().enumerate() {
+        *x = (i % 7) as f32;
+    }
+    // Parts of whole lines, one per thread; the last takes the remainder.
+    let lines = floats / 16;
+    let data = buffer.as_slice();
+    let part = |t: usize| &data[t * (lines / threads) * 16..][..part_lines(lines, threads, t) * 16];
+
+    let timed = |passes: usize| -> f64 {
+        let start = Instant::now();
+        std::thread::scope(|scope| {
+            for t in 1..threads {
+                let slice = part(t);
+                scope.spawn(move || read_passes(isa, slice, passes));
+            }
+            std::hint::black_box(read_passes(isa, part(0), passes));
+        });
+        start.elapsed().as_secs_f64()
+    };
+    // Warm up, then double the passes until a sample lasts `min_seconds`,
+    // so starting the threads costs a small share of each sample.
+    timed(1);
+    let mut passes = 1;
+    while passes < 1 << 24 && timed(passes) < min_seconds {
+        passes *= 2;
+    }
+    let best = (0..samples.max(1))
+        .map(|_| timed(passes))
+        .fold(f64::INFINITY, f64::min);
+    Ok((floats * 4 * passes) as f64 / best / 1e9)
+}
+
+/// Returns the lines of part `t` when `lines` lines are split over
+/// `threads` parts: an equal share, and the remainder in the last part.
+fn part_lines(lines: usize, threads: usize, t: usize) -> usize {
+    let share = lines / threads;
+    if t + 1 == threads {
+        lines - share * t
+    } else {
+        share
+    }
+}
+
+/// Reads every float of `data` `passes` times and returns the sum of the
+/// last pass, so the loads cannot be removed.
+fn read_passes(isa: Isa, data: &[f32], passes: usize) -> f32 {
+    let mut sum = 0.0;
+    for _ in 0..passes {
+        sum = std::hint::black_box(read_sum(isa, std::hint::black_box(data)));
+    }
+    sum
+}
+
+/// Returns the sum of `data` (in an unspecified order) read with the
+/// vector loads of `isa`, which the caller has checked is available.
+fn read_sum(isa: Isa, data: &[f32]) -> f32 {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that AVX-512F is available.
+        Isa::Avx512 => unsafe { x86::sum_avx512(data) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that AVX2 is available.
+        Isa::Avx2Fma => unsafe { x86::sum_avx2(data) },
+        _ => portable_sum(data),
+    }
+}
+
+fn portable_sum(data: &[f32]) -> f32 {
+    use wide::f32x8;
+    let mut acc = [f32x8::splat(0.0); 4];
+    let mut blocks = data.chunks_exact(32);
+    for block in &mut blocks {
+        for (a, lanes) in acc.iter_mut().zip(block.chunks_exact(8)) {
+            *a += f32x8::from(<[f32; 8]>::try_from(lanes).expect("8 floats"));
+        }
+    }
+    let tail: f32 = blocks.remainder().iter().sum();
+    acc.iter().map(|a| a.reduce_add()).sum::<f32>() + tail
 }
 
 fn portable_chains(iterations: u64) -> f32 {
@@ -144,6 +255,48 @@ mod x86 {
         total
     }
 
+    /// Sums `data` with eight AVX-512 accumulators, 128 floats per step:
+    /// enough chains to cover the add latency at two loads per cycle.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn sum_avx512(data: &[f32]) -> f32 {
+        let mut acc = [_mm512_setzero_ps(); 8];
+        let mut blocks = data.chunks_exact(128);
+        for block in &mut blocks {
+            for (v, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `block` has 128 floats, so floats 16 * v to
+                // 16 * v + 15 are inside it.
+                *a = _mm512_add_ps(*a, unsafe { _mm512_loadu_ps(block.as_ptr().add(16 * v)) });
+            }
+        }
+        let tail: f32 = blocks.remainder().iter().sum();
+        let total = acc
+            .iter()
+            .fold(_mm512_setzero_ps(), |t, &a| _mm512_add_ps(t, a));
+        _mm512_reduce_add_ps(total) + tail
+    }
+
+    /// Sums `data` with eight AVX accumulators, 64 floats per step.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn sum_avx2(data: &[f32]) -> f32 {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut blocks = data.chunks_exact(64);
+        for block in &mut blocks {
+            for (v, a) in acc.iter_mut().enumerate() {
+                // SAFETY: `block` has 64 floats, so floats 8 * v to
+                // 8 * v + 7 are inside it.
+                *a = _mm256_add_ps(*a, unsafe { _mm256_loadu_ps(block.as_ptr().add(8 * v)) });
+            }
+        }
+        let tail: f32 = blocks.remainder().iter().sum();
+        let total = acc
+            .iter()
+            .fold(_mm256_setzero_ps(), |t, &a| _mm256_add_ps(t, a));
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` has room for 8 floats, one ymm store.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
+        lanes.iter().sum::<f32>() + tail
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn chains_avx2(iterations: u64) -> f32 {
         let mut acc = [_mm256_setzero_ps(); CHAINS];
@@ -168,6 +321,50 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kernel's read loop adds every float, including a tail shorter
+    /// than one block: integer values keep the f32 sums exact.
+    #[test]
+    fn read_sum_adds_every_float() {
+        for isa in Isa::ALL {
+            if isa.check_available().is_err() {
+                eprintln!("skipped: {isa} is not available on this CPU");
+                continue;
+            }
+            for len in [0, 1, 15, 16, 31, 64, 65, 127, 128, 200, 1000] {
+                let data: Vec<f32> = (0..len).map(|i| (i % 5) as f32).collect();
+                let expected: f32 = data.iter().sum();
+                assert_eq!(read_sum(isa, &data), expected, "{isa}, {len} floats");
+            }
+        }
+    }
+
+    /// The thread parts cover every line once.
+    #[test]
+    fn parts_cover_the_buffer() {
+        for lines in [1, 2, 3, 7, 64, 1001] {
+            for threads in 1..=4usize.min(lines) {
+                let total: usize = (0..threads).map(|t| part_lines(lines, threads, t)).sum();
+                assert_eq!(total, lines, "{lines} lines over {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn read_bandwidth_is_positive() {
+        for isa in Isa::ALL {
+            if isa.check_available().is_err() {
+                eprintln!("skipped: {isa} is not available on this CPU");
+                assert!(read_bandwidth(isa, 4096, 1, 1, 1e-4).is_err());
+                continue;
+            }
+            for threads in [1, 2] {
+                let rate = read_bandwidth(isa, 100_000, threads, 2, 1e-3).unwrap();
+                assert!(rate.is_finite(), "{isa}: {rate} GB/s");
+                assert!(rate > 0.0, "{isa}: {rate} GB/s");
+            }
+        }
+    }
 
     #[test]
     fn microkernel_reports_its_tile() {
