@@ -88,6 +88,81 @@ pub(crate) unsafe fn pack_columns_avx(
     }
 }
 
+/// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
+/// `j < width`, as [`pack_columns_avx`] does, through blocks of 16
+/// columns by 4 steps in AVX-512 registers. Register `r` holds the 4
+/// steps of columns `j + r`, `j + r + 4`, `j + r + 8` and `j + r + 12` in
+/// its four 128-bit lanes. The 8 in-lane shuffles of the AVX block then
+/// move twice as many floats, and each store writes 16 columns of one
+/// step. The columns past the last block of 16 go to [`pack_columns_avx`].
+///
+/// # Safety
+///
+/// AVX-512F is available, and `src` and `dst` are valid as
+/// [`pack_columns_avx`] requires.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pack_columns_avx512(
+    src: *const f32,
+    ld: usize,
+    kc: usize,
+    width: usize,
+    nr: usize,
+    dst: *mut f32,
+) {
+    let full_width = width / 16 * 16;
+    let full_steps = kc / 4 * 4;
+    for j in (0..full_width).step_by(16) {
+        for p in (0..full_steps).step_by(4) {
+            // SAFETY: columns j + r + 4 * l (r, l < 4) are below width, and
+            // their steps p..p + 4 <= kc lie inside the readable range.
+            let rows: [__m512; 4] = core::array::from_fn(|r| unsafe {
+                let column = |l: usize| _mm_loadu_ps(src.add((j + r + 4 * l) * ld + p));
+                let v = _mm512_castps128_ps512(column(0));
+                let v = _mm512_insertf32x4::<1>(v, column(1));
+                let v = _mm512_insertf32x4::<2>(v, column(2));
+                _mm512_insertf32x4::<3>(v, column(3))
+            });
+            let [r0, r1, r2, r3] = rows;
+            let t0 = _mm512_unpacklo_ps(r0, r1);
+            let t1 = _mm512_unpackhi_ps(r0, r1);
+            let t2 = _mm512_unpacklo_ps(r2, r3);
+            let t3 = _mm512_unpackhi_ps(r2, r3);
+            let out = [
+                _mm512_shuffle_ps::<0x44>(t0, t2),
+                _mm512_shuffle_ps::<0xEE>(t0, t2),
+                _mm512_shuffle_ps::<0x44>(t1, t3),
+                _mm512_shuffle_ps::<0xEE>(t1, t3),
+            ];
+            for (q, &v) in out.iter().enumerate() {
+                // SAFETY: step p + q < kc and columns j..j + 16 <= width
+                // end at (p + q) * nr + j + 16 <= (kc - 1) * nr + width.
+                unsafe { _mm512_storeu_ps(dst.add((p + q) * nr + j), v) };
+            }
+        }
+        for p in full_steps..kc {
+            for r in 0..16 {
+                // SAFETY: j + r < width and p < kc: inside both ranges.
+                unsafe { *dst.add(p * nr + j + r) = *src.add((j + r) * ld + p) };
+            }
+        }
+    }
+    if full_width < width {
+        // SAFETY: the columns from full_width on are a block of the same
+        // source and destination, which the caller's ranges cover; AVX
+        // comes with AVX-512F.
+        unsafe {
+            pack_columns_avx(
+                src.add(full_width * ld),
+                ld,
+                kc,
+                width - full_width,
+                nr,
+                dst.add(full_width),
+            )
+        };
+    }
+}
+
 /// Transposes the 4 x 4 block in `rows`: lane `r` of output `q` is lane
 /// `q` of input `r`.
 #[target_feature(enable = "avx")]
