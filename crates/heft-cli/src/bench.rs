@@ -1,5 +1,6 @@
 //! `heft bench`: GEMM throughput per shape, kernel and thread count, as
-//! GFLOP/s and as a fraction of the FMA peak measured in the same run, and
+//! GFLOP/s and as a fraction of the FMA peak measured in the same run,
+//! beside the bound that the read rate of the shape's operands sets, and
 //! (`heft bench tune`, in `bench_tune.rs`) candidates scored per second by
 //! the tuning objective.
 
@@ -45,9 +46,9 @@ pub struct BenchArgs {
     /// complete dataset is installed.
     #[arg(long, conflicts_with = "data")]
     pub embedded_data: bool,
-    /// `tune` only: training epochs of the benchmarked models.
-    #[arg(long, default_value_t = 1)]
-    pub epochs: usize,
+    /// `tune` only: training epochs of the benchmarked models [default: 1].
+    #[arg(long)]
+    pub epochs: Option<usize>,
 }
 
 /// A benchmark family.
@@ -143,12 +144,12 @@ fn shapes() -> Vec<Shape> {
 }
 
 pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
-    if text.trim() == "auto" {
+    if text.trim().eq_ignore_ascii_case("auto") {
         let isa =
             Isa::from_env().map_err(|e| format!("{}: {e}", heft_kernels::dispatch::KERNEL_ENV))?;
         return Ok(vec![isa.unwrap_or_else(Isa::detect)]);
     }
-    if text.trim() == "all" {
+    if text.trim().eq_ignore_ascii_case("all") {
         return Ok(Isa::ALL
             .into_iter()
             .filter(|isa| isa.is_available())
@@ -156,6 +157,12 @@ pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
     }
     let mut kernels = Vec::new();
     for name in text.split(',') {
+        if name.trim().is_empty() {
+            return Err(format!(
+                "--kernel: {text:?} has an empty name; pass auto, all or names such as avx2,portable \
+                 without an empty entry"
+            ));
+        }
         let isa: Isa = name.parse().map_err(|e| format!("--kernel: {e}"))?;
         isa.check_available()
             .map_err(|e| format!("--kernel: {e}"))?;
@@ -179,6 +186,8 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
 fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     let kernels = parse_kernels(&args.kernel)?;
     check_common(args)?;
+    check_gemm_options(args)?;
+    let thread_list = thread_counts(args);
     let selected: Vec<Shape> = shapes()
         .into_iter()
         .filter(|shape| label_matches(&shape.label(), args.filter.as_deref()))
@@ -196,86 +205,136 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
         args.samples, args.sample_ms
     );
     for &isa in &kernels {
-        let mut peak = measure_peak(isa);
+        let first_peak = measure_peak(isa);
         let tile = measure_microkernel(isa)?;
-        println!();
-        println!("kernel {isa}: FMA peak {peak:.1} GFLOP/s per core (measured now)");
-        println!(
-            "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, {:.1}% \
-             of peak, the ceiling of the % peak column",
-            tile.mr,
-            tile.nr,
-            tile.kc,
-            tile.gflops,
-            100.0 * tile.gflops / peak
-        );
-        println!(
-            "bound: the lower of the FMA peak and the flops per byte of A and B times the rate \
-             at which the same threads read a buffer of that size (measured now), in % of peak"
-        );
-        println!(
-            "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9} {:>9}",
-            "shape (m x k x n)", "threads", "median ms", "GFLOP/s", "best", "% peak", "bound"
-        );
         let mut rows = Vec::new();
         let mut rates: HashMap<(usize, usize), f64> = HashMap::new();
         for shape in &selected {
-            for &threads in &args.threads {
+            for &threads in &thread_list {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .map_err(|e| format!("failed to start {threads} threads: {e}"))?;
                 let gemm = Gemm::with_isa(isa).map_err(|e| e.to_string())?;
-                let times = pool.install(|| time_shape(gemm, shape, args));
-                let median = median(&times);
-                let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
                 let bytes = shape.bytes_read();
-                let rate = match rates.get(&(bytes, threads)) {
-                    Some(&rate) => rate,
-                    None => {
-                        let rate = read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE_S)
-                            .map_err(|e| e.to_string())?;
+                // The read rate, measured before and after the shape's
+                // samples the first time its size and thread count come
+                // up: the faster of the two is the closer to what the
+                // machine can do, as for the peak.
+                let read_rate = || {
+                    read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE_S)
+                        .map_err(|e| e.to_string())
+                };
+                let before = if rates.contains_key(&(bytes, threads)) {
+                    None
+                } else {
+                    Some(read_rate()?)
+                };
+                let times = pool.install(|| time_shape(gemm, shape, args));
+                let rate = match before {
+                    Some(before) => {
+                        let rate = before.max(read_rate()?);
                         rates.insert((bytes, threads), rate);
                         rate
                     }
+                    None => rates[&(bytes, threads)],
                 };
+                let median = median(&times);
+                let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
                 rows.push(Row {
                     label: shape.label(),
                     threads,
                     median,
                     gflops: shape.flops() / median / 1e9,
                     best_gflops: shape.flops() / best / 1e9,
+                    read_gbps: rate,
                     bandwidth_gflops: shape.flops() / bytes as f64 * rate,
                 });
             }
         }
         // Measure the peak again after the shapes: other processes may have
         // slowed the first measurement, and the best of both is the closer
-        // estimate of what one core can do.
-        peak = peak.max(measure_peak(isa));
-        for row in rows {
-            let Row {
-                label,
-                threads,
-                median,
-                gflops,
-                best_gflops,
-                ..
-            } = &row;
-            let top = peak * *threads as f64;
-            let fraction = 100.0 * gflops / top;
-            let bound = 100.0 * row.bandwidth_gflops.min(top) / top;
-            println!(
-                "{label:<32} {threads:>7} {:>10.4} {gflops:>10.1} {best_gflops:>9.1} {fraction:>8.1}% \
-                 {bound:>8.1}%",
-                median * 1e3
-            );
-            if fraction > 100.0 {
-                println!("  warning: above the measured peak ({peak:.1} GFLOP/s per core), so another process slowed the peak measurement; rerun on an idle machine");
-            }
-        }
+        // estimate of what one core can do. The table and the lines above
+        // it use this one figure.
+        let peak = first_peak.max(measure_peak(isa));
+        print_gemm_table(isa, peak, first_peak, &tile, &rows);
     }
     Ok(())
+}
+
+/// Prints the peak, the microkernel ceiling and one line per row, all as
+/// fractions of `peak` (per core, times the row's threads).
+fn print_gemm_table(
+    isa: Isa,
+    peak: f64,
+    first_peak: f64,
+    tile: &MicrokernelThroughput,
+    rows: &[Row],
+) {
+    println!();
+    println!(
+        "kernel {isa}: FMA peak {peak:.1} GFLOP/s per core (the better of {first_peak:.1} before \
+         the shapes and one measurement after them)"
+    );
+    println!(
+        "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, {:.1}% \
+         of peak, the ceiling of the % peak column",
+        tile.mr,
+        tile.nr,
+        tile.kc,
+        tile.gflops,
+        100.0 * tile.gflops / peak
+    );
+    println!(
+        "read GB/s: the rate at which as many threads read a buffer as large as the shape's \
+         operands (A, B and the fused count's labels) with this kernel's vector loads"
+    );
+    println!(
+        "bound: the lower of the FMA peak and the shape's flops per byte read times that rate, \
+         in % of peak; a product that reads its operands once cannot run faster"
+    );
+    println!(
+        "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9}",
+        "shape (m x k x n)",
+        "threads",
+        "median ms",
+        "GFLOP/s",
+        "best",
+        "% peak",
+        "read GB/s",
+        "bound"
+    );
+    for row in rows {
+        let top = peak * row.threads as f64;
+        let fraction = 100.0 * row.gflops / top;
+        let bound = bound_percent(row.bandwidth_gflops, top);
+        println!(
+            "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {fraction:>8.1}% {:>10.1} {bound:>8.1}%",
+            row.label,
+            row.threads,
+            row.median * 1e3,
+            row.gflops,
+            row.best_gflops,
+            row.read_gbps
+        );
+        if fraction > 100.0 {
+            println!(
+                "  warning: above the measured peak ({peak:.1} GFLOP/s per core), so another \
+                 process slowed the peak measurement; rerun on an idle machine"
+            );
+        } else if fraction > bound {
+            println!(
+                "  warning: above the bandwidth bound, so another process slowed the read-rate \
+                 measurement; rerun on an idle machine"
+            );
+        }
+    }
+}
+
+/// Returns the bound of a row in % of `top` (the FMA peak of its
+/// threads): the lower of the peak and `bandwidth_gflops`.
+fn bound_percent(bandwidth_gflops: f64, top: f64) -> f64 {
+    100.0 * bandwidth_gflops.min(top) / top
 }
 
 /// Minimum duration of one sample of the read rate behind the bound.
@@ -289,6 +348,8 @@ struct Row {
     median: f64,
     gflops: f64,
     best_gflops: f64,
+    /// Rate at which the row's threads read a buffer of its operands' size.
+    read_gbps: f64,
     /// Flops per byte read times the read rate of a buffer of that size:
     /// the GFLOP/s the product cannot exceed while reading its operands.
     bandwidth_gflops: f64,
@@ -327,10 +388,38 @@ pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
             args.sample_ms
         ));
     }
-    if args.epochs == 0 {
+    if args.epochs == Some(0) {
         return Err("--epochs: 0 is invalid; pass at least 1".into());
     }
     Ok(())
+}
+
+/// Returns the `--threads` list without repeats, in the order of first
+/// mention, so a count given twice is measured once.
+pub(crate) fn thread_counts(args: &BenchArgs) -> Vec<usize> {
+    let mut counts = Vec::new();
+    for &threads in &args.threads {
+        if !counts.contains(&threads) {
+            counts.push(threads);
+        }
+    }
+    counts
+}
+
+/// Rejects the options that only `heft bench tune` reads, which `gemm`
+/// would otherwise ignore without a word.
+fn check_gemm_options(args: &BenchArgs) -> Result<(), String> {
+    let tune_options = [
+        ("--data", args.data.is_some()),
+        ("--embedded-data", args.embedded_data),
+        ("--epochs", args.epochs.is_some()),
+    ];
+    match tune_options.iter().find(|(_, set)| *set) {
+        Some((name, _)) => Err(format!(
+            "{name} applies to `heft bench tune` only; drop it from `heft bench gemm`"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Largest sample count `--samples` accepts.
@@ -422,7 +511,74 @@ fn time_shape(gemm: Gemm, shape: &Shape, args: &BenchArgs) -> Vec<f64> {
 
 #[cfg(test)]
 mod tests {
-    use super::label_matches;
+    use super::{bound_percent, label_matches, BenchArgs};
+    use clap::Parser;
+
+    /// `heft bench` arguments without the rest of the command line.
+    #[derive(Parser)]
+    struct BenchOnly {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    fn bench_args(args: &[&str]) -> BenchArgs {
+        let line = std::iter::once("bench").chain(args.iter().copied());
+        BenchOnly::try_parse_from(line)
+            .expect("valid arguments")
+            .bench
+    }
+
+    #[test]
+    fn bound_is_capped_at_peak() {
+        assert_eq!(bound_percent(500.0, 200.0), 100.0);
+        assert_eq!(bound_percent(200.0, 200.0), 100.0);
+    }
+
+    #[test]
+    fn bound_follows_read_rate() {
+        // 5 flops per byte at 29 GB/s against a 235 GFLOP/s peak.
+        let bound = bound_percent(5.0 * 29.0, 235.0);
+        assert!((bound - 61.70).abs() < 0.01, "{bound}");
+    }
+
+    #[test]
+    fn repeated_thread_counts_run_once() {
+        let args = bench_args(&["gemm", "--threads", "2,1,2,1"]);
+        assert_eq!(super::thread_counts(&args), vec![2, 1]);
+    }
+
+    #[test]
+    fn gemm_rejects_tune_options() {
+        for extra in [
+            &["--epochs", "2"][..],
+            &["--data", "/nonexistent"][..],
+            &["--embedded-data"][..],
+        ] {
+            let mut line = vec!["gemm"];
+            line.extend_from_slice(extra);
+            let message = super::check_gemm_options(&bench_args(&line)).unwrap_err();
+            assert!(message.contains(extra[0]), "{message}");
+        }
+        assert!(super::check_gemm_options(&bench_args(&["gemm"])).is_ok());
+    }
+
+    #[test]
+    fn kernel_keywords_ignore_case() {
+        let all = super::parse_kernels("all").unwrap();
+        assert_eq!(super::parse_kernels("ALL").unwrap(), all);
+        assert_eq!(
+            super::parse_kernels(" Auto ").unwrap(),
+            super::parse_kernels("auto").unwrap()
+        );
+    }
+
+    #[test]
+    fn empty_kernel_name_rejected() {
+        for text in ["portable,", ",portable", "portable,,portable", ""] {
+            let message = super::parse_kernels(text).unwrap_err();
+            assert!(message.contains("empty name"), "{text:?}: {message}");
+        }
+    }
 
     #[test]
     fn filter_ignores_case() {

@@ -113,7 +113,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     }
 
     let model_args = ModelArgs {
-        epochs: args.epochs,
+        epochs: args.epochs.unwrap_or(1),
         ..ModelArgs::default()
     };
     let images = if selected.iter().any(|c| c.model == ModelKind::Mlp) {
@@ -137,7 +137,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
             "images: {} ({} validation rows); MLP 784-128-10 trained {} epoch(s), Adam, batch 100, seed 0",
             images.source,
             images.valid.labels.len(),
-            args.epochs
+            model_args.epochs
         );
     }
     if let Some((text, _)) = &text {
@@ -145,7 +145,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
             "text: {} ({} validation records); LSTM embed 32, hidden 64, trained {} epoch(s)",
             text.source,
             text.valid.labels.len(),
-            args.epochs
+            model_args.epochs
         );
     }
 
@@ -162,7 +162,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
                 (model, Split::Tokens(&text.valid))
             }
         };
-        for &threads in &args.threads {
+        for &threads in &crate::bench::thread_counts(args) {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()

@@ -49,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return parse_failure(&err),
@@ -67,6 +68,27 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Makes a write to a closed standard output end the process with status
+/// 141 (128 + SIGPIPE, what a shell reports for a C program killed by a
+/// broken pipe) and no message, so `heft bench gemm | head` stops
+/// cleanly. Rust ignores SIGPIPE, so `println!` panics when the reader has
+/// gone; every other panic keeps the default report.
+fn exit_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Prints help and version requests as clap does. Any other argument

@@ -1,33 +1,50 @@
-//! End-to-end test of `heft bench gemm` on one small shape.
+//! End-to-end tests of `heft bench gemm` on one small shape.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+
+fn heft_bench_gemm(extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_heft"));
+    command.args([
+        "bench",
+        "gemm",
+        "--kernel",
+        "portable",
+        "--samples",
+        "1",
+        "--sample-ms",
+        "1",
+        "--filter",
+        "100x128x10",
+    ]);
+    command.args(extra);
+    command
+}
+
+/// Returns the number in a table cell such as `61.5%` or `120.3`.
+fn number(cell: &str) -> f64 {
+    cell.trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("{cell:?} is not a number"))
+}
 
 #[test]
 fn bench_gemm_prints_peak_and_bound() {
-    let out = Command::new(env!("CARGO_BIN_EXE_heft"))
-        .args([
-            "bench",
-            "gemm",
-            "--kernel",
-            "portable",
-            "--threads",
-            "1,2",
-            "--samples",
-            "1",
-            "--sample-ms",
-            "1",
-            "--filter",
-            "100x128x10",
-        ])
+    // A repeated thread count is measured once, and an invalid
+    // HEFT_KERNEL does not matter when --kernel names the kernels.
+    let out = heft_bench_gemm(&["--threads", "1,2,1"])
+        .env("HEFT_KERNEL", "nosuch")
         .output()
         .expect("the heft binary runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "bench gemm failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("FMA peak"), "no peak line:\n{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "bench gemm failed: {stderr}");
+    assert!(!stderr.contains("warning"), "unexpected warning: {stderr}");
+
+    let peak_line = stdout
+        .lines()
+        .find(|line| line.starts_with("kernel portable: FMA peak"))
+        .unwrap_or_else(|| panic!("no peak line:\n{stdout}"));
+    let peak = number(peak_line.split_whitespace().nth(4).expect("peak value"));
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .filter(|line| line.starts_with("100x128x10 "))
@@ -38,22 +55,41 @@ fn bench_gemm_prints_peak_and_bound() {
         2,
         "expected one row per thread count:\n{stdout}"
     );
-    for (row, threads) in rows.iter().zip(["1", "2"]) {
-        // label, threads, median ms, GFLOP/s, best, % peak, bound
-        assert_eq!(row.len(), 7, "columns of {row:?}");
-        assert_eq!(row[1], threads);
-        let percent = |cell: &str| -> f64 {
-            cell.strip_suffix('%')
-                .and_then(|v| v.parse().ok())
-                .unwrap_or_else(|| panic!("{cell:?} is not a percentage"))
-        };
-        let gflops: f64 = row[3].parse().expect("GFLOP/s is a number");
+    for (row, threads) in rows.iter().zip([1.0, 2.0]) {
+        // label, threads, median ms, GFLOP/s, best, % peak, read GB/s, bound
+        assert_eq!(row.len(), 8, "columns of {row:?}");
+        assert_eq!(number(row[1]), threads);
+        let gflops = number(row[3]);
         assert!(gflops > 0.0, "{row:?}");
-        assert!(percent(row[5]) > 0.0, "{row:?}");
-        let bound = percent(row[6]);
+        // % peak is GFLOP/s over the printed peak times the threads.
+        let percent = 100.0 * gflops / (peak * threads);
+        assert!(
+            (number(row[5]) - percent).abs() < 0.2,
+            "{row:?} against peak {peak}"
+        );
+        assert!(number(row[6]) > 0.0, "read rate of {row:?}");
+        let bound = number(row[7]);
         assert!(
             bound > 0.0 && bound <= 100.0,
             "bound out of range in {row:?}"
         );
     }
+}
+
+/// Writing to a closed pipe (`heft bench gemm | head -1` once head has
+/// exited) ends the process with status 141 and no panic message.
+#[cfg(unix)]
+#[test]
+fn closed_stdout_exits_quietly() {
+    let mut child = heft_bench_gemm(&["--threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the heft binary runs");
+    // Close the reading end before heft prints its first line.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("heft finishes");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
 }

@@ -218,7 +218,8 @@ impl Gemm {
         }
     }
 
-    /// Uses the given kernel.
+    /// Uses the given kernel without reading `HEFT_KERNEL`, and runs in
+    /// parallel when the `parallel` feature is on.
     ///
     /// # Errors
     ///
@@ -226,7 +227,7 @@ impl Gemm {
     pub fn with_isa(isa: Isa) -> Result<Self, IsaError> {
         Ok(Gemm {
             isa: isa.check_available()?,
-            ..Self::new()
+            parallel: cfg!(feature = "parallel"),
         })
     }
 
