@@ -47,12 +47,9 @@ pub(crate) unsafe fn pack_columns_avx(
                 unsafe { _mm256_storeu_ps(dst.add((p + q) * nr + j), v) };
             }
         }
-        for p in full_steps..kc {
-            for r in 0..8 {
-                // SAFETY: j + r < width and p < kc: inside both ranges.
-                unsafe { *dst.add(p * nr + j + r) = *src.add((j + r) * ld + p) };
-            }
-        }
+        // SAFETY: columns j..j + 8 are below width, and steps
+        // full_steps..kc are inside both ranges (caller contract).
+        unsafe { copy_steps(src, ld, full_steps..kc, j..j + 8, nr, dst) };
     }
     let quad_width = if width - full_width >= 4 {
         full_width + 4
@@ -73,19 +70,13 @@ pub(crate) unsafe fn pack_columns_avx(
                 unsafe { _mm_storeu_ps(dst.add((p + q) * nr + j), v) };
             }
         }
-        for p in full_steps..kc {
-            for r in 0..4 {
-                // SAFETY: j + r < width and p < kc: inside both ranges.
-                unsafe { *dst.add(p * nr + j + r) = *src.add((j + r) * ld + p) };
-            }
-        }
+        // SAFETY: columns j..j + 4 are below width, and steps
+        // full_steps..kc are inside both ranges (caller contract).
+        unsafe { copy_steps(src, ld, full_steps..kc, j..j + 4, nr, dst) };
     }
-    for j in quad_width..width {
-        for p in 0..kc {
-            // SAFETY: j < width and p < kc: inside both ranges.
-            unsafe { *dst.add(p * nr + j) = *src.add(j * ld + p) };
-        }
-    }
+    // SAFETY: the last columns below width at steps below kc are inside
+    // both ranges (caller contract).
+    unsafe { copy_steps(src, ld, 0..kc, quad_width..width, nr, dst) };
 }
 
 /// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
@@ -139,12 +130,9 @@ pub(crate) unsafe fn pack_columns_avx512(
                 unsafe { _mm512_storeu_ps(dst.add((p + q) * nr + j), v) };
             }
         }
-        for p in full_steps..kc {
-            for r in 0..16 {
-                // SAFETY: j + r < width and p < kc: inside both ranges.
-                unsafe { *dst.add(p * nr + j + r) = *src.add((j + r) * ld + p) };
-            }
-        }
+        // SAFETY: columns j..j + 16 are below width, and steps
+        // full_steps..kc are inside both ranges (caller contract).
+        unsafe { copy_steps(src, ld, full_steps..kc, j..j + 16, nr, dst) };
     }
     if full_width < width {
         // SAFETY: the columns from full_width on are a block of the same
@@ -160,6 +148,29 @@ pub(crate) unsafe fn pack_columns_avx512(
                 dst.add(full_width),
             )
         };
+    }
+}
+
+/// Copies `dst[p * nr + j] = src[j * ld + p]` for the steps and columns
+/// given, one float at a time: the steps left after the blocks of 4.
+///
+/// # Safety
+///
+/// Every such element of `src` is readable and of `dst` writable.
+#[inline]
+unsafe fn copy_steps(
+    src: *const f32,
+    ld: usize,
+    steps: core::ops::Range<usize>,
+    columns: core::ops::Range<usize>,
+    nr: usize,
+    dst: *mut f32,
+) {
+    for p in steps {
+        for j in columns.clone() {
+            // SAFETY: (p, j) is one of the elements the caller vouches for.
+            unsafe { *dst.add(p * nr + j) = *src.add(j * ld + p) };
+        }
     }
 }
 
