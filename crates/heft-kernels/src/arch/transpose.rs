@@ -81,7 +81,7 @@ pub(crate) unsafe fn pack_columns_avx(
 
 /// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
 /// `j < width`, as [`pack_columns_avx`] does, through blocks of 16
-/// columns by 4 steps in AVX-512 registers. Register `r` holds the 4
+/// columns by 4 steps in AVX-512 registers. Register `r` carries the 4
 /// steps of columns `j + r`, `j + r + 4`, `j + r + 8` and `j + r + 12` in
 /// its four 128-bit lanes. The 8 in-lane shuffles of the AVX block then
 /// move twice as many floats, and each store writes 16 columns of one
