@@ -209,6 +209,7 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
         let tile = measure_microkernel(isa)?;
         let mut rows = Vec::new();
         let mut rates: HashMap<(usize, usize), f64> = HashMap::new();
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         for shape in &selected {
             for &threads in &thread_list {
                 let pool = rayon::ThreadPoolBuilder::new()
@@ -222,23 +223,18 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                 // up: the faster of the two is the closer to what the
                 // machine can do, as for the peak.
                 let read_rate = || {
-                    read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE_S)
+                    read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE)
                         .map_err(|e| e.to_string())
                 };
-                let before = if rates.contains_key(&(bytes, threads)) {
-                    None
-                } else {
-                    Some(read_rate()?)
-                };
+                // With more threads than CPUs the threads take turns, and
+                // the rate means little: no bound then.
+                let measure = threads <= cpus && !rates.contains_key(&(bytes, threads));
+                let before = if measure { Some(read_rate()?) } else { None };
                 let times = pool.install(|| time_shape(gemm, shape, args));
-                let rate = match before {
-                    Some(before) => {
-                        let rate = before.max(read_rate()?);
-                        rates.insert((bytes, threads), rate);
-                        rate
-                    }
-                    None => rates[&(bytes, threads)],
-                };
+                if let Some(before) = before {
+                    rates.insert((bytes, threads), before.max(read_rate()?));
+                }
+                let rate = rates.get(&(bytes, threads)).copied();
                 let median = median(&times);
                 let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
                 rows.push(Row {
@@ -248,7 +244,7 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                     gflops: shape.flops() / median / 1e9,
                     best_gflops: shape.flops() / best / 1e9,
                     read_gbps: rate,
-                    bandwidth_gflops: shape.flops() / bytes as f64 * rate,
+                    bandwidth_gflops: rate.map(|rate| shape.flops() / bytes as f64 * rate),
                 });
             }
         }
@@ -291,7 +287,8 @@ fn print_gemm_table(
     );
     println!(
         "bound: the lower of the FMA peak and the shape's flops per byte read times that rate, \
-         in % of peak; a product that reads its operands once cannot run faster"
+         in % of peak; a product that reads its operands once cannot run faster (- with more \
+         threads than CPUs)"
     );
     println!(
         "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9}",
@@ -307,25 +304,30 @@ fn print_gemm_table(
     for row in rows {
         let top = peak * row.threads as f64;
         let fraction = 100.0 * row.gflops / top;
-        let bound = bound_percent(row.bandwidth_gflops, top);
+        let bound = row
+            .bandwidth_gflops
+            .map(|gflops| bound_percent(gflops, top));
+        let (read, bound_cell) = match (row.read_gbps, bound) {
+            (Some(rate), Some(bound)) => (format!("{rate:.1}"), format!("{bound:.1}%")),
+            _ => ("-".to_string(), "-".to_string()),
+        };
         println!(
-            "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {fraction:>8.1}% {:>10.1} {bound:>8.1}%",
+            "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {fraction:>8.1}% {read:>10} {bound_cell:>9}",
             row.label,
             row.threads,
             row.median * 1e3,
             row.gflops,
             row.best_gflops,
-            row.read_gbps
         );
         if fraction > 100.0 {
             println!(
                 "  warning: above the measured peak ({peak:.1} GFLOP/s per core), so another \
                  process slowed the peak measurement; rerun on an idle machine"
             );
-        } else if fraction > bound {
+        } else if bound.is_some_and(|bound| fraction > bound) {
             println!(
-                "  warning: above the bandwidth bound, so another process slowed the read-rate \
-                 measurement; rerun on an idle machine"
+                "  warning: above the bandwidth bound, so the read rate was measured at a slower \
+                 moment than the product; rerun on an idle machine"
             );
         }
     }
@@ -338,7 +340,7 @@ fn bound_percent(bandwidth_gflops: f64, top: f64) -> f64 {
 }
 
 /// Minimum duration of one sample of the read rate behind the bound.
-const BANDWIDTH_SAMPLE_S: f64 = 0.005;
+const BANDWIDTH_SAMPLE: Duration = Duration::from_millis(5);
 
 /// One measured shape and thread count of `heft bench gemm`.
 struct Row {
@@ -348,11 +350,12 @@ struct Row {
     median: f64,
     gflops: f64,
     best_gflops: f64,
-    /// Rate at which the row's threads read a buffer of its operands' size.
-    read_gbps: f64,
+    /// Rate at which the row's threads read a buffer of its operands' size,
+    /// or `None` with more threads than CPUs.
+    read_gbps: Option<f64>,
     /// Flops per byte read times the read rate of a buffer of that size:
     /// the GFLOP/s the product cannot exceed while reading its operands.
-    bandwidth_gflops: f64,
+    bandwidth_gflops: Option<f64>,
 }
 
 /// Returns whether `label` contains `filter`, ignoring ASCII case.
@@ -449,10 +452,17 @@ fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(0.0, f64::max)
 }
 
+/// Returns the median of `values` (at least one): the middle value, or
+/// the mean of the two middle values for an even count.
 pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    sorted[sorted.len() / 2]
+    let middle = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[middle - 1] + sorted[middle]) / 2.0
+    } else {
+        sorted[middle]
+    }
 }
 
 /// Returns the seconds per product of `samples` timed samples.
@@ -529,6 +539,13 @@ mod tests {
     }
 
     #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(super::median(&[7.0]), 7.0);
+    }
+
+    #[test]
     fn bound_is_capped_at_peak() {
         assert_eq!(bound_percent(500.0, 200.0), 100.0);
         assert_eq!(bound_percent(200.0, 200.0), 100.0);
@@ -560,6 +577,13 @@ mod tests {
             assert!(message.contains(extra[0]), "{message}");
         }
         assert!(super::check_gemm_options(&bench_args(&["gemm"])).is_ok());
+    }
+
+    #[test]
+    fn tune_rejects_kernel_choice() {
+        let args = bench_args(&["tune", "--kernel", "portable"]);
+        let message = crate::bench_tune::bench_tune(&args).unwrap_err();
+        assert!(message.contains("HEFT_KERNEL"), "{message}");
     }
 
     #[test]

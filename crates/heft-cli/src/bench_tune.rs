@@ -96,6 +96,13 @@ struct Row {
 /// Runs `heft bench tune`.
 pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     check_common(args)?;
+    if !args.kernel.trim().eq_ignore_ascii_case("auto") {
+        return Err(format!(
+            "--kernel {}: `heft bench tune` runs the kernel heft selects; set HEFT_KERNEL (for \
+             example HEFT_KERNEL=avx2) to choose it",
+            args.kernel
+        ));
+    }
     let isa = *parse_kernels("auto")?
         .first()
         .ok_or("no GEMM kernel is available on this CPU")?;

@@ -84,7 +84,8 @@ fn exit_quietly_on_closed_stdout() {
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+        let broken_pipe = message.contains("Broken pipe") || message.contains("(os error 32)");
+        if message.starts_with("failed printing to stdout") && broken_pipe {
             std::process::exit(141);
         }
         default(info);

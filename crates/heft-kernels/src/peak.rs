@@ -6,7 +6,8 @@
 //! run, to report a fraction of peak that does not depend on clock speed.
 
 use crate::dispatch::Isa;
-use std::time::Instant;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 /// Independent accumulators: enough to cover 4-cycle FMA latency on two
 /// ports (8) with margin, and few enough to stay in registers on AVX2 (16).
@@ -114,17 +115,21 @@ pub fn microkernel_gflops(
 }
 
 /// Returns the rate, in GB/s, at which `threads` threads read a buffer
-/// of `bytes` bytes (rounded up to whole 64-byte lines) with the vector
-/// loads of `isa`. Each thread reads its own contiguous part. The result
-/// is the best of `samples` timed samples of at least `min_seconds` each:
-/// the passes double until one sample lasts that long, after an untimed
-/// pass that brings the buffer into the caches it fits.
+/// of `bytes` bytes with the vector loads of `isa`. The buffer is rounded
+/// up to whole 64-byte lines, at least one per thread, and each thread
+/// reads its own contiguous part. The threads start together at a
+/// barrier and each times its own reads, which leaves their start-up out
+/// of the timing. A sample lasts as long as its slowest thread. The result is
+/// the best of `samples` samples of at least `min_sample` each: the
+/// passes over the buffer double until one sample lasts that long, after
+/// an untimed pass that brings the buffer into the caches it fits.
 ///
 /// A buffer that fits a core's L1 or L2 cache reads at that cache's rate,
 /// a larger one at the rate of L3 or memory. A product that must read
 /// `bytes` of operands once therefore cannot finish faster than `bytes`
 /// over this rate, which is what `heft bench gemm` reports as the
-/// bandwidth bound of a shape.
+/// bandwidth bound of a shape. With more threads than CPUs the threads
+/// take turns and the figure means little.
 ///
 /// # Errors
 ///
@@ -134,34 +139,39 @@ pub fn read_bandwidth(
     bytes: usize,
     threads: usize,
     samples: usize,
-    min_seconds: f64,
+    min_sample: Duration,
 ) -> Result<f64, crate::dispatch::IsaError> {
     isa.check_available()?;
     let threads = threads.max(1);
-    let floats = bytes.div_ceil(64).max(threads) * 16;
-    let mut buffer = crate::AlignedVec::zeros(floats);
+    let lines = bytes.div_ceil(64).max(threads);
+    let mut buffer = crate::AlignedVec::zeros(lines * 16);
     for (i, x) in buffer.as_mut_slice().iter_mut().enumerate() {
         *x = (i % 7) as f32;
     }
-    // Parts of whole lines, one per thread; the last takes the remainder.
-    let lines = floats / 16;
     let data = buffer.as_slice();
+    // Parts of whole lines, one per thread; the last takes the remainder.
     let part = |t: usize| &data[t * (lines / threads) * 16..][..part_lines(lines, threads, t) * 16];
 
+    // Seconds of the slowest thread for `passes` passes over its part.
     let timed = |passes: usize| -> f64 {
-        let start = Instant::now();
+        let start = Barrier::new(threads);
+        let read = |t: usize| {
+            start.wait();
+            let clock = Instant::now();
+            std::hint::black_box(read_passes(isa, part(t), passes));
+            clock.elapsed().as_secs_f64()
+        };
         std::thread::scope(|scope| {
-            for t in 1..threads {
-                let slice = part(t);
-                scope.spawn(move || read_passes(isa, slice, passes));
-            }
-            std::hint::black_box(read_passes(isa, part(0), passes));
-        });
-        start.elapsed().as_secs_f64()
+            let others: Vec<_> = (1..threads).map(|t| scope.spawn(move || read(t))).collect();
+            let mine = read(0);
+            others
+                .into_iter()
+                .map(|handle| handle.join().expect("a read thread does not panic"))
+                .fold(mine, f64::max)
+        })
     };
-    // Warm up, then double the passes until a sample lasts `min_seconds`,
-    // so starting the threads costs a small share of each sample.
     timed(1);
+    let min_seconds = min_sample.as_secs_f64();
     let mut passes = 1;
     while passes < 1 << 24 && timed(passes) < min_seconds {
         passes *= 2;
@@ -169,7 +179,7 @@ pub fn read_bandwidth(
     let best = (0..samples.max(1))
         .map(|_| timed(passes))
         .fold(f64::INFINITY, f64::min);
-    Ok((floats * 4 * passes) as f64 / best / 1e9)
+    Ok(lines as f64 * 64.0 * passes as f64 / best.max(1e-9) / 1e9)
 }
 
 /// Returns the lines of part `t` when `lines` lines are split over
@@ -355,11 +365,12 @@ mod tests {
         for isa in Isa::ALL {
             if isa.check_available().is_err() {
                 eprintln!("skipped: {isa} is not available on this CPU");
-                assert!(read_bandwidth(isa, 4096, 1, 1, 1e-4).is_err());
+                assert!(read_bandwidth(isa, 4096, 1, 1, Duration::from_micros(100)).is_err());
                 continue;
             }
             for threads in [1, 2] {
-                let rate = read_bandwidth(isa, 100_000, threads, 2, 1e-3).unwrap();
+                let rate =
+                    read_bandwidth(isa, 100_000, threads, 2, Duration::from_millis(1)).unwrap();
                 assert!(rate.is_finite(), "{isa}: {rate} GB/s");
                 assert!(rate > 0.0, "{isa}: {rate} GB/s");
             }

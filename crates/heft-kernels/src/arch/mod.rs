@@ -317,9 +317,12 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
 
 /// Writes the transpose of a column-major `rows x cols` block of `src`
 /// (element `(p, j)` at `src[j * ld + p]`) to `dst`, element `(p, j)` at
-/// `dst[p * rs + j * cs]`, and writes nothing else. With `cs == 1`,
-/// blocks of 16 columns (AVX-512F), then 8 and 4 (AVX) by 4 rows go
-/// through the registers; otherwise the copy runs element by element.
+/// `dst[p * rs + j * cs]`, and writes nothing else. With `cs == 1`, the
+/// copy moves blocks of 4 rows through the registers of `isa`: 16
+/// columns at a time for AVX-512, 8 and then 4 for AVX-512 and AVX2. The
+/// portable kernel, any other `cs`, and a CPU without the instructions
+/// copy element by element, so a kernel chosen by name runs no wider
+/// vector code than its own.
 ///
 /// # Safety
 ///
@@ -329,7 +332,9 @@ pub(crate) fn unfused_mul_add(a: f32, b: f32, c: f32) -> f32 {
 /// # Panics
 ///
 /// If `src` has fewer than `(cols - 1) * ld + rows` floats.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn write_transposed(
+    isa: crate::dispatch::Isa,
     src: &[f32],
     ld: usize,
     rows: usize,
@@ -347,7 +352,15 @@ pub(crate) unsafe fn write_transposed(
         src.len()
     );
     #[cfg(target_arch = "x86_64")]
-    if cs == 1 && cols >= 16 && std::arch::is_x86_feature_detected!("avx512f") {
+    let avx512 =
+        isa == crate::dispatch::Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(target_arch = "x86_64")]
+    let avx = (avx512 || isa == crate::dispatch::Isa::Avx2Fma)
+        && std::arch::is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    #[cfg(target_arch = "x86_64")]
+    if cs == 1 && cols >= 16 && avx512 {
         // SAFETY: AVX-512F is available, the assertion keeps the reads
         // inside `src`, and the copy writes exactly the elements the
         // caller vouches for.
@@ -355,7 +368,7 @@ pub(crate) unsafe fn write_transposed(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if cs == 1 && std::arch::is_x86_feature_detected!("avx") {
+    if cs == 1 && avx {
         // SAFETY: AVX is available, the assertion keeps the reads inside
         // `src`, and the copy writes exactly the elements the caller
         // vouches for.
@@ -373,8 +386,10 @@ pub(crate) unsafe fn write_transposed(
 /// Writes `dst[p * nr + j] = src[j * ld + p]` for `p < kc` and
 /// `j < width`, leaving the rest of `dst` as it is: the packing of a
 /// panel whose columns are contiguous in the source, through
-/// [`write_transposed`]. Panics if a range falls outside its slice.
+/// [`write_transposed`] with the instructions of `isa`. Panics if a range
+/// falls outside its slice.
 pub(crate) fn pack_columns(
+    isa: crate::dispatch::Isa,
     src: &[f32],
     ld: usize,
     kc: usize,
@@ -394,7 +409,7 @@ pub(crate) fn pack_columns(
     );
     // SAFETY: the assertion keeps every (p, j) with p < kc and j < width
     // inside `dst`, which this call borrows mutably.
-    unsafe { write_transposed(src, ld, kc, width, dst.as_mut_ptr(), nr, 1) };
+    unsafe { write_transposed(isa, src, ld, kc, width, dst.as_mut_ptr(), nr, 1) };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -408,13 +423,30 @@ pub(crate) mod x86_64;
 #[cfg(test)]
 mod tests {
     use super::{pack_columns, write_transposed};
+    use crate::dispatch::Isa;
 
-    /// The transposing copy writes exactly the elements a scalar loop
-    /// writes, for widths and depths around the 8-column and 4-step blocks,
-    /// padded source columns and padded destination rows, and leaves the
-    /// rest of the destination untouched.
+    /// The instruction sets this CPU runs, each of which the copies below
+    /// must get right.
+    fn available() -> Vec<Isa> {
+        Isa::ALL
+            .into_iter()
+            .filter(|isa| isa.is_available())
+            .collect()
+    }
+
+    /// The transposing copy of every available instruction set writes
+    /// exactly the elements a scalar loop writes and leaves the rest of
+    /// the destination untouched. The cases cover widths and depths around
+    /// the 16-, 8- and 4-column and 4-step blocks, padded source columns
+    /// and padded destination rows.
     #[test]
     fn pack_columns_matches_scalar_copy() {
+        for isa in available() {
+            pack_columns_matches_scalar_copy_with(isa);
+        }
+    }
+
+    fn pack_columns_matches_scalar_copy_with(isa: Isa) {
         for width in (0..=21usize).chain([31, 32, 33, 37, 48]) {
             for kc in 0..=13 {
                 for ld in [kc, kc + 3] {
@@ -430,12 +462,12 @@ mod tests {
                                 expected[p * nr + j] = src[j * ld + p];
                             }
                         }
-                        pack_columns(&src, ld, kc, width, nr, &mut dst);
+                        pack_columns(isa, &src, ld, kc, width, nr, &mut dst);
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert_eq!(
                             bits(&dst),
                             bits(&expected),
-                            "width {width} kc {kc} ld {ld} nr {nr}"
+                            "{isa}: width {width} kc {kc} ld {ld} nr {nr}"
                         );
                     }
                 }
@@ -447,6 +479,12 @@ mod tests {
     /// padded rows) and column-major destinations, writing nothing else.
     #[test]
     fn write_transposed_matches_scalar_copy() {
+        for isa in available() {
+            write_transposed_matches_scalar_copy_with(isa);
+        }
+    }
+
+    fn write_transposed_matches_scalar_copy_with(isa: Isa) {
         for cols in (0..=21usize).chain([32, 37]) {
             for rows in 0..=33usize {
                 let ld = rows + 2;
@@ -463,12 +501,14 @@ mod tests {
                     }
                     // SAFETY: every (p, j) lands inside `dst`, which no other
                     // thread accesses.
-                    unsafe { write_transposed(&src, ld, rows, cols, dst.as_mut_ptr(), rs, cs) };
+                    unsafe {
+                        write_transposed(isa, &src, ld, rows, cols, dst.as_mut_ptr(), rs, cs)
+                    };
                     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                     assert_eq!(
                         bits(&dst),
                         bits(&expected),
-                        "rows {rows} cols {cols} rs {rs} cs {cs}"
+                        "{isa}: rows {rows} cols {cols} rs {rs} cs {cs}"
                     );
                 }
             }
@@ -552,6 +592,6 @@ mod tests {
     fn pack_columns_checks_ranges() {
         let src = vec![0.0f32; 8 * 16 - 1];
         let mut dst = vec![0.0f32; 16 * 8];
-        pack_columns(&src, 16, 16, 8, 8, &mut dst);
+        pack_columns(Isa::Portable, &src, 16, 16, 8, 8, &mut dst);
     }
 }

@@ -50,6 +50,7 @@ row_kernel! {
 
 /// The portable kernel's table entry.
 pub(crate) static PORTABLE: KernelSpec = KernelSpec {
+    isa: crate::dispatch::Isa::Portable,
     mr: 6,
     nr: 8,
     blocking: blocking::PORTABLE,

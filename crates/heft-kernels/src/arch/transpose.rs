@@ -1,9 +1,10 @@
-//! Transposing copy for packing with AVX: columns that are contiguous in
-//! memory (a column-major source) written step by step into a packed panel.
+//! Transposing copy for packing with AVX and AVX-512: columns that are
+//! contiguous in memory (a column-major source) written step by step into
+//! a packed panel.
 //!
 //! A scalar transposing copy issues one load and one store per float. Here
-//! blocks of 8 columns by 4 steps go through the registers, and a last
-//! block of 4 columns through 128-bit registers. The 4 steps of
+//! blocks of 16 columns (AVX-512) or 8 columns (AVX) by 4 steps go through
+//! the registers, and a last block of 4 columns through 128-bit registers. The 4 steps of
 //! columns `j` and `j + 4` share one vector (two 128-bit loads), two
 //! in-lane 4 x 4 transposes take 8 shuffles, and 4 vector stores write the
 //! block. On AVX2 machines this is several times faster than the scalar
@@ -18,8 +19,9 @@ use core::arch::x86_64::*;
 /// # Safety
 ///
 /// AVX is available, `src` is valid for reads of `(width - 1) * ld + kc`
-/// floats when `width > 0` and `kc > 0`, and `dst` for writes of
-/// `(kc - 1) * nr + width` floats.
+/// floats when `width > 0` and `kc > 0`, and the elements
+/// `dst[p * nr + j]` with `p < kc` and `j < width` are valid for writes
+/// (the floats between them need not be).
 #[target_feature(enable = "avx")]
 pub(crate) unsafe fn pack_columns_avx(
     src: *const f32,

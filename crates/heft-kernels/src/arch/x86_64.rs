@@ -18,6 +18,7 @@
 
 use super::super::gemm::blocking;
 use super::super::gemm::kernel::{EdgeKernel, KernelSpec, RowKernel};
+use crate::dispatch::Isa;
 use core::arch::x86_64::*;
 
 /// Returns the mask of the first `n` of 16 lanes, `n <= 16`.
@@ -207,6 +208,7 @@ const AVX2_ROW: RowKernel = RowKernel {
 /// broadcast, 26 of 32 registers. For C with at most 16 columns it wastes
 /// fewer lanes than 12 x 32, at the cost of one broadcast per FMA.
 pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
+    isa: Isa::Avx512,
     mr: 24,
     nr: 16,
     blocking: blocking::AVX512_NARROW,
@@ -224,6 +226,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
 /// broadcast, 14 of 16 registers.
 pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
+    isa: Isa::Avx2Fma,
     mr: 12,
     nr: 8,
     blocking: blocking::AVX2_FMA_NARROW,
@@ -240,6 +243,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 
 /// The AVX-512 kernel's table entry.
 pub(crate) static AVX512: KernelSpec = KernelSpec {
+    isa: Isa::Avx512,
     mr: 12,
     nr: 32,
     blocking: blocking::AVX512,
@@ -256,6 +260,7 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
 
 /// The AVX2 + FMA kernel's table entry.
 pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
+    isa: Isa::Avx2Fma,
     mr: 6,
     nr: 16,
     blocking: blocking::AVX2_FMA,

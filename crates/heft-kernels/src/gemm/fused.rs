@@ -133,6 +133,7 @@ pub(crate) fn argmax_count(
             let kcb = kc.min(k - pc);
             let len = step_len(kcb);
             loops::pack_b_block(
+                spec.isa,
                 parallel,
                 &b,
                 pc,
@@ -273,6 +274,7 @@ impl<'p> PanelMut<'p> {
 /// the panel into chunks of `width` samples without their all-zero steps
 /// (NaN counts as nonzero).
 fn pack_class_panel(
+    isa: crate::dispatch::Isa,
     samples_t: &MatRef<'_>,
     i0: usize,
     valid: usize,
@@ -284,7 +286,7 @@ fn pack_class_panel(
         return;
     }
     let raw = &mut out.raw[..k * PANEL_SAMPLES];
-    super::pack::pack_b_panel(samples_t, 0, k, i0, valid, PANEL_SAMPLES, raw);
+    super::pack::pack_b_panel(isa, samples_t, 0, k, i0, valid, PANEL_SAMPLES, raw);
     if width == 0 {
         return;
     }
@@ -377,7 +379,14 @@ impl ClassPanels {
                 steps,
                 counts,
             };
-            pack_class_panel(&samples_t, i0, PANEL_SAMPLES.min(m - i0), width, &mut out);
+            pack_class_panel(
+                isa,
+                &samples_t,
+                i0,
+                PANEL_SAMPLES.min(m - i0),
+                width,
+                &mut out,
+            );
         }
         Some(packed)
     }
@@ -531,7 +540,16 @@ pub(crate) unsafe fn class_major_product(
                 for index in range {
                     let i0 = index * PANEL_SAMPLES;
                     let valid = PANEL_SAMPLES.min(m - i0);
-                    super::pack::pack_b_panel(&samples_t, 0, k, i0, valid, PANEL_SAMPLES, panel);
+                    super::pack::pack_b_panel(
+                        isa,
+                        &samples_t,
+                        0,
+                        k,
+                        i0,
+                        valid,
+                        PANEL_SAMPLES,
+                        panel,
+                    );
                     let args = ClassArgs {
                         k,
                         kc,
@@ -576,6 +594,7 @@ pub(crate) unsafe fn class_major_product(
                     // only the task of this panel writes those rows.
                     unsafe {
                         crate::arch::write_transposed(
+                            isa,
                             &logits,
                             PANEL_SAMPLES,
                             valid,
@@ -674,7 +693,7 @@ fn class_major(
                                     steps: &mut scratch_steps,
                                     counts: &mut scratch_counts,
                                 };
-                                pack_class_panel(&samples_t, i0, valid, width, &mut out);
+                                pack_class_panel(isa, &samples_t, i0, valid, width, &mut out);
                                 out.into_ref()
                             }
                         };

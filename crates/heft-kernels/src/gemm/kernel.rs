@@ -79,6 +79,9 @@ pub(crate) type TileFn = unsafe fn(&TileArgs);
 
 /// A kernel: its register tile, its block sizes and its two entry points.
 pub(crate) struct KernelSpec {
+    /// The instruction set of the kernel, which its packing copies also
+    /// keep to.
+    pub isa: Isa,
     /// Rows of the register tile.
     pub mr: usize,
     /// Columns of the register tile (a multiple of the vector width).

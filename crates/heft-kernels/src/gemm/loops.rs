@@ -167,6 +167,7 @@ pub(crate) struct SparseSteps<'s> {
 /// the steps it kept.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b_block(
+    isa: crate::dispatch::Isa,
     parallel: bool,
     b: &MatRef<'_>,
     k0: usize,
@@ -180,7 +181,7 @@ pub(crate) fn pack_b_block(
     let panels = nc.div_ceil(nr);
     let pack_panel = |panel: usize, dst: &mut [f32], steps: Option<(&mut [u32], &mut u32)>| {
         let j = panel * nr;
-        pack::pack_b_panel(b, k0, kc, j0 + j, (nc - j).min(nr), nr, dst);
+        pack::pack_b_panel(isa, b, k0, kc, j0 + j, (nc - j).min(nr), nr, dst);
         if let Some((steps, count)) = steps {
             // The count is at most KC, far below u32::MAX.
             *count = pack::drop_zero_steps(dst, nr, steps) as u32;
@@ -654,7 +655,7 @@ pub(crate) fn pack_sparse_panels(
             counts: &mut packed.counts[pc / kc * panels..][..panels],
         };
         let out = &mut packed.data.as_mut_slice()[pc * panels * nr..][..panels * kcb * nr];
-        pack_b_block(parallel, b, pc, kcb, 0, n, nr, out, Some(lists));
+        pack_b_block(spec.isa, parallel, b, pc, kcb, 0, n, nr, out, Some(lists));
     }
     packed
 }
@@ -814,7 +815,7 @@ fn blocked(
                     steps: &mut steps[step_range],
                     counts: &mut counts[count_range],
                 });
-                pack_b_block(parallel, &view, pc, kcb, jc, ncb, nr, out, lists);
+                pack_b_block(spec.isa, parallel, &view, pc, kcb, jc, ncb, nr, out, lists);
             };
 
             if let BSource::Packed(packed) = b {
@@ -993,6 +994,7 @@ impl Block<'_, '_> {
                 if full_rows < row_panels {
                     let i = full_rows * mr;
                     pack::pack_a_panel(
+                        self.spec.isa,
                         self.a,
                         self.i0 + i,
                         partial_rows,
@@ -1006,6 +1008,7 @@ impl Block<'_, '_> {
                 for (ip, dst) in a_buffer.chunks_exact_mut(mr * kcb).enumerate() {
                     let i = ip * mr;
                     pack::pack_a_panel(
+                        self.spec.isa,
                         self.a,
                         self.i0 + i,
                         (self.mcb - i).min(mr),

@@ -4,11 +4,14 @@
 //! was built, so every index below is in bounds.
 
 use super::view::MatRef;
+use crate::dispatch::Isa;
 
 /// Packs one `kc x nr` micro-panel of `B[k0..k0 + kc, j0..j0 + width]`:
 /// row `p` of the panel contains those columns at step `p`, and columns past
-/// `width` are zero-filled.
+/// `width` are zero-filled. A transposing copy uses the vectors of `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_b_panel(
+    isa: Isa,
     b: &MatRef<'_>,
     k0: usize,
     kc: usize,
@@ -36,7 +39,7 @@ pub(crate) fn pack_b_panel(
         }
     } else if rs == 1 {
         // Columns of B are contiguous: the transposing copy.
-        crate::arch::pack_columns(&data[j0 * cs + k0..], cs, kc, width, nr, dst);
+        crate::arch::pack_columns(isa, &data[j0 * cs + k0..], cs, kc, width, nr, dst);
     } else {
         for p in 0..kc {
             for j in 0..width {
@@ -78,8 +81,11 @@ pub(crate) fn copy_rows<'s, const W: usize>(source: impl Fn(usize) -> &'s [f32],
 
 /// Packs rows `i0..i0 + rows` (at most `mr`) and columns `k0..k0 + kc` of
 /// A into one `mr x kc` micro-panel (element `(i, p)` at `p * mr + i`),
-/// zero-filling rows past `rows`.
+/// zero-filling rows past `rows`. A transposing copy uses the vectors of
+/// `isa`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn pack_a_panel(
+    isa: Isa,
     a: &MatRef<'_>,
     i0: usize,
     rows: usize,
@@ -103,7 +109,7 @@ pub(crate) fn pack_a_panel(
         // Rows of A are contiguous: the transposing copy of column-major
         // B panels applies, with A's rows as its columns.
         if rows > 0 {
-            crate::arch::pack_columns(&data[i0 * rs + k0..], rs, kc, rows, mr, dst);
+            crate::arch::pack_columns(isa, &data[i0 * rs + k0..], rs, kc, rows, mr, dst);
         }
     } else {
         for p in 0..kc {
