@@ -20,7 +20,8 @@ pub struct BenchArgs {
     target: Target,
     /// Kernels to measure: `auto` (the one heft selects: `HEFT_KERNEL` or
     /// the fastest available), `all` (every kernel this CPU runs) or a
-    /// comma-separated list of avx512, avx2, portable.
+    /// comma-separated list of avx512, avx2, portable. `tune` takes only
+    /// `auto`.
     #[arg(long, default_value = "auto")]
     pub kernel: String,
     /// Thread counts to measure, comma-separated, each 1 to 1024.
