@@ -227,8 +227,8 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                     read_bandwidth(isa, bytes, threads, 5, BANDWIDTH_SAMPLE)
                         .map_err(|e| e.to_string())
                 };
-                // With more threads than CPUs the threads take turns, and
-                // the rate means little: no bound then.
+                // With more threads than CPUs the threads take turns, so the
+                // rate means little and the row gets no bound.
                 let measure = threads <= cpus && !rates.contains_key(&(bytes, threads));
                 let before = if measure { Some(read_rate()?) } else { None };
                 let times = pool.install(|| time_shape(gemm, shape, args));

@@ -149,7 +149,7 @@ pub fn read_bandwidth(
         *x = (i % 7) as f32;
     }
     let data = buffer.as_slice();
-    // Parts of whole lines, one per thread; the last takes the remainder.
+    // Parts of whole lines, one per thread, with the remainder in the last.
     let part = |t: usize| &data[t * (lines / threads) * 16..][..part_lines(lines, threads, t) * 16];
 
     // Seconds of the slowest thread for `passes` passes over its part.

@@ -138,8 +138,8 @@ pub(crate) unsafe fn pack_columns_avx512(
     }
     if full_width < width {
         // SAFETY: the columns from full_width on are a block of the same
-        // source and destination, which the caller's ranges cover; AVX
-        // comes with AVX-512F.
+        // source and destination, which the caller's ranges cover. Every
+        // CPU with AVX-512F has AVX.
         unsafe {
             pack_columns_avx(
                 src.add(full_width * ld),
