@@ -16,6 +16,11 @@
 # Usage: tools/compare_gemm.sh
 # HEFT_COMPARE_SAMPLES (default 7) and HEFT_COMPARE_SAMPLE_MS (default 50) set
 # the number of samples per figure and the minimum duration of one sample.
+# HEFT_COMPARE_ROUNDS (default 2) runs every library that many times, in
+# alternating order (numpy, the crates, heft; then heft, the crates, numpy),
+# and the table keeps each library's best median: on a machine whose speed
+# drifts over minutes, one library measured in a fast phase and another in
+# a slow one would otherwise differ by the drift.
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +29,7 @@ VENV=${HEFT_TOOLS_VENV:-$HOME/.cache/heft/venv-gemm}
 BUILD=${HEFT_TOOLS_BUILD:-$HOME/.cache/heft/compare-gemm}
 SAMPLES=${HEFT_COMPARE_SAMPLES:-7}
 SAMPLE_MS=${HEFT_COMPARE_SAMPLE_MS:-50}
+ROUNDS=${HEFT_COMPARE_ROUNDS:-2}
 THREADS=(1 2)
 SHAPES=(64x64x64 128x128x128 256x256x256 512x512x512 1024x1024x1024 2048x2048x2048
     12000x128x10 12000x128x320 12000x784x128 100x784x128 100x128x10 1x784x128)
@@ -39,6 +45,7 @@ for dir in "$VENV" "$BUILD"; do
 done
 [[ $SAMPLES =~ ^[1-9][0-9]*$ ]] || die "HEFT_COMPARE_SAMPLES=$SAMPLES is invalid; expected an integer of at least 1."
 [[ $SAMPLE_MS =~ ^[1-9][0-9]*$ ]] || die "HEFT_COMPARE_SAMPLE_MS=$SAMPLE_MS is invalid; expected milliseconds, at least 1."
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "HEFT_COMPARE_ROUNDS=$ROUNDS is invalid; expected an integer of at least 1."
 command -v cargo >/dev/null || die "cargo not found; install a Rust toolchain (1.89 or later)."
 command -v python3 >/dev/null || die "python3 not found; install Python 3 with the venv module."
 
@@ -47,7 +54,7 @@ trap 'rm -rf "$WORK"' EXIT
 RESULTS="$WORK/results.tsv"
 
 echo "machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores online"
-echo "f32, row-major; median of $SAMPLES samples of at least $SAMPLE_MS ms each"
+echo "f32, row-major; median of $SAMPLES samples of at least $SAMPLE_MS ms each, best of $ROUNDS round(s)"
 echo
 
 # 1. numpy / OpenBLAS.
@@ -62,11 +69,13 @@ STEP="installing numpy and threadpoolctl from PyPI into $VENV"
 for var in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
     [ -z "${!var+set}" ] || echo "note: $var=${!var} is unset for the numpy runs"
 done
-for t in "${THREADS[@]}"; do
-    STEP="timing numpy with $t thread(s)"
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" \
-        "$VENV/bin/python" "$HELPERS/bench_numpy.py" "$t" "$SAMPLES" "$SAMPLE_MS" "${SHAPES[@]}" >>"$RESULTS"
-done
+time_numpy() {
+    for t in "${THREADS[@]}"; do
+        STEP="timing numpy with $t thread(s)"
+        env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OPENBLAS_NUM_THREADS="$t" OMP_NUM_THREADS="$t" \
+            "$VENV/bin/python" "$HELPERS/bench_numpy.py" "$t" "$SAMPLES" "$SAMPLE_MS" "${SHAPES[@]}" >>"$RESULTS"
+    done
+}
 
 # 2. The gemm and matrixmultiply crates, built outside the heft workspace.
 STEP="preparing the scratch Cargo project in $BUILD"
@@ -99,24 +108,38 @@ CARGO_TARGET_DIR="$BUILD/target" cargo build --release --quiet --manifest-path "
 for t in "${THREADS[@]}"; do
     [ "$t" = 1 ] || grep -q threading <<<"$mm_features" ||
         echo "note: matrixmultiply has no threading feature, so its $t-thread figures run 1 thread"
-    STEP="timing gemm and matrixmultiply with $t thread(s)"
-    MATMUL_NUM_THREADS="$t" RAYON_NUM_THREADS="$t" \
-        "$BUILD/target/release/compare-gemm" "$t" "$SAMPLES" "$SAMPLE_MS" "${SHAPES[@]}" >>"$RESULTS"
 done
+time_crates() {
+    for t in "${THREADS[@]}"; do
+        STEP="timing gemm and matrixmultiply with $t thread(s)"
+        MATMUL_NUM_THREADS="$t" RAYON_NUM_THREADS="$t" \
+            "$BUILD/target/release/compare-gemm" "$t" "$SAMPLES" "$SAMPLE_MS" "${SHAPES[@]}" >>"$RESULTS"
+    done
+}
 
 # 3. heft, built from this repository.
 STEP="building heft (cargo build --release -p heft-cli)"
 (cd "$REPO" && cargo build --release --quiet -p heft-cli)
-STEP="running heft bench gemm"
 heft_threads=$(IFS=,; echo "${THREADS[*]}")
-"${CARGO_TARGET_DIR:-$REPO/target}/release/heft" bench gemm --threads "$heft_threads" \
-    --samples "$SAMPLES" --sample-ms "$SAMPLE_MS" >"$WORK/heft.txt"
-grep '^kernel ' "$WORK/heft.txt" | sed 's/^/heft /'
-# Keep the plain rows: label MxKxN, threads, median ms, GFLOP/s, best and
-# % peak. The B^T and argmax rows have more fields.
-awk 'NF == 6 && $1 ~ /^[0-9]+x[0-9]+x[0-9]+$/ {
-        split($1, d, "x"); printf "heft\t%s\t%s\t%s\t%s\t%s\n", d[1], d[2], d[3], $2, $4 }' \
-    "$WORK/heft.txt" >>"$RESULTS"
+time_heft() {
+    STEP="running heft bench gemm"
+    "${CARGO_TARGET_DIR:-$REPO/target}/release/heft" bench gemm --threads "$heft_threads" \
+        --samples "$SAMPLES" --sample-ms "$SAMPLE_MS" >"$WORK/heft.txt"
+    grep '^kernel ' "$WORK/heft.txt" | sed 's/^/heft /'
+    # Keep the plain rows: label MxKxN, then the thread count and the other
+    # columns. The B^T and argmax rows have a second word in their label.
+    awk '$1 ~ /^[0-9]+x[0-9]+x[0-9]+$/ && $2 ~ /^[0-9]+$/ {
+            split($1, d, "x"); printf "heft\t%s\t%s\t%s\t%s\t%s\n", d[1], d[2], d[3], $2, $4 }' \
+        "$WORK/heft.txt" >>"$RESULTS"
+}
+
+for round in $(seq "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then
+        time_numpy; time_crates; time_heft
+    else
+        time_heft; time_crates; time_numpy
+    fi
+done
 
 # 4. One table, where "-" marks a missing figure.
 STEP="printing the table"
@@ -126,7 +149,8 @@ import sys
 figures = {}
 for line in open(sys.argv[1]):
     library, m, k, n, threads, gflops = line.split("\t")
-    figures[library, f"{m}x{k}x{n}", int(threads)] = float(gflops)
+    key = library, f"{m}x{k}x{n}", int(threads)
+    figures[key] = max(figures.get(key, 0.0), float(gflops))
 libraries = ["heft", "numpy", "gemm", "matrixmultiply"]
 print(f"{'m':>6} {'k':>5} {'n':>5} {'threads':>7} {'heft':>8} {'OpenBLAS':>9} {'gemm':>8} {'matrixmultiply':>15}")
 for threads in sorted({key[2] for key in figures}):
@@ -136,4 +160,4 @@ for threads in sorted({key[2] for key in figures}):
         cells = [f"{v:.1f}" if v is not None else "-" for v in row]
         print(f"{m:>6} {k:>5} {n:>5} {threads:>7} {cells[0]:>8} {cells[1]:>9} {cells[2]:>8} {cells[3]:>15}")
 EOF
-echo "GFLOP/s; OpenBLAS is numpy's a @ b. Other processes running at the same time lower the figures."
+echo "GFLOP/s, the best of $ROUNDS round(s); OpenBLAS is numpy's a @ b. Other processes running at the same time lower the figures."
