@@ -18,7 +18,7 @@
 # the number of samples per figure and the minimum duration of one sample.
 # HEFT_COMPARE_ROUNDS (default 2) runs every library that many times, in
 # alternating order (numpy, the crates, heft; then heft, the crates, numpy),
-# and the table keeps each library's best median: on a machine whose speed
+# and the table keeps each library's best median. On a machine whose speed
 # drifts over minutes, one library measured in a fast phase and another in
 # a slow one would otherwise differ by the drift.
 set -Eeuo pipefail
