@@ -245,7 +245,7 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                     gflops: shape.flops() / median / 1e9,
                     best_gflops: shape.flops() / best / 1e9,
                     read_gbps: rate,
-                    bandwidth_gflops: rate.map(|rate| shape.flops() / bytes as f64 * rate),
+                    flops_per_byte: shape.flops() / bytes as f64,
                 });
             }
         }
@@ -306,12 +306,12 @@ fn print_gemm_table(
         let top = peak * row.threads as f64;
         let fraction = 100.0 * row.gflops / top;
         let bound = row
-            .bandwidth_gflops
-            .map(|gflops| bound_percent(gflops, top));
-        let (read, bound_cell) = match (row.read_gbps, bound) {
-            (Some(rate), Some(bound)) => (format!("{rate:.1}"), format!("{bound:.1}%")),
-            _ => ("-".to_string(), "-".to_string()),
-        };
+            .read_gbps
+            .map(|rate| bound_percent(row.flops_per_byte * rate, top));
+        let read = row
+            .read_gbps
+            .map_or("-".to_string(), |rate| format!("{rate:.1}"));
+        let bound_cell = bound.map_or("-".to_string(), |bound| format!("{bound:.1}%"));
         println!(
             "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {fraction:>8.1}% {read:>10} {bound_cell:>9}",
             row.label,
@@ -354,9 +354,9 @@ struct Row {
     /// Rate at which the row's threads read a buffer of its operands' size,
     /// or `None` with more threads than CPUs.
     read_gbps: Option<f64>,
-    /// Flops per byte read times the read rate of a buffer of that size:
-    /// the GFLOP/s the product cannot exceed while reading its operands.
-    bandwidth_gflops: Option<f64>,
+    /// Flops per byte the product must read: times `read_gbps`, the
+    /// GFLOP/s it cannot exceed while reading its operands.
+    flops_per_byte: f64,
 }
 
 /// Returns whether `label` contains `filter`, ignoring ASCII case.
