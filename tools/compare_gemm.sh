@@ -17,8 +17,8 @@
 # HEFT_COMPARE_SAMPLES (default 7) and HEFT_COMPARE_SAMPLE_MS (default 50) set
 # the number of samples per figure and the minimum duration of one sample.
 # HEFT_COMPARE_ROUNDS (default 2) runs every library that many times, in
-# alternating order (numpy, the crates, heft; then heft, the crates, numpy),
-# and the table keeps each library's best median. On a machine whose speed
+# alternating order: numpy, the crates and heft, then the reverse. The table
+# keeps each library's best median. On a machine whose speed
 # drifts over minutes, one library measured in a fast phase and another in
 # a slow one would otherwise differ by the drift.
 set -Eeuo pipefail

@@ -74,7 +74,11 @@ fn main() -> ExitCode {
 /// 141 (128 + SIGPIPE, what a shell reports for a C program killed by a
 /// broken pipe) and no message, so `heft bench gemm | head` stops
 /// cleanly. Rust ignores SIGPIPE, so `println!` panics when the reader has
-/// gone; every other panic keeps the default report.
+/// gone. Every other panic keeps the default report.
+///
+/// NOTE: the exit skips destructors, so a command that prints to stdout
+/// while it owns a staging directory (`RunDir`) would leave it behind.
+/// None does today: `heft tune` prints after the run directory is final.
 fn exit_quietly_on_closed_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {

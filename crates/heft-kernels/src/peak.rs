@@ -119,10 +119,11 @@ pub fn microkernel_gflops(
 /// up to whole 64-byte lines, at least one per thread, and each thread
 /// reads its own contiguous part. The threads start together at a
 /// barrier and each times its own reads, which leaves their start-up out
-/// of the timing. A sample lasts as long as its slowest thread. The result is
-/// the best of `samples` samples of at least `min_sample` each: the
-/// passes over the buffer double until one sample lasts that long, after
-/// an untimed pass that brings the buffer into the caches it fits.
+/// of the timing. A sample lasts as long as its slowest thread. The
+/// result is the best of `samples` samples of at least `min_sample`
+/// each: the passes over the buffer double until one sample lasts that
+/// long, after an untimed pass that brings the buffer into the caches it
+/// fits.
 ///
 /// A buffer that fits a core's L1 or L2 cache reads at that cache's rate,
 /// a larger one at the rate of L3 or memory. A product that must read
