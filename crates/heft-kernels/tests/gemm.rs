@@ -346,6 +346,76 @@ fn thread_count_does_not_change_bits() {
     }
 }
 
+/// Products running at once on a two-thread pool, each with a B block
+/// small enough that every thread packs a copy of its own. A thread that
+/// takes tasks of several products in turn must pack each product's B
+/// again, and two products joined inside one task must not share a copy.
+/// Every result must equal the sequential one.
+#[test]
+fn concurrent_products_pack_their_own_b() {
+    use rayon::prelude::*;
+    let mut rng = Rng::new(7);
+    // (m, k, n): one pass over k (k <= KC), several passes held at once
+    // (the resident order), a C of several row blocks per thread, and A of
+    // at most 128 rows, whose tasks split B's panels among them.
+    let shapes = [
+        (300, 200, 100),
+        (250, 64, 300),
+        (400, 700, 90),
+        (130, 300, 260),
+        (100, 300, 128),
+        (120, 100, 250),
+    ];
+    for isa in Isa::ALL {
+        let Ok(gemm) = Gemm::with_isa(isa) else {
+            common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
+            continue;
+        };
+        let inputs: Vec<(Stored, Stored)> = shapes
+            .iter()
+            .map(|&(m, k, n)| {
+                (
+                    Stored::new(m, k, false, 0, || rng.float()),
+                    Stored::new(k, n, false, 0, || rng.float()),
+                )
+            })
+            .collect();
+        let run = |gemm: Gemm, (a, b): &(Stored, Stored)| {
+            let mut c = Stored::new(a.rows, b.cols, false, 0, || 0.0);
+            gemm.run(1.0, a.view(), b.view(), 0.0, c.view_mut())
+                .unwrap();
+            bits(&c.data)
+        };
+        let expected: Vec<Vec<u32>> = inputs.iter().map(|x| run(gemm.sequential(), x)).collect();
+        let pool = pool(2);
+        for round in 0..3 {
+            let concurrent: Vec<Vec<u32>> =
+                pool.install(|| inputs.par_iter().map(|x| run(gemm, x)).collect());
+            let nested: Vec<(Vec<u32>, Vec<u32>)> = pool.install(|| {
+                (0..inputs.len())
+                    .into_par_iter()
+                    .map(|i| {
+                        let next = &inputs[(i + 1) % inputs.len()];
+                        rayon::join(|| run(gemm, &inputs[i]), || run(gemm, next))
+                    })
+                    .collect()
+            });
+            for (i, x) in inputs.iter().enumerate() {
+                let (m, n) = (x.0.rows, x.1.cols);
+                let k = x.0.cols;
+                assert!(
+                    concurrent[i] == expected[i],
+                    "{isa} {m}x{k}x{n}, round {round}: concurrent run differs"
+                );
+                assert!(
+                    nested[i].0 == expected[i] && nested[i].1 == expected[(i + 1) % inputs.len()],
+                    "{isa} {m}x{k}x{n}, round {round}: joined runs differ"
+                );
+            }
+        }
+    }
+}
+
 /// The fused argmax count equals "multiply with bias, then argmax each
 /// group" on data with frequent ties (small integers), NaN rows of A and a
 /// NaN column of B, with A row-major and column-major, for 1, 2 and 3

@@ -13,6 +13,10 @@
 //! inside ic. Each MC block of C then runs all its passes while it is in
 //! cache (see [`blocked`]).
 //!
+//! With several threads and a B block that fits a core's L2, each thread
+//! packs the micro-panels its tasks read into a buffer of its own, so no
+//! core reads panels another core wrote.
+//!
 //! Threads split only the (ic, jr) tiles of one jc step (and of one pc
 //! step in the BLIS order). Whatever the split, each tile is computed by
 //! one microkernel call per pass, in pass order. So every element of C
@@ -104,6 +108,50 @@ unsafe impl Sync for RawC {}
 thread_local! {
     static B_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
     static A_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
+    /// A thread's own packed copy of one B block: the block's identifier,
+    /// the packed floats, and which of its micro-panels are packed.
+    static OWN_B: RefCell<(u64, AlignedVec, Vec<bool>)> =
+        RefCell::new((0, AlignedVec::new(), Vec::new()));
+}
+
+/// Source of the identifiers of packed B blocks: one per block of one
+/// call, never reused, so a thread's [`OWN_B`] never passes for another
+/// call's block.
+static NEXT_B_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// Runs `f` on this thread's copy of B block `id` (`len` floats in
+/// `panels` micro-panels) and on one flag per micro-panel, set once the
+/// copy contains it. `f` packs the micro-panels it reads whose flag is
+/// clear, then sets their flags. A copy of another block starts with every
+/// flag clear.
+///
+/// A nested call on the same thread gets a fresh buffer instead.
+fn with_own_b<R>(
+    id: u64,
+    len: usize,
+    panels: usize,
+    f: impl FnOnce(&mut [f32], &mut [bool]) -> R,
+) -> R {
+    OWN_B.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            let (held, buffer, packed) = &mut *slot;
+            if *held != id {
+                packed.clear();
+                packed.resize(panels, false);
+                buffer.ensure_len(len);
+            }
+            // Identifier 0 names no block while `f` runs, so a copy left
+            // half packed by a panic is packed again by the next task.
+            *held = 0;
+            let result = f(&mut buffer.as_mut_slice()[..len], packed);
+            *held = id;
+            result
+        }
+        Err(_) => f(
+            AlignedVec::zeros(len).as_mut_slice(),
+            &mut vec![false; panels],
+        ),
+    })
 }
 
 /// Runs `f` on a thread-local scratch buffer of at least `len` floats.
@@ -725,6 +773,16 @@ fn blocked(
     } else {
         depth * padded_len(nc.min(n), nr)
     };
+    // With several threads, a B block small enough to stay in a core's L2
+    // is packed by every thread that runs its tasks, into the thread's own
+    // buffer: each task packs the micro-panels it reads that its thread
+    // has not packed yet. Packed once for all threads, half of the block
+    // is written by one core and read by the other on every call. The
+    // tasks run all passes over k, so the block covers all of k (the
+    // resident order) or k fits one pass.
+    let own_b =
+        threads > 1 && !sparse && !prepacked && (resident || k <= kc) && b_len <= OWN_B_FLOATS;
+    let shared_len = if own_b { 0 } else { b_len };
     // Step lists of the sparse path: one entry per packed row of B (depth
     // per panel) and one count per panel and pass held in b_buffer.
     let held_passes = if resident { k.div_ceil(kc) } else { 1 };
@@ -737,7 +795,7 @@ fn blocked(
         (Vec::new(), Vec::new())
     };
 
-    with_b_buffer(b_len, |b_buffer| {
+    with_b_buffer(shared_len, |b_buffer| {
         for jc in (0..n).step_by(nc) {
             let ncb = nc.min(n - jc);
             let panels = ncb.div_ceil(nr);
@@ -770,14 +828,17 @@ fn blocked(
                     held * panels..(held + 1) * panels,
                 )
             };
+            let task_panels = |task: usize| {
+                let first_panel = (task % chunks) * per_chunk;
+                first_panel..(first_panel + per_chunk).min(panels)
+            };
             let run_task =
                 |b_packed: &[f32],
                  sparse_lists: Option<(&[u32], &[u32])>,
                  task: usize,
                  passes: &mut dyn Iterator<Item = (usize, usize, usize)>| {
                     let (i0, mcb) = rows.block(task / chunks);
-                    let first_panel = (task % chunks) * per_chunk;
-                    let panel_range = first_panel..(first_panel + per_chunk).min(panels);
+                    let panel_range = task_panels(task);
                     for (pc, kcb, offset) in passes {
                         let (step_range, count_range) = lists(pc, kcb, offset);
                         let block = Block {
@@ -818,7 +879,38 @@ fn blocked(
                 pack_b_block(spec.isa, parallel, &view, pc, kcb, jc, ncb, nr, out, lists);
             };
 
-            if let BSource::Packed(packed) = b {
+            if let (true, BSource::View(view)) = (own_b, b) {
+                let id = NEXT_B_BLOCK.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let len = depth * panels * nr;
+                for_each_task(parallel, row_blocks * chunks, |task| {
+                    with_own_b(id, len, panels, |own, packed| {
+                        // The panels this task reads, for every pass, that
+                        // this thread has not packed yet.
+                        for jp in task_panels(task) {
+                            if packed[jp] {
+                                continue;
+                            }
+                            let j = jp * nr;
+                            let width = (ncb - j).min(nr);
+                            for (pc, kcb, offset) in passes.clone() {
+                                let out = &mut own[offset + jp * kcb * nr..][..kcb * nr];
+                                pack::pack_b_panel(
+                                    spec.isa,
+                                    &view,
+                                    pc,
+                                    kcb,
+                                    jc + j,
+                                    width,
+                                    nr,
+                                    out,
+                                );
+                            }
+                            packed[jp] = true;
+                        }
+                        run_task(own, None, task, &mut passes.clone());
+                    });
+                });
+            } else if let BSource::Packed(packed) = b {
                 let lists = Some((&packed.steps[..], &packed.counts[..]));
                 for_each_task(parallel, row_blocks * chunks, |task| {
                     run_task(packed.data.as_slice(), lists, task, &mut passes.clone());
@@ -907,6 +999,13 @@ impl RowBlocks {
 /// once: 8 MiB, a quarter of a 32 MiB L3 and less than the L3 of current
 /// x86-64 server parts. Both threads read the same packed block.
 const RESIDENT_B_FLOATS: usize = 2 * 1024 * 1024;
+
+/// Largest B block, in floats, that each thread packs for itself (see
+/// [`blocked`]): 1 MiB, half of a 2 MiB L2, which leaves the other half
+/// for the A block and the tiles of C. A larger block would not stay in a
+/// 2 MiB L2, and one copy per thread doubles the packing: with two threads,
+/// 1024^3 (4 MiB of packed B) ran within the noise of the shared block.
+const OWN_B_FLOATS: usize = 256 * 1024;
 
 /// Narrowest NC for the resident order; below it (k above about 8,000)
 /// A would be packed again for too many NC blocks.
