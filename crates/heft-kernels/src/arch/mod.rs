@@ -412,6 +412,51 @@ pub(crate) fn pack_columns(
     unsafe { write_transposed(isa, src, ld, kc, width, dst.as_mut_ptr(), nr, 1) };
 }
 
+/// Copies row `p` of the source to `dst[p * W..(p + 1) * W]` for every
+/// row of `dst`, with the widest vector moves of `isa` that this CPU runs.
+/// Compiled for x86-64 in general, a fixed-size copy takes 16-byte moves:
+/// eight loads and eight stores per 32-float row where AVX-512 needs two
+/// of each.
+pub(crate) fn copy_rows<'s, const W: usize>(
+    isa: crate::dispatch::Isa,
+    source: impl Fn(usize) -> &'s [f32],
+    dst: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use crate::dispatch::Isa;
+        if isa == Isa::Avx512 && std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: AVX-512F was detected on this CPU just above.
+            unsafe { x86_64::copy_rows_avx512::<W>(source, dst) };
+            return;
+        }
+        if matches!(isa, Isa::Avx512 | Isa::Avx2Fma) && std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX was detected on this CPU just above.
+            unsafe { x86_64::copy_rows_avx::<W>(source, dst) };
+            return;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    copy_rows_with::<W>(source, dst);
+}
+
+/// Copies as [`copy_rows`] does, inlined into each caller so that it takes
+/// the caller's vector width. With `W` fixed the copy is a few vector
+/// moves, where a `copy_from_slice` of run-time length calls `memmove`
+/// once per row.
+#[inline(always)]
+pub(crate) fn copy_rows_with<'s, const W: usize>(
+    source: impl Fn(usize) -> &'s [f32],
+    dst: &mut [f32],
+) {
+    for (p, row) in dst.chunks_exact_mut(W).enumerate() {
+        let row: &mut [f32; W] = row.try_into().expect("chunks_exact yields W floats");
+        let src: &[f32; W] = source(p).try_into().expect("the source row has W floats");
+        *row = *src;
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod class_major;
 pub(crate) mod portable;

@@ -39,6 +39,32 @@ fn first_lanes_256(n: usize) -> __m256i {
     unsafe { _mm256_loadu_si256(LANE_MASKS.as_ptr().add(8 - n).cast()) }
 }
 
+/// Copies rows as [`super::copy_rows`] does, with AVX-512F moves.
+///
+/// # Safety
+///
+/// AVX-512F is available.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn copy_rows_avx512<'s, const W: usize>(
+    source: impl Fn(usize) -> &'s [f32],
+    dst: &mut [f32],
+) {
+    super::copy_rows_with::<W>(source, dst);
+}
+
+/// Copies rows as [`super::copy_rows`] does, with AVX moves.
+///
+/// # Safety
+///
+/// AVX is available.
+#[target_feature(enable = "avx")]
+pub(crate) unsafe fn copy_rows_avx<'s, const W: usize>(
+    source: impl Fn(usize) -> &'s [f32],
+    dst: &mut [f32],
+) {
+    super::copy_rows_with::<W>(source, dst);
+}
+
 /// Instantiates [`microkernel!`] with the AVX-512F operations on `__m512`.
 macro_rules! avx512_tile {
     ($name:ident, packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {

@@ -294,8 +294,8 @@ fn pack_class_panel(
         let dst = &mut out.chunks[c * k * width..][..k * width];
         let source = |p: usize| &raw[p * PANEL_SAMPLES + c * width..][..width];
         match width {
-            8 => super::pack::copy_rows::<8>(source, dst),
-            16 => super::pack::copy_rows::<16>(source, dst),
+            8 => crate::arch::copy_rows::<8>(isa, source, dst),
+            16 => crate::arch::copy_rows::<16>(isa, source, dst),
             _ => {
                 for (p, row) in dst.chunks_exact_mut(width).enumerate() {
                     row.copy_from_slice(source(p));

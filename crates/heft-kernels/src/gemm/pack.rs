@@ -28,9 +28,9 @@ pub(crate) fn pack_b_panel(
     if cs == 1 {
         let source = |p: usize| &data[(k0 + p) * rs + j0..][..width];
         match (width, nr) {
-            (8, 8) => copy_rows::<8>(source, dst),
-            (16, 16) => copy_rows::<16>(source, dst),
-            (32, 32) => copy_rows::<32>(source, dst),
+            (8, 8) => crate::arch::copy_rows::<8>(isa, source, dst),
+            (16, 16) => crate::arch::copy_rows::<16>(isa, source, dst),
+            (32, 32) => crate::arch::copy_rows::<32>(isa, source, dst),
             _ => {
                 for (p, row) in dst.chunks_exact_mut(nr).enumerate() {
                     row[..width].copy_from_slice(source(p));
@@ -66,17 +66,6 @@ pub(crate) fn drop_zero_steps(panel: &mut [f32], nr: usize, steps: &mut [u32]) -
         }
     }
     kept
-}
-
-/// Copies row `p` of the source to `dst[p * W..(p + 1) * W]` for every
-/// row of `dst`. With `W` fixed the copy is a few vector moves, where a
-/// `copy_from_slice` of run-time length calls `memmove` once per row.
-pub(crate) fn copy_rows<'s, const W: usize>(source: impl Fn(usize) -> &'s [f32], dst: &mut [f32]) {
-    for (p, row) in dst.chunks_exact_mut(W).enumerate() {
-        let row: &mut [f32; W] = row.try_into().expect("chunks_exact yields W floats");
-        let src: &[f32; W] = source(p).try_into().expect("the source row has W floats");
-        *row = *src;
-    }
 }
 
 /// Packs rows `i0..i0 + rows` (at most `mr`) and columns `k0..k0 + kc` of
