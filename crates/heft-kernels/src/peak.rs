@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// ports (8) with margin, and few enough to stay in registers on AVX2 (16).
 const CHAINS: usize = 12;
 
-/// Runs `iterations` steps of [`CHAINS`] FMA chains with the widest vectors
+/// Runs `iterations` steps of `CHAINS` FMA chains with the widest vectors
 /// of `isa` and returns single-thread GFLOP/s (2 flops per lane per FMA).
 ///
 /// # Errors

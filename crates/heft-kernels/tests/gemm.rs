@@ -349,15 +349,17 @@ fn thread_count_does_not_change_bits() {
 /// Products running at once on a two-thread pool, each with a B block
 /// small enough that every thread packs a copy of its own. A thread that
 /// takes tasks of several products in turn must pack each product's B
-/// again, and two products joined inside one task must not share a copy.
-/// Every result must equal the sequential one.
+/// again. Two products joined inside one task must not take each other's
+/// panels. A product of the same shape with new values must not reuse the
+/// panels of the last one. Every result must equal the sequential one.
 #[test]
 fn concurrent_products_pack_their_own_b() {
     use rayon::prelude::*;
     let mut rng = Rng::new(7);
     // (m, k, n): one pass over k (k <= KC), several passes held at once
-    // (the resident order), a C of several row blocks per thread, and A of
-    // at most 128 rows, whose tasks split B's panels among them.
+    // (the resident order), a C of several row blocks per thread, A of at
+    // most 128 rows, whose tasks split B's panels among them, and a C wider
+    // than one NC block of the AVX-512 kernel.
     let shapes = [
         (300, 200, 100),
         (250, 64, 300),
@@ -365,33 +367,36 @@ fn concurrent_products_pack_their_own_b() {
         (130, 300, 260),
         (100, 300, 128),
         (120, 100, 250),
+        (200, 32, 3500),
     ];
+    let run = |gemm: Gemm, (a, b): &(Stored, Stored)| {
+        let mut c = Stored::new(a.rows, b.cols, false, 0, || 0.0);
+        gemm.run(1.0, a.view(), b.view(), 0.0, c.view_mut())
+            .unwrap();
+        bits(&c.data)
+    };
     for isa in Isa::ALL {
         let Ok(gemm) = Gemm::with_isa(isa) else {
             common::report_skip(&format!("skipping kernel {isa}: not supported by this CPU"));
             continue;
         };
-        let inputs: Vec<(Stored, Stored)> = shapes
-            .iter()
-            .map(|&(m, k, n)| {
-                (
-                    Stored::new(m, k, false, 0, || rng.float()),
-                    Stored::new(k, n, false, 0, || rng.float()),
-                )
-            })
-            .collect();
-        let run = |gemm: Gemm, (a, b): &(Stored, Stored)| {
-            let mut c = Stored::new(a.rows, b.cols, false, 0, || 0.0);
-            gemm.run(1.0, a.view(), b.view(), 0.0, c.view_mut())
-                .unwrap();
-            bits(&c.data)
-        };
-        let expected: Vec<Vec<u32>> = inputs.iter().map(|x| run(gemm.sequential(), x)).collect();
         let pool = pool(2);
+        // Every round draws new operands of the same shapes.
         for round in 0..3 {
+            let inputs: Vec<(Stored, Stored)> = shapes
+                .iter()
+                .map(|&(m, k, n)| {
+                    (
+                        Stored::new(m, k, false, 0, || rng.float()),
+                        Stored::new(k, n, false, 0, || rng.float()),
+                    )
+                })
+                .collect();
+            let expected: Vec<Vec<u32>> =
+                inputs.iter().map(|x| run(gemm.sequential(), x)).collect();
             let concurrent: Vec<Vec<u32>> =
                 pool.install(|| inputs.par_iter().map(|x| run(gemm, x)).collect());
-            let nested: Vec<(Vec<u32>, Vec<u32>)> = pool.install(|| {
+            let joined: Vec<(Vec<u32>, Vec<u32>)> = pool.install(|| {
                 (0..inputs.len())
                     .into_par_iter()
                     .map(|i| {
@@ -400,16 +405,19 @@ fn concurrent_products_pack_their_own_b() {
                     })
                     .collect()
             });
-            for (i, x) in inputs.iter().enumerate() {
-                let (m, n) = (x.0.rows, x.1.cols);
-                let k = x.0.cols;
+            for (i, (m, k, n)) in shapes.into_iter().enumerate() {
+                let next = (i + 1) % inputs.len();
                 assert!(
                     concurrent[i] == expected[i],
                     "{isa} {m}x{k}x{n}, round {round}: concurrent run differs"
                 );
                 assert!(
-                    nested[i].0 == expected[i] && nested[i].1 == expected[(i + 1) % inputs.len()],
-                    "{isa} {m}x{k}x{n}, round {round}: joined runs differ"
+                    joined[i].0 == expected[i],
+                    "{isa} {m}x{k}x{n}, round {round}: first joined run differs"
+                );
+                assert!(
+                    joined[i].1 == expected[next],
+                    "{isa} {m}x{k}x{n}, round {round}: second joined run differs"
                 );
             }
         }

@@ -168,7 +168,7 @@ impl SplitMix {
     }
 
     /// Returns the 8 uniform draws in `[0, 1)` of draw `index`: the top 24
-    /// bits of each lane of [`octet_bits_at`](SplitMix::octet_bits_at).
+    /// bits of each lane of `octet_bits_at`.
     ///
     /// Not inlined: inlined into a fill loop, the compiler vectorises the
     /// 64-bit multiplies of consecutive draws, which SSE2 lacks, and the
@@ -179,7 +179,7 @@ impl SplitMix {
     }
 
     /// Returns the normal block that starts at draw `first`: Box-Muller in
-    /// f32 on 8 pairs of 32-bit words (see [`box_muller`]), cosine values
+    /// f32 on 8 pairs of 32-bit words (see `box_muller`), cosine values
     /// in lanes 0 to 7 and sine values in lanes 8 to 15. The radii come from
     /// the lanes of draw `first` and the angles from those of draw
     /// `first + 1`.
@@ -202,7 +202,7 @@ impl SplitMix {
 /// 24 bits of `radius_bits`, so `u1 > 0` and `r <= sqrt(2 ln 2^24) = 5.77`.
 /// In `angle_bits` the top 2 bits pick a quadrant `q` and the next 22 bits
 /// an offset `x` in `[-pi/4, pi/4)`, so the angle `a = q pi/2 + x` is uniform
-/// on the circle in 2^24 steps. [`ln_unit`] and [`sin_cos_quarter`] are
+/// on the circle in 2^24 steps. `ln_unit` and [`sin_cos_quarter`] are
 /// polynomials built from additions, multiplications and one division, each
 /// rounded once by IEEE 754, so the values are the same on every target and
 /// instruction set. The body has no branches and vectorises in a loop.
@@ -313,7 +313,7 @@ impl RandomSource for SplitMix {
         Self::at(self.key, self.counter)
     }
 
-    /// Takes one 64-bit draw: the cosine value of [`box_muller`] on its
+    /// Takes one 64-bit draw: the cosine value of `box_muller` on its
     /// high and low halves. Accurate to about 1e-7 relative and bounded by
     /// 5.77 in magnitude, like [`fill_normal`](RandomSource::fill_normal),
     /// and several times faster than the default's f64 `ln` and `cos`.
@@ -328,7 +328,7 @@ impl RandomSource for SplitMix {
         self.counter = base.wrapping_add(out.len() as u64);
     }
 
-    /// Takes one 64-bit draw for every 8 values, see [`uniform_octet_at`](SplitMix::uniform_octet_at).
+    /// Takes one 64-bit draw for every 8 values, see `uniform_octet_at`.
     fn fill_uniform_fast(&mut self, out: &mut [f32]) {
         let (key, base) = (self.key, self.counter);
         fill_runs(out, UNIFORM_BLOCK, |first_block, run| {
@@ -347,7 +347,7 @@ impl RandomSource for SplitMix {
         self.counter = base.wrapping_add(out.len().div_ceil(UNIFORM_BLOCK) as u64);
     }
 
-    /// Fills `out` block by block with [`normal_block_at`](SplitMix::normal_block_at):
+    /// Fills `out` block by block with `normal_block_at`:
     /// values `16 b .. 16 b + 16` come from the draws `2 b + 1` and `2 b + 2`
     /// after the counter.
     fn fill_normal(&mut self, out: &mut [f32]) {
@@ -374,11 +374,11 @@ impl RandomSource for SplitMix {
     /// the next chosen one is geometric, `P(gap = g) = q^g p`, and
     /// `floor(ln u / ln q)` for a uniform `u` in `(0, 1]` has that law. So
     /// the work is proportional to the chosen elements. `u = 1 - k / 2^24`
-    /// comes from the lanes of [`octet_bits_at`](SplitMix::octet_bits_at)
-    /// and the normals from [`normal_block_at`](SplitMix::normal_block_at),
+    /// comes from the lanes of `octet_bits_at`
+    /// and the normals from `normal_block_at`,
     /// each block or octet drawn from the counter when the previous one is
     /// used up, so the probabilities carry the 2^-24 resolution of `u` and
-    /// the 2e-7 relative error of [`ln_unit`]. With `p >= 1` every element
+    /// the 2e-7 relative error of `ln_unit`. With `p >= 1` every element
     /// is chosen and `out` gets the values of `fill_normal`; with `p <= 0`,
     /// NaN or below about 1e-45 none is, and no draw is made.
     fn fill_sparse_normal(&mut self, p: f64, otherwise: f32, out: &mut [f32]) {

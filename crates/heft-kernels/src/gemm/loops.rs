@@ -13,9 +13,10 @@
 //! inside ic. Each MC block of C then runs all its passes while it is in
 //! cache (see [`blocked`]).
 //!
-//! With several threads and a B block that fits a core's L2, each thread
-//! packs the micro-panels its tasks read into a buffer of its own, so no
-//! core reads panels another core wrote.
+//! With several threads, a dense B block that fits a core's L2 and tasks
+//! that run all passes over k (the resident order, or k within one pass),
+//! each thread packs the micro-panels its tasks read into a buffer of its
+//! own, so no core reads panels another core wrote.
 //!
 //! Threads split only the (ic, jr) tiles of one jc step (and of one pc
 //! step in the BLIS order). Whatever the split, each tile is computed by
@@ -125,7 +126,9 @@ static NEXT_B_BLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 /// clear, then sets their flags. A copy of another block starts with every
 /// flag clear.
 ///
-/// A nested call on the same thread gets a fresh buffer instead.
+/// A nested call on the same thread gets a fresh buffer instead. No
+/// caller nests today, because `f` runs no rayon task, so this branch is
+/// a safeguard.
 fn with_own_b<R>(
     id: u64,
     len: usize,
@@ -997,7 +1000,8 @@ impl RowBlocks {
 
 /// Largest packed B, in floats, that [`blocked`] keeps for all of k at
 /// once: 8 MiB, a quarter of a 32 MiB L3 and less than the L3 of current
-/// x86-64 server parts. Both threads read the same packed block.
+/// x86-64 server parts. Both threads read the same packed block, unless
+/// it fits [`OWN_B_FLOATS`] and each thread packs its own.
 const RESIDENT_B_FLOATS: usize = 2 * 1024 * 1024;
 
 /// Largest B block, in floats, that each thread packs for itself (see

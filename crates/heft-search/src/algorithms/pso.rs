@@ -17,7 +17,7 @@
 //! `canonical` mode they are drawn per dimension, the velocity starts at
 //! zero and each component is limited to the width of its interval.
 //! After the move every position is brought back into the box by the bound
-//! handler, and [`VelocityHandling`](crate::VelocityHandling) sets what
+//! handler, and [`VelocityHandling`] sets what
 //! happens to the velocity of the coordinates that left it.
 //!
 //! Fitness: a new fitness replaces the personal best only if strictly
