@@ -208,6 +208,11 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
     for &isa in &kernels {
         let first_peak = measure_peak(isa);
         let tile = measure_microkernel(isa)?;
+        // The peak before each row, which is also the peak after the row
+        // before it. The speed of a shared machine drifts over minutes, so
+        // each row is measured against the better of the peaks on its two
+        // sides rather than against one figure for the whole run.
+        let mut peak_before = measure_row_peak(isa);
         let mut rows = Vec::new();
         let mut rates: HashMap<(usize, usize), f64> = HashMap::new();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -236,6 +241,9 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                     rates.insert((bytes, threads), before.max(read_rate()?));
                 }
                 let rate = rates.get(&(bytes, threads)).copied();
+                let peak_after = measure_row_peak(isa);
+                let peak = peak_before.max(peak_after);
+                peak_before = peak_after;
                 let median = median(&times);
                 let best = times.iter().cloned().fold(f64::INFINITY, f64::min);
                 rows.push(Row {
@@ -244,43 +252,39 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                     median,
                     gflops: shape.flops() / median / 1e9,
                     best_gflops: shape.flops() / best / 1e9,
+                    peak,
                     read_gbps: rate,
                     flops_per_byte: shape.flops() / bytes as f64,
                 });
             }
         }
-        // Measure the peak again after the shapes: other processes may have
-        // slowed the first measurement, and the best of both is the closer
-        // estimate of what one core can do. The table and the lines above
-        // it use this one figure.
-        let peak = first_peak.max(measure_peak(isa));
-        print_gemm_table(isa, peak, first_peak, &tile, &rows);
+        print_gemm_table(isa, first_peak, &tile, &rows);
     }
     Ok(())
 }
 
-/// Prints the peak, the microkernel ceiling and one line per row, all as
-/// fractions of `peak` (per core, times the row's threads).
-fn print_gemm_table(
-    isa: Isa,
-    peak: f64,
-    first_peak: f64,
-    tile: &MicrokernelThroughput,
-    rows: &[Row],
-) {
+/// Prints the range of the row peaks, the microkernel ceiling (against
+/// `tile_peak`, measured just before it) and one line per row, each as a
+/// fraction of its own peak (per core, times the row's threads).
+fn print_gemm_table(isa: Isa, tile_peak: f64, tile: &MicrokernelThroughput, rows: &[Row]) {
+    let lowest = rows
+        .iter()
+        .map(|row| row.peak)
+        .fold(f64::INFINITY, f64::min);
+    let highest = rows.iter().map(|row| row.peak).fold(0.0, f64::max);
     println!();
     println!(
-        "kernel {isa}: FMA peak {peak:.1} GFLOP/s per core (the better of {first_peak:.1} before \
-         the shapes and one measurement after them)"
+        "kernel {isa}: FMA peak {lowest:.1} to {highest:.1} GFLOP/s per core (column peak: the \
+         better of the measurements just before and just after each row)"
     );
     println!(
         "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, {:.1}% \
-         of peak, the ceiling of the % peak column",
+         of the peak of {tile_peak:.1} measured just before it, the ceiling of the % peak column",
         tile.mr,
         tile.nr,
         tile.kc,
         tile.gflops,
-        100.0 * tile.gflops / peak
+        100.0 * tile.gflops / tile_peak
     );
     println!(
         "read GB/s: the rate at which as many threads read a buffer as large as the shape's \
@@ -292,17 +296,19 @@ fn print_gemm_table(
          threads than CPUs)"
     );
     println!(
-        "{:<32} {:>7} {:>10} {:>10} {:>9} {:>9} {:>10} {:>9}",
+        "{:<32} {:>7} {:>10} {:>10} {:>9} {:>7} {:>9} {:>10} {:>9}",
         "shape (m x k x n)",
         "threads",
         "median ms",
         "GFLOP/s",
         "best",
+        "peak",
         "% peak",
         "read GB/s",
         "bound"
     );
     for row in rows {
+        let peak = row.peak;
         let top = peak * row.threads as f64;
         let fraction = 100.0 * row.gflops / top;
         let bound = row
@@ -313,7 +319,8 @@ fn print_gemm_table(
             .map_or("-".to_string(), |rate| format!("{rate:.1}"));
         let bound_cell = bound.map_or("-".to_string(), |bound| format!("{bound:.1}%"));
         println!(
-            "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {fraction:>8.1}% {read:>10} {bound_cell:>9}",
+            "{:<32} {:>7} {:>10.4} {:>10.1} {:>9.1} {peak:>7.1} {fraction:>8.1}% {read:>10} \
+             {bound_cell:>9}",
             row.label,
             row.threads,
             row.median * 1e3,
@@ -351,6 +358,9 @@ struct Row {
     median: f64,
     gflops: f64,
     best_gflops: f64,
+    /// Single-thread FMA peak in GFLOP/s: the better of the measurements
+    /// just before and just after the row's samples.
+    peak: f64,
     /// Rate at which the row's threads read a buffer of its operands' size,
     /// or `None` with more threads than CPUs.
     read_gbps: Option<f64>,
@@ -447,6 +457,13 @@ fn measure_microkernel(isa: Isa) -> Result<MicrokernelThroughput, String> {
 /// Returns the best of five single-thread peak measurements of `isa`.
 pub(crate) fn measure_peak(isa: Isa) -> f64 {
     best_of(5, || peak_gflops(isa, 20_000_000).unwrap_or(0.0))
+}
+
+/// Returns the best of three shorter single-thread peak measurements of
+/// `isa`, taken between the rows of a table. Each runs 3.84 GFLOP with
+/// AVX-512, 16 ms at 246 GFLOP/s.
+fn measure_row_peak(isa: Isa) -> f64 {
+    best_of(3, || peak_gflops(isa, 10_000_000).unwrap_or(0.0))
 }
 
 fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {

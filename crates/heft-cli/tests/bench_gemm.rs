@@ -43,11 +43,18 @@ fn bench_gemm_prints_peak_and_bound() {
         "unexpected warning: {stderr}"
     );
 
-    let peak_line = stdout
+    // "kernel portable: FMA peak LOW to HIGH GFLOP/s per core ..."
+    let peak_line: Vec<&str> = stdout
         .lines()
         .find(|line| line.starts_with("kernel portable: FMA peak"))
-        .unwrap_or_else(|| panic!("no peak line:\n{stdout}"));
-    let peak = number(peak_line.split_whitespace().nth(4).expect("peak value"));
+        .unwrap_or_else(|| panic!("no peak line:\n{stdout}"))
+        .split_whitespace()
+        .collect();
+    let (lowest, highest) = (number(peak_line[4]), number(peak_line[6]));
+    assert!(
+        lowest > 0.0 && lowest <= highest,
+        "peak range {lowest} to {highest}"
+    );
     let rows: Vec<Vec<&str>> = stdout
         .lines()
         .filter(|line| line.starts_with("100x128x10 "))
@@ -59,25 +66,31 @@ fn bench_gemm_prints_peak_and_bound() {
         "expected one row per thread count:\n{stdout}"
     );
     for (row, threads) in rows.iter().zip([1.0, 2.0]) {
-        // label, threads, median ms, GFLOP/s, best, % peak, read GB/s, bound
-        // (two threads on a one-CPU machine show "-" for the last two)
-        assert_eq!(row.len(), 8, "columns of {row:?}");
+        // label, threads, median ms, GFLOP/s, best, peak, % peak, read
+        // GB/s, bound (two threads on a one-CPU machine show "-" for the
+        // last two)
+        assert_eq!(row.len(), 9, "columns of {row:?}");
         assert_eq!(number(row[1]), threads);
         let gflops = number(row[3]);
         assert!(gflops > 0.0, "{row:?}");
-        // % peak is GFLOP/s over the printed peak times the threads.
+        let peak = number(row[5]);
+        assert!(
+            (lowest..=highest).contains(&peak),
+            "{row:?} outside the peak range {lowest} to {highest}"
+        );
+        // % peak is GFLOP/s over the row's peak times the threads.
         let percent = 100.0 * gflops / (peak * threads);
         assert!(
-            (number(row[5]) - percent).abs() < 0.2,
+            (number(row[6]) - percent).abs() < 0.2,
             "{row:?} against peak {peak}"
         );
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
         if threads > cpus {
-            assert_eq!((row[6], row[7]), ("-", "-"), "{row:?}");
+            assert_eq!((row[7], row[8]), ("-", "-"), "{row:?}");
             continue;
         }
-        assert!(number(row[6]) > 0.0, "read rate of {row:?}");
-        let bound = number(row[7]);
+        assert!(number(row[7]) > 0.0, "read rate of {row:?}");
+        let bound = number(row[8]);
         assert!(
             bound > 0.0 && bound <= 100.0,
             "bound out of range in {row:?}"
