@@ -797,6 +797,20 @@ fn shape_errors_name_operation_and_shapes() {
         }
     );
     assert!(err.to_string().contains("label 3 at row 1"), "{err}");
+    // With several labels out of range, the first one is named, not the
+    // largest.
+    let four_rows = MatRef::row_major(&data, 4, 4).unwrap();
+    let err = gemm
+        .argmax_count(four_rows, b, None, 3, &[0, 4, 2, 9], &mut counts)
+        .unwrap_err();
+    assert_eq!(
+        err,
+        GemmError::Label {
+            row: 1,
+            label: 4,
+            group: 3
+        }
+    );
     let err = gemm
         .argmax_count(a, b, None, 3, &[0], &mut counts)
         .unwrap_err();
