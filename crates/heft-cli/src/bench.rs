@@ -202,17 +202,20 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
         ));
     }
     println!(
-        "heft bench gemm: f32, median and best of {} samples of at least {} ms",
-        args.samples, args.sample_ms
+        "heft bench gemm: f32, median and best of {} of at least {} ms",
+        count(args.samples, "sample", "samples"),
+        args.sample_ms
     );
     for &isa in &kernels {
         let first_peak = measure_peak(isa);
         let tile = measure_microkernel(isa)?;
         // The peak before each row, which is also the peak after the row
-        // before it. The speed of a shared machine drifts over minutes, so
-        // each row is measured against the better of the peaks on its two
-        // sides rather than against one figure for the whole run.
+        // (or the microkernel) before it. The speed of a shared machine
+        // drifts over minutes, so each measurement is divided by the better
+        // of the peaks on its two sides rather than by one figure for the
+        // whole run.
         let mut peak_before = measure_row_peak(isa);
+        let tile_peak = first_peak.max(peak_before);
         let mut rows = Vec::new();
         let mut rates: HashMap<(usize, usize), f64> = HashMap::new();
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -258,37 +261,51 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
                 });
             }
         }
-        print_gemm_table(isa, first_peak, &tile, &rows);
+        print_gemm_table(isa, tile_peak, &tile, &rows);
     }
     Ok(())
 }
 
-/// Prints the range of the row peaks, the microkernel ceiling (against
-/// `tile_peak`, measured just before it) and one line per row, each as a
-/// fraction of its own peak (per core, times the row's threads).
+/// Prints the range of the row peaks, the microkernel ceiling and one line
+/// per row. The ceiling is a fraction of `tile_peak`, the better of the
+/// peaks measured just before and just after it. Each row is a fraction of
+/// its own peak (per core) times its threads.
 fn print_gemm_table(isa: Isa, tile_peak: f64, tile: &MicrokernelThroughput, rows: &[Row]) {
     let lowest = rows
         .iter()
         .map(|row| row.peak)
         .fold(f64::INFINITY, f64::min);
     let highest = rows.iter().map(|row| row.peak).fold(0.0, f64::max);
+    let range = if format!("{lowest:.1}") == format!("{highest:.1}") {
+        format!("{highest:.1}")
+    } else {
+        format!("{lowest:.1} to {highest:.1}")
+    };
     println!();
     println!(
-        "kernel {isa}: FMA peak {lowest:.1} to {highest:.1} GFLOP/s per core (column peak: the \
-         better of the measurements just before and just after each row)"
+        "kernel {isa}: FMA peak {range} GFLOP/s per core (column peak: the better of the \
+         measurements just before and just after each row)"
+    );
+    let tile_percent = 100.0 * tile.gflops / tile_peak;
+    println!(
+        "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, \
+         {tile_percent:.1}% of the peak of {tile_peak:.1} measured beside it, the ceiling of the \
+         % peak column",
+        tile.mr, tile.nr, tile.kc, tile.gflops,
+    );
+    if tile_percent > 100.0 {
+        println!(
+            "  warning: above the measured peak, so another process slowed the peak \
+             measurement; rerun on an idle machine"
+        );
+    }
+    println!(
+        "best: GFLOP/s of the fastest sample; % peak: GFLOP/s over the row's peak times its \
+         threads"
     );
     println!(
-        "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, {:.1}% \
-         of the peak of {tile_peak:.1} measured just before it, the ceiling of the % peak column",
-        tile.mr,
-        tile.nr,
-        tile.kc,
-        tile.gflops,
-        100.0 * tile.gflops / tile_peak
-    );
-    println!(
-        "read GB/s: the rate at which as many threads read a buffer as large as the shape's \
-         operands (A, B and the fused count's labels) with this kernel's vector loads"
+        "read GB/s: the rate at which the row's threads together read a buffer the size of the \
+         shape's operands (A, B and the fused count's labels) with this kernel's vector loads"
     );
     println!(
         "bound: the lower of the FMA peak and the shape's flops per byte read times that rate, \
@@ -470,6 +487,12 @@ fn best_of(runs: usize, mut f: impl FnMut() -> f64) -> f64 {
     (0..runs).map(|_| f()).fold(0.0, f64::max)
 }
 
+/// Returns `n` followed by the singular or plural noun: "1 sample", "7
+/// samples".
+pub(crate) fn count(n: usize, singular: &str, plural: &str) -> String {
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
+
 /// Returns the median of `values` (at least one): the middle value, or
 /// the mean of the two middle values for an even count.
 pub(crate) fn median(values: &[f64]) -> f64 {
@@ -602,6 +625,21 @@ mod tests {
         let args = bench_args(&["tune", "--kernel", "portable"]);
         let message = crate::bench_tune::bench_tune(&args).unwrap_err();
         assert!(message.contains("HEFT_KERNEL"), "{message}");
+    }
+
+    #[test]
+    fn tune_rejects_image_options_for_lstm_cases() {
+        for extra in [
+            &["--epochs", "2"][..],
+            &["--data", "/nonexistent"][..],
+            &["--embedded-data"][..],
+        ] {
+            let mut line = vec!["tune", "--filter", "lstm"];
+            line.extend_from_slice(extra);
+            let message = crate::bench_tune::bench_tune(&bench_args(&line)).unwrap_err();
+            assert!(message.contains(extra[0]), "{message}");
+            assert!(message.contains("LSTM cases only"), "{message}");
+        }
     }
 
     #[test]

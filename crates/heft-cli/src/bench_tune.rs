@@ -8,7 +8,7 @@
 //! text model is the default LSTM sequence classifier on the embedded
 //! sentiment corpus, trained the same way.
 
-use crate::bench::{check_common, measure_peak, median, parse_kernels, BenchArgs};
+use crate::bench::{check_common, count, measure_peak, median, parse_kernels, BenchArgs};
 use crate::data::{self, ImageSplits, TextSplits};
 use crate::engine::{self, Fitness, Model, ModelObjective, Split, Target};
 use crate::train::{ModelArgs, Splits};
@@ -119,11 +119,31 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         ));
     }
 
+    let mlp_selected = selected.iter().any(|c| c.model == ModelKind::Mlp);
+    if !mlp_selected {
+        let image_option = if args.data.is_some() {
+            Some("--data")
+        } else if args.embedded_data {
+            Some("--embedded-data")
+        } else if args.epochs.is_some() {
+            Some("--epochs")
+        } else {
+            None
+        };
+        if let Some(option) = image_option {
+            return Err(format!(
+                "{option} sets up the MLP cases (fc2.weight, fc1.weight), and --filter {:?} \
+                 selects LSTM cases only; drop {option} or widen the filter",
+                args.filter.as_deref().unwrap_or("")
+            ));
+        }
+    }
+
     let model_args = ModelArgs {
         epochs: args.epochs.unwrap_or(1),
         ..ModelArgs::default()
     };
-    let images = if selected.iter().any(|c| c.model == ModelKind::Mlp) {
+    let images = if mlp_selected {
         Some(load_image_model(args, &model_args)?)
     } else {
         None
@@ -135,9 +155,10 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
     };
 
     println!(
-        "heft bench tune: bound {BOUND}, random candidates in the box, median of {} samples of at \
-         least {} ms after {WARM_UP_POPULATIONS} warm-up populations; kernel {isa}",
-        args.samples, args.sample_ms
+        "heft bench tune: bound {BOUND}, random candidates in the box, median of {} of at least \
+         {} ms after {WARM_UP_POPULATIONS} warm-up populations; kernel {isa}",
+        count(args.samples, "sample", "samples"),
+        args.sample_ms
     );
     if let Some((images, _)) = &images {
         println!(
@@ -188,8 +209,8 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
 
     println!("FMA peak {peak:.1} GFLOP/s per core (best of the measurements in this run)");
     println!(
-        "{:<38} {:>7} {:>12} {:>8} {:>8} {:>14} {:>9}",
-        "case", "threads", "candidates/s", "pruned", "zeros", "MFLOP/candidate", "% bound"
+        "{:<38} {:>7} {:>12} {:>8} {:>8} {:>15} {:>9}",
+        "case", "threads", "candidates/s", "pruned", "zeros", "MFLOP/candidate", "% peak"
     );
     for row in &rows {
         let gflops = row.flops_per_candidate * row.candidates_per_second / 1e9;
@@ -197,7 +218,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         let pruned = format!("{:.1}%", 100.0 * row.pruned_fraction);
         let zeros = format!("{:.1}%", 100.0 * row.skipped_fraction);
         println!(
-            "{:<38} {:>7} {:>12.1} {:>8} {:>8} {:>14.2} {:>8.1}%",
+            "{:<38} {:>7} {:>12.1} {:>8} {:>8} {:>15.2} {:>8.1}%",
             row.label,
             row.threads,
             row.candidates_per_second,
@@ -208,7 +229,7 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         );
     }
     println!(
-        "% bound: dense useful FLOPs per candidate times candidates/s over the peak times the \
+        "% peak: dense useful FLOPs per candidate times candidates/s over the peak times the \
          threads; pruning skips rows and the MLP kernels skip the multiply-adds on zero \
          inputs (column zeros), so cases can exceed 100%."
     );
@@ -229,7 +250,7 @@ fn load_image_model(
             if system.is_dir() {
                 Some(system.to_path_buf())
             } else {
-                println!(
+                eprintln!(
                     "note: the complete Fashion-MNIST is not installed at {SYSTEM_FASHION_MNIST} \
                      (apt-get install dataset-fashion-mnist), so the embedded subset and its \
                      2,400-image validation split are used"

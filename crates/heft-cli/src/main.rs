@@ -74,7 +74,9 @@ fn main() -> ExitCode {
 /// 141 (128 + SIGPIPE, what a shell reports for a C program killed by a
 /// broken pipe) and no message, so `heft bench gemm | head` stops
 /// cleanly. Rust ignores SIGPIPE, so `println!` panics when the reader has
-/// gone. Every other panic keeps the default report.
+/// gone. Any other failed write to standard output or error (a full disk,
+/// `> /dev/full`) ends it with status 2 and one error line instead of a
+/// panic report. Every other panic keeps the default report.
 ///
 /// NOTE: the exit skips destructors, so a command that prints to stdout
 /// while it owns a staging directory (`RunDir`) would leave it behind.
@@ -91,6 +93,16 @@ fn exit_quietly_on_closed_stdout() {
         let broken_pipe = message.contains("Broken pipe") || message.contains("(os error 32)");
         if message.starts_with("failed printing to stdout") && broken_pipe {
             std::process::exit(141);
+        }
+        if message.starts_with("failed printing to std") {
+            // If standard error is the stream that failed, this line is
+            // lost too, and the status alone reports the failure.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "heft: error: {message}; check the free space and permissions where the output goes"
+            );
+            std::process::exit(2);
         }
         default(info);
     }));

@@ -480,8 +480,8 @@ impl Gemm {
         }
         check_len(op, "labels", m, labels.len())?;
         check_len(op, "counts", n / group, counts.len())?;
-        // The maximum of all labels, a loop without early exit, compiles to
-        // vector code; a search for the first bad label checks one label
+        // A maximum over all labels has no early exit, so it compiles to
+        // vector code. The search for the first bad label checks one label
         // per step, which cost 2 % of a (12000, 128, 10) count.
         let largest = labels.iter().copied().fold(0, u32::max);
         if largest as usize >= group {
