@@ -25,7 +25,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "auto")]
     pub kernel: String,
     /// Thread counts to measure, comma-separated, each 1 to 1024.
-    #[arg(long, default_value = "1,2", value_delimiter = ',')]
+    #[arg(long, default_value = "1,2", value_delimiter = ',', value_parser = parse_thread_count)]
     pub threads: Vec<usize>,
     /// Timed samples per shape; the table reports their median and best.
     #[arg(long, default_value_t = 7)]
@@ -144,6 +144,16 @@ fn shapes() -> Vec<Shape> {
     list
 }
 
+/// Parses one entry of `--threads`, ignoring spaces around it (the range
+/// is checked later, with the other options).
+fn parse_thread_count(text: &str) -> Result<usize, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "{text:?} is not a thread count; pass whole numbers separated by commas, such as 1,2"
+        )
+    })
+}
+
 pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
     if text.trim().eq_ignore_ascii_case("auto") {
         let isa =
@@ -162,6 +172,17 @@ pub(crate) fn parse_kernels(text: &str) -> Result<Vec<Isa>, String> {
             return Err(format!(
                 "--kernel: {text:?} has an empty name; pass auto, all or names such as avx2,portable \
                  without an empty entry"
+            ));
+        }
+        if ["auto", "all"]
+            .iter()
+            .any(|keyword| name.trim().eq_ignore_ascii_case(keyword))
+        {
+            return Err(format!(
+                "--kernel: {text:?} mixes {:?} with other names; pass {:?} alone or list kernel \
+                 names such as avx2,portable",
+                name.trim(),
+                name.trim()
             ));
         }
         let isa: Isa = name.parse().map_err(|e| format!("--kernel: {e}"))?;
@@ -639,6 +660,25 @@ mod tests {
             let message = crate::bench_tune::bench_tune(&bench_args(&line)).unwrap_err();
             assert!(message.contains(extra[0]), "{message}");
             assert!(message.contains("LSTM cases only"), "{message}");
+        }
+    }
+
+    #[test]
+    fn keywords_stand_alone_in_kernel_lists() {
+        for text in ["all,avx2", "portable,AUTO"] {
+            let message = super::parse_kernels(text).unwrap_err();
+            assert!(message.contains("alone"), "{message}");
+        }
+    }
+
+    #[test]
+    fn thread_lists_allow_spaces_and_name_bad_entries() {
+        let args = bench_args(&["gemm", "--threads", "1, 2"]);
+        assert_eq!(args.threads, vec![1, 2]);
+        for text in ["1,,2", "two"] {
+            let line = ["bench", "gemm", "--threads", text];
+            let error = BenchOnly::try_parse_from(line).err().expect("an error");
+            assert!(error.to_string().contains("such as 1,2"), "{error}");
         }
     }
 
