@@ -13,10 +13,11 @@
 //! inside ic. Each MC block of C then runs all its passes while it is in
 //! cache (see [`blocked`]).
 //!
-//! With several threads, a dense B block that fits a core's L2 and tasks
-//! that run all passes over k (the resident order, or k within one pass),
-//! each thread packs the micro-panels its tasks read into a buffer of its
-//! own, so no core reads panels another core wrote.
+//! Several threads may each pack the B micro-panels their tasks read into
+//! buffers of their own, so that no core reads panels another core wrote.
+//! They do so when the B block is dense and fits a core's L2, and the
+//! tasks run all passes over k (the resident order, or k within one
+//! pass).
 //!
 //! Threads split only the (ic, jr) tiles of one jc step (and of one pc
 //! step in the BLIS order). Whatever the split, each tile is computed by
