@@ -292,21 +292,9 @@ fn bench_gemm(args: &BenchArgs) -> Result<(), String> {
 /// peaks measured just before and just after it. Each row is a fraction of
 /// its own peak (per core) times its threads.
 fn print_gemm_table(isa: Isa, tile_peak: f64, tile: &MicrokernelThroughput, rows: &[Row]) {
-    let lowest = rows
-        .iter()
-        .map(|row| row.peak)
-        .fold(f64::INFINITY, f64::min);
-    let highest = rows.iter().map(|row| row.peak).fold(0.0, f64::max);
-    let range = if format!("{lowest:.1}") == format!("{highest:.1}") {
-        format!("{highest:.1}")
-    } else {
-        format!("{lowest:.1} to {highest:.1}")
-    };
+    let range = peak_range(rows.iter().map(|row| row.peak));
     println!();
-    println!(
-        "kernel {isa}: FMA peak {range} GFLOP/s per core (column peak: the better of the \
-         measurements just before and just after each row)"
-    );
+    println!("kernel {isa}: FMA peak {range}");
     let tile_percent = 100.0 * tile.gflops / tile_peak;
     println!(
         "microkernel {} x {} on L1-resident panels (KC {}): {:.1} GFLOP/s per core, \
@@ -493,14 +481,30 @@ fn measure_microkernel(isa: Isa) -> Result<MicrokernelThroughput, String> {
 }
 
 /// Returns the best of five single-thread peak measurements of `isa`.
-pub(crate) fn measure_peak(isa: Isa) -> f64 {
+fn measure_peak(isa: Isa) -> f64 {
     best_of(5, || peak_gflops(isa, 20_000_000).unwrap_or(0.0))
+}
+
+/// Returns the range of the row peaks `peaks` (one figure when they all
+/// round to it) and what the peak column means, for a table's header.
+pub(crate) fn peak_range(peaks: impl Iterator<Item = f64> + Clone) -> String {
+    let lowest = peaks.clone().fold(f64::INFINITY, f64::min);
+    let highest = peaks.fold(0.0, f64::max);
+    let range = if format!("{lowest:.1}") == format!("{highest:.1}") {
+        format!("{highest:.1}")
+    } else {
+        format!("{lowest:.1} to {highest:.1}")
+    };
+    format!(
+        "{range} GFLOP/s per core (column peak: the better of the measurements just before and \
+         just after each row)"
+    )
 }
 
 /// Returns the best of three shorter single-thread peak measurements of
 /// `isa`, taken between the rows of a table. Each runs 3.84 GFLOP with
 /// AVX-512, 16 ms at 246 GFLOP/s.
-fn measure_row_peak(isa: Isa) -> f64 {
+pub(crate) fn measure_row_peak(isa: Isa) -> f64 {
     best_of(3, || peak_gflops(isa, 10_000_000).unwrap_or(0.0))
 }
 

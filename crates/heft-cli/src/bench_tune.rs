@@ -8,7 +8,9 @@
 //! text model is the default LSTM sequence classifier on the embedded
 //! sentiment corpus, trained the same way.
 
-use crate::bench::{check_common, count, measure_peak, median, parse_kernels, BenchArgs};
+use crate::bench::{
+    check_common, count, measure_row_peak, median, parse_kernels, peak_range, BenchArgs,
+};
 use crate::data::{self, ImageSplits, TextSplits};
 use crate::engine::{self, Fitness, Model, ModelObjective, Split, Target};
 use crate::train::{ModelArgs, Splits};
@@ -91,6 +93,9 @@ struct Row {
     skipped_fraction: f64,
     /// Useful FLOPs of one candidate on the whole split, without pruning.
     flops_per_candidate: f64,
+    /// Single-thread FMA peak in GFLOP/s: the better of the measurements
+    /// just before and just after the row.
+    peak: f64,
 }
 
 /// Runs `heft bench tune`.
@@ -177,7 +182,9 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         );
     }
 
-    let mut peak = measure_peak(isa);
+    // As in `heft bench gemm`, each row is divided by the better of the
+    // peaks measured just before and just after it.
+    let mut peak_before = measure_row_peak(isa);
     let mut rows = Vec::new();
     for case in &selected {
         let (model, split) = match case.model {
@@ -195,7 +202,10 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
                 .num_threads(threads)
                 .build()
                 .map_err(|e| format!("failed to start {threads} threads: {e}"))?;
-            let row = pool.install(|| measure_case(case, model, split, threads, args))?;
+            let mut row = pool.install(|| measure_case(case, model, split, threads, args))?;
+            let peak_after = measure_row_peak(isa);
+            row.peak = peak_before.max(peak_after);
+            peak_before = peak_after;
             eprintln!(
                 "{}  threads {}  {:.1} candidates/s",
                 row.label, row.threads, row.candidates_per_second
@@ -203,28 +213,25 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
             rows.push(row);
         }
     }
-    // Measure the peak again: other processes may have slowed the first
-    // measurement, and the best of both is the closer estimate.
-    peak = peak.max(measure_peak(isa));
-
-    println!("FMA peak {peak:.1} GFLOP/s per core (best of the measurements in this run)");
+    println!("FMA peak {}", peak_range(rows.iter().map(|row| row.peak)));
     println!(
-        "{:<38} {:>7} {:>12} {:>8} {:>8} {:>15} {:>9}",
-        "case", "threads", "candidates/s", "pruned", "zeros", "MFLOP/candidate", "% peak"
+        "{:<38} {:>7} {:>12} {:>8} {:>8} {:>15} {:>7} {:>9}",
+        "case", "threads", "candidates/s", "pruned", "zeros", "MFLOP/candidate", "peak", "% peak"
     );
     for row in &rows {
         let gflops = row.flops_per_candidate * row.candidates_per_second / 1e9;
-        let fraction = 100.0 * gflops / (peak * row.threads as f64);
+        let fraction = 100.0 * gflops / (row.peak * row.threads as f64);
         let pruned = format!("{:.1}%", 100.0 * row.pruned_fraction);
         let zeros = format!("{:.1}%", 100.0 * row.skipped_fraction);
         println!(
-            "{:<38} {:>7} {:>12.1} {:>8} {:>8} {:>15.2} {:>8.1}%",
+            "{:<38} {:>7} {:>12.1} {:>8} {:>8} {:>15.2} {:>7.1} {:>8.1}%",
             row.label,
             row.threads,
             row.candidates_per_second,
             pruned,
             zeros,
             row.flops_per_candidate / 1e6,
+            row.peak,
             fraction
         );
     }
@@ -329,6 +336,8 @@ fn measure_case(
         pruned_fraction: objective.pruned_fraction(),
         skipped_fraction: objective.skipped_fraction(),
         flops_per_candidate: useful_flops(model, case.tensor, split),
+        // Set by the caller, which measures it around this row.
+        peak: 0.0,
     })
 }
 

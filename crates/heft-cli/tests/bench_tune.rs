@@ -43,5 +43,23 @@ fn bench_tune_prints_table() {
             .and_then(|field| field.parse().ok())
             .unwrap_or_else(|| panic!("no candidates/s field in {row:?}"));
         assert!(rate > 0.0, "candidates/s not positive in {row:?}");
+        // "mlp fc2.weight P=10 prune on", threads, candidates/s, pruned,
+        // zeros, MFLOP/candidate, peak, % peak: the last is the useful
+        // GFLOP/s over the row's peak, up to the rounding of the printed
+        // figures.
+        let fields: Vec<f64> = row
+            .split_whitespace()
+            .skip(9)
+            .map(|field| field.trim_end_matches('%').parse().unwrap())
+            .collect();
+        let [mflop, peak, percent] = fields[..] else {
+            panic!("expected MFLOP/candidate, peak and % peak in {row:?}");
+        };
+        assert!(peak > 0.0, "peak not positive in {row:?}");
+        let expected = 100.0 * mflop * 1e6 * rate / 1e9 / peak;
+        assert!(
+            (percent - expected).abs() <= 0.02 * expected + 0.1,
+            "{row:?}: % peak {percent} against {expected}"
+        );
     }
 }
