@@ -630,9 +630,10 @@ mod tests {
         assert_eq!(super::thread_counts(&args), vec![2, 1]);
     }
 
-    /// The options that set up the MLP of `heft bench tune`, each with a
-    /// value where it takes one.
-    const MLP_OPTIONS: [&[&str]; 3] = [
+    /// The options of `heft bench tune` only, each with a value where it
+    /// takes one: the training epochs of both models, then the two that
+    /// choose the MLP's images.
+    const TUNE_OPTIONS: [&[&str]; 3] = [
         &["--epochs", "2"],
         &["--data", "/nonexistent"],
         &["--embedded-data"],
@@ -640,7 +641,7 @@ mod tests {
 
     #[test]
     fn gemm_rejects_tune_options() {
-        for extra in MLP_OPTIONS {
+        for extra in TUNE_OPTIONS {
             let mut line = vec!["gemm"];
             line.extend_from_slice(extra);
             let message = super::check_gemm_options(&bench_args(&line)).unwrap_err();
@@ -658,7 +659,7 @@ mod tests {
 
     #[test]
     fn tune_rejects_image_options_for_lstm_cases() {
-        for extra in MLP_OPTIONS {
+        for extra in &TUNE_OPTIONS[1..] {
             let mut line = vec!["tune", "--filter", "lstm"];
             line.extend_from_slice(extra);
             let message = crate::bench_tune::bench_tune(&bench_args(&line)).unwrap_err();

@@ -124,21 +124,20 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         ));
     }
 
+    // The image options choose the MLP's data; --epochs trains both models.
     let mlp_selected = selected.iter().any(|c| c.model == ModelKind::Mlp);
     if !mlp_selected {
         let image_option = if args.data.is_some() {
             Some("--data")
         } else if args.embedded_data {
             Some("--embedded-data")
-        } else if args.epochs.is_some() {
-            Some("--epochs")
         } else {
             None
         };
         if let Some(option) = image_option {
             return Err(format!(
-                "{option} sets up the MLP cases (fc2.weight, fc1.weight), and --filter {:?} \
-                 selects LSTM cases only; drop {option} or widen the filter",
+                "{option} chooses the images of the MLP cases (fc2.weight, fc1.weight), and \
+                 --filter {:?} selects LSTM cases only; drop {option} or widen the filter",
                 args.filter.as_deref().unwrap_or("")
             ));
         }
