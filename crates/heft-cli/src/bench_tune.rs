@@ -124,7 +124,8 @@ pub fn bench_tune(args: &BenchArgs) -> Result<(), String> {
         ));
     }
 
-    // The image options choose the MLP's data; --epochs trains both models.
+    // The image options choose the MLP's data, while --epochs trains both
+    // models and applies to every case.
     let mlp_selected = selected.iter().any(|c| c.model == ModelKind::Mlp);
     if !mlp_selected {
         let image_option = if args.data.is_some() {
