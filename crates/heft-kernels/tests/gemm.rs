@@ -177,10 +177,16 @@ fn block_crossing_shapes_all_layouts() {
         (1, 300, 600),
         (600, 1, 300),
         (45, 33, 33),
-        // Several passes over k with B packed for all of k, and an NC
-        // block boundary at column 3072.
+        // Several passes over k: with AVX-512, B packed one pass at a
+        // time and each A micro-panel run against all B micro-panels
+        // (`Block::a_outer`); with AVX2, B packed for all of k.
         (13, 3100, 300),
-        // k deep enough that B is packed one pass at a time.
+        // Several passes with B packed for all of k (1 MiB or less).
+        (50, 600, 300),
+        // Several passes with B packed one pass at a time, an NC block
+        // boundary at column 1024 with AVX-512, and A micro-panels outer.
+        (40, 600, 1100),
+        // n wide enough for several NC blocks of every kernel.
         (9, 40, 9000),
     ];
     let mut rng = Rng::new(42);
@@ -368,6 +374,9 @@ fn concurrent_products_pack_their_own_b() {
         (100, 300, 128),
         (120, 100, 250),
         (200, 32, 3500),
+        // Several passes over k in the BLIS order with A micro-panels
+        // outer (AVX-512), across an NC block boundary.
+        (70, 520, 1100),
     ];
     let run = |gemm: Gemm, (a, b): &(Stored, Stored)| {
         let mut c = Stored::new(a.rows, b.cols, false, 0, || 0.0);

@@ -9,6 +9,10 @@
 //! - L3 (or L2 when it is large): the packed `KC x NC` block of B, reused
 //!   across all `MC` blocks of A.
 //!
+//! When k takes several passes, B may instead be packed for all of k at
+//! once (the resident order of `loops::blocked`), up to `resident_b`
+//! floats.
+//!
 //! The figures assume the smallest caches common on current x86-64 server
 //! cores: 32 KiB L1d (48 KiB on Ice Lake and later), 1 MiB L2 (2 MiB on
 //! Sapphire Rapids, 1 MiB on Zen 4), and a shared L3 of several MiB.
@@ -23,6 +27,13 @@ pub(crate) struct Blocking {
     pub kc: usize,
     /// Columns of B per packed block; a multiple of NR.
     pub nc: usize,
+    /// Largest B, in floats, packed for all of k at once when k takes
+    /// several passes (the resident order).
+    pub resident_b: usize,
+    /// Narrowest block of B columns for which the resident order is used:
+    /// B is packed for all of k when its blocks can be at least this wide,
+    /// or cover all of B's columns.
+    pub resident_min_nc: usize,
 }
 
 impl Blocking {
@@ -48,11 +59,24 @@ impl Blocking {
 ///   feed 24 FMAs per step of k.
 /// - MC = 192: the A block is 192 * 256 * 4 B = 192 KiB, a fifth of a
 ///   1 MiB L2, which leaves room for the B panels streaming through.
-/// - NC = 3072: the packed B block is 256 * 3072 * 4 B = 3 MiB, for L3.
+/// - NC = 1024: the packed B block is 256 * 1024 * 4 B = 1 MiB, half of the
+///   2 MiB L2 of Sapphire Rapids and later Xeon cores (it streams from L3
+///   where the L2 is 1 MiB). With several passes over k, the loops then hold one A
+///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
+///   `loops::blocked`).
+/// - Resident B up to 1 MiB, for all of B's columns: B packed for all of
+///   k stays in L2 as well. A larger B is packed one pass at a time.
+///
+/// Against NC = 3072 and a resident B of up to 8 MiB, in interleaved runs
+/// with one thread (`BENCHMARKS.md`): 1024^3 ran 8 to 18 % and 2048^3 7
+/// to 12 % faster, the other shapes of `heft bench gemm` within the run's
+/// noise.
 pub(crate) const AVX512: Blocking = Blocking {
     mc: 192,
     kc: 256,
-    nc: 3072,
+    nc: 1024,
+    resident_b: 256 * 1024,
+    resident_min_nc: 1024,
 };
 
 /// AVX2, tile 6 x 16.
@@ -61,10 +85,15 @@ pub(crate) const AVX512: Blocking = Blocking {
 ///   6 * 256 * 4 B = 6 KiB fit a 32 KiB L1d with room to spare.
 /// - MC = 120: A block 120 * 256 * 4 B = 120 KiB in L2.
 /// - NC = 3072: B block 3 MiB, for L3.
+/// - Resident B up to 8 MiB (2 Mi floats), a quarter of a 32 MiB L3, in
+///   blocks of at least 256 columns. Narrower blocks (k above about 8,000)
+///   would pack A again for too many blocks.
 pub(crate) const AVX2_FMA: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
+    resident_b: 2 * 1024 * 1024,
+    resident_min_nc: 256,
 };
 
 /// Portable, tile 6 x 8.
@@ -72,27 +101,35 @@ pub(crate) const AVX2_FMA: Blocking = Blocking {
 /// - KC = 256: B micro-panel 256 * 8 * 4 B = 8 KiB plus A micro-panel
 ///   6 KiB in L1d.
 /// - MC = 120: A block 120 KiB in L2.
-/// - NC = 3072: B block 3 MiB, for L3.
+/// - NC = 3072: B block 3 MiB, for L3. Resident B as for AVX2.
 pub(crate) const PORTABLE: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
+    resident_b: 2 * 1024 * 1024,
+    resident_min_nc: 256,
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
 /// identical sums. B micro-panel 256 * 16 * 4 B = 16 KiB, A micro-panel
 /// 24 * 256 * 4 B = 24 KiB, 40 KiB of a 48 KiB L1d. MC = 192 (a multiple
-/// of 24) keeps the A block at 192 KiB.
+/// of 24) keeps the A block at 192 KiB. NC and the resident B as for
+/// the wide tile.
 pub(crate) const AVX512_NARROW: Blocking = Blocking {
     mc: 192,
     kc: 256,
-    nc: 3072,
+    nc: 1024,
+    resident_b: 256 * 1024,
+    resident_min_nc: 1024,
 };
 
 /// AVX2 narrow tile 12 x 8: same KC as the wide tile. B micro-panel 8 KiB,
-/// A micro-panel 12 KiB in L1d, MC = 120 as for the wide tile.
+/// A micro-panel 12 KiB in L1d, MC = 120, NC and the resident B as for
+/// the wide tile.
 pub(crate) const AVX2_FMA_NARROW: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
+    resident_b: 2 * 1024 * 1024,
+    resident_min_nc: 256,
 };

@@ -182,6 +182,7 @@ pub(crate) fn argmax_count(
                         alpha: 1.0,
                         beta: if pc == 0 { 0.0 } else { 1.0 },
                         post: None,
+                        a_outer: false,
                     };
                     // SAFETY: `logits` is a rows x n row-major buffer owned
                     // by this thread, which is exactly the region written.
