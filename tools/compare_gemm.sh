@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Compare heft's f32 GEMM with OpenBLAS (through numpy), the `gemm` crate and
-# the `matrixmultiply` crate in one run, and print one table of median GFLOP/s
-# per shape (m, k, n) and thread count (1 and 2).
+# the `matrixmultiply` crate in one run, and print two tables per shape
+# (m, k, n) and thread count (1 and 2). The first gives the median GFLOP/s
+# of each library (heft's from `heft bench gemm`). The second gives the
+# ratios of heft to `gemm` and to `matrixmultiply` timed in one process,
+# sample by sample in turn.
 #
 # What it installs, all outside the repository (reused when present):
 #   - a Python virtual environment in ${HEFT_TOOLS_VENV:-~/.cache/heft/venv-gemm}
 #     with numpy and threadpoolctl from PyPI;
 #   - a scratch Cargo project in ${HEFT_TOOLS_BUILD:-~/.cache/heft/compare-gemm}
 #     (with its own empty [workspace] and its target/ inside it) that depends on
-#     gemm 0.19 and matrixmultiply 0.3 from crates.io; cargo keeps the
-#     downloaded crates in ~/.cargo as usual.
+#     gemm 0.19 and matrixmultiply 0.3 from crates.io and on this repository's
+#     crates/heft-kernels; cargo keeps the downloaded crates in ~/.cargo as
+#     usual.
 # heft itself is built with `cargo build --release -p heft-cli` into
 # ${CARGO_TARGET_DIR:-<repository>/target}.
 #
@@ -17,10 +21,14 @@
 # HEFT_COMPARE_SAMPLES (default 7) and HEFT_COMPARE_SAMPLE_MS (default 50) set
 # the number of samples per figure and the minimum duration of one sample.
 # HEFT_COMPARE_ROUNDS (default 2) runs every library that many times, in
-# alternating order: numpy, the crates and heft, then the reverse. The table
-# keeps each library's best median. On a machine whose speed
+# alternating order: numpy, the crates and heft, then the reverse. The first
+# table keeps each library's best median. On a machine whose speed
 # drifts over minutes, one library measured in a fast phase and another in
-# a slow one would otherwise differ by the drift.
+# a slow one would otherwise differ by the drift. The second table does
+# not depend on that drift. The scratch program times heft, gemm and
+# matrixmultiply one sample each in turn, in a random order per turn. It
+# reports the median of the per-turn ratios, and the table the lowest and
+# highest of those medians over the rounds.
 set -Eeuo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -101,7 +109,8 @@ publish = false
 
 [dependencies]
 gemm = { version = \"0.19\", default-features = false, features = [$gemm_features] }
-matrixmultiply = { version = \"0.3\", features = [$mm_features] }"
+matrixmultiply = { version = \"0.3\", features = [$mm_features] }
+heft-kernels = { path = \"$REPO/crates/heft-kernels\" }"
 [ "$(cat "$BUILD/Cargo.toml" 2>/dev/null)" = "$manifest" ] || printf '%s\n' "$manifest" >"$BUILD/Cargo.toml"
 STEP="building the scratch Cargo project in $BUILD"
 CARGO_TARGET_DIR="$BUILD/target" cargo build --release --quiet --manifest-path "$BUILD/Cargo.toml"
@@ -111,7 +120,7 @@ for t in "${THREADS[@]}"; do
 done
 time_crates() {
     for t in "${THREADS[@]}"; do
-        STEP="timing gemm and matrixmultiply with $t thread(s)"
+        STEP="timing heft, gemm and matrixmultiply in one process with $t thread(s)"
         MATMUL_NUM_THREADS="$t" RAYON_NUM_THREADS="$t" \
             "$BUILD/target/release/compare-gemm" "$t" "$SAMPLES" "$SAMPLE_MS" "${SHAPES[@]}" >>"$RESULTS"
     done
@@ -141,16 +150,20 @@ for round in $(seq "$ROUNDS"); do
     fi
 done
 
-# 4. One table, where "-" marks a missing figure.
-STEP="printing the table"
+# 4. The tables, where "-" marks a missing figure.
+STEP="printing the tables"
 echo
 "$VENV/bin/python" - "$RESULTS" "${SHAPES[@]}" <<'EOF'
 import sys
 figures = {}
+ratios = {}
 for line in open(sys.argv[1]):
-    library, m, k, n, threads, gflops = line.split("\t")
+    library, m, k, n, threads, *values = line.split("\t")
     key = library, f"{m}x{k}x{n}", int(threads)
-    figures[key] = max(figures.get(key, 0.0), float(gflops))
+    if library == "ratio":
+        ratios.setdefault(key[1:], []).append([float(v) for v in values])
+    else:
+        figures[key] = max(figures.get(key, 0.0), float(values[0]))
 libraries = ["heft", "numpy", "gemm", "matrixmultiply"]
 print(f"{'m':>6} {'k':>5} {'n':>5} {'threads':>7} {'heft':>8} {'OpenBLAS':>9} {'gemm':>8} {'matrixmultiply':>15}")
 for threads in sorted({key[2] for key in figures}):
@@ -159,5 +172,22 @@ for threads in sorted({key[2] for key in figures}):
         row = [figures.get((lib, shape, threads)) for lib in libraries]
         cells = [f"{v:.1f}" if v is not None else "-" for v in row]
         print(f"{m:>6} {k:>5} {n:>5} {threads:>7} {cells[0]:>8} {cells[1]:>9} {cells[2]:>8} {cells[3]:>15}")
+print()
+print("Timed in one process, sample by sample in turn: heft's median GFLOP/s there and its ratios")
+print("to gemm and matrixmultiply (the median of the per-turn ratios; lowest-highest over the rounds)")
+print(f"{'m':>6} {'k':>5} {'n':>5} {'threads':>7} {'heft':>8} {'heft/gemm':>12} {'heft/matrixmultiply':>20}")
+def span(values):
+    low, high = min(values), max(values)
+    return f"{low:.3f}" if low == high else f"{low:.3f}-{high:.3f}"
+for threads in sorted({key[1] for key in ratios}):
+    for shape in sys.argv[2:]:
+        m, k, n = shape.split("x")
+        rounds = ratios.get((shape, threads))
+        if not rounds:
+            continue
+        heft = figures.get(("heft-inproc", shape, threads))
+        heft = f"{heft:.1f}" if heft is not None else "-"
+        print(f"{m:>6} {k:>5} {n:>5} {threads:>7} {heft:>8} {span([r[0] for r in rounds]):>12} "
+              f"{span([r[1] for r in rounds]):>20}")
 EOF
 echo "GFLOP/s, the best of $ROUNDS round(s); OpenBLAS is numpy's a @ b. Other processes running at the same time lower the figures."
