@@ -42,6 +42,7 @@
 
 mod aligned;
 mod arch;
+mod cache;
 pub mod dispatch;
 pub mod elementwise;
 pub mod gemm;

@@ -10,12 +10,14 @@
 //!   across all `MC` blocks of A.
 //!
 //! When k takes several passes, B may instead be packed for all of k at
-//! once (the resident order of `loops::blocked`), up to `resident_b`
-//! floats.
+//! once (the resident order of `loops::blocked`); [`BSizing`] sets how
+//! large that packed B and the B block of one pass may be.
 //!
-//! The figures assume the smallest caches common on current x86-64 server
-//! cores: 32 KiB L1d (48 KiB on Ice Lake and later), 1 MiB L2 (2 MiB on
-//! Sapphire Rapids, 1 MiB on Zen 4), and a shared L3 of several MiB.
+//! The fixed figures assume the smallest caches common on current x86-64
+//! server cores: 32 KiB L1d (48 KiB on Ice Lake and later), 1 MiB L2
+//! (2 MiB on Sapphire Rapids, 1 MiB on Zen 4), and a shared L3 of several
+//! MiB. The AVX-512 blocks instead take half of the L2 that the CPU
+//! reports (`crate::cache::l2_bytes`).
 
 /// Block sizes of the three outer loops, in elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,15 +27,44 @@ pub(crate) struct Blocking {
     /// Depth of one pass over k; also the length of the FMA chains before
     /// they are added into C.
     pub kc: usize,
-    /// Columns of B per packed block; a multiple of NR.
+    /// Columns of B per packed block, a multiple of NR: the block width,
+    /// or its upper bound with [`BSizing::HalfL2`].
     pub nc: usize,
-    /// Largest B, in floats, packed for all of k at once when k takes
-    /// several passes (the resident order).
+    /// How the packed B blocks are sized.
+    pub b_sizing: BSizing,
+}
+
+/// Sizing of the packed B of [`Blocking`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BSizing {
+    /// Fixed sizes: blocks of NC columns per pass, and B packed for all of
+    /// k (the resident order) up to `resident_b` floats, in blocks of at
+    /// least `resident_min_nc` columns or all of B's columns.
+    Fixed {
+        resident_b: usize,
+        resident_min_nc: usize,
+    },
+    /// Half of the core's L2 for each: the B block of one pass (NC is that
+    /// over KC, at most `Blocking::nc`), and B packed for all of k, which
+    /// the resident order then requires to cover all of B's columns.
+    /// Passes in the BLIS order also run each A micro-panel against all B
+    /// micro-panels of the block (see `loops::blocked`).
+    HalfL2,
+}
+
+/// The packed B sizes of one product, from [`Blocking::b_blocks`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct BBlocks {
+    /// Columns of B per block of one pass, a multiple of NR.
+    pub nc: usize,
+    /// Largest B, in floats, packed for all of k at once.
     pub resident_b: usize,
-    /// Narrowest block of B columns for which the resident order is used:
-    /// B is packed for all of k when its blocks can be at least this wide,
-    /// or cover all of B's columns.
+    /// Narrowest block of B columns for the resident order.
     pub resident_min_nc: usize,
+    /// Largest B block of one pass, in floats, for which passes in the
+    /// BLIS order run the A micro-panels outside the B micro-panels; 0 for
+    /// never.
+    pub a_outer_b: usize,
 }
 
 impl Blocking {
@@ -48,6 +79,38 @@ impl Blocking {
         }
         k.div_ceil(k.div_ceil(self.kc))
     }
+
+    /// Returns the packed B sizes for a kernel of `nr` columns on this
+    /// core.
+    pub(crate) fn b_blocks(&self, nr: usize) -> BBlocks {
+        self.b_blocks_for(nr, crate::cache::l2_bytes())
+    }
+
+    /// Returns the packed B sizes for a kernel of `nr` columns on a core
+    /// with `l2_bytes` of L2.
+    fn b_blocks_for(&self, nr: usize, l2_bytes: usize) -> BBlocks {
+        match self.b_sizing {
+            BSizing::Fixed {
+                resident_b,
+                resident_min_nc,
+            } => BBlocks {
+                nc: self.nc,
+                resident_b,
+                resident_min_nc,
+                a_outer_b: 0,
+            },
+            BSizing::HalfL2 => {
+                let half = l2_bytes / 2 / std::mem::size_of::<f32>();
+                let nc = (half / self.kc / nr * nr).clamp(nr, self.nc);
+                BBlocks {
+                    nc,
+                    resident_b: half,
+                    resident_min_nc: nc,
+                    a_outer_b: half,
+                }
+            }
+        }
+    }
 }
 
 /// AVX-512, tile 12 x 32.
@@ -59,13 +122,14 @@ impl Blocking {
 ///   feed 24 FMAs per step of k.
 /// - MC = 192: the A block is 192 * 256 * 4 B = 192 KiB, a fifth of a
 ///   1 MiB L2, which leaves room for the B panels streaming through.
-/// - NC = 1024: the packed B block is 256 * 1024 * 4 B = 1 MiB, half of the
-///   2 MiB L2 of Sapphire Rapids and later Xeon cores (it streams from L3
-///   where the L2 is 1 MiB). With several passes over k, the loops then hold one A
+/// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]),
+///   256 * 1024 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
+///   Xeon cores (NC 1024) and 512 KiB on a 1 MiB L2 (NC 512), at most
+///   3072 columns. With several passes over k, the loops then hold one A
 ///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
 ///   `loops::blocked`).
-/// - Resident B up to 1 MiB, for all of B's columns: B packed for all of
-///   k stays in L2 as well. A larger B is packed one pass at a time.
+/// - Resident B up to half of the L2, for all of B's columns: B packed for
+///   all of k stays in L2 as well. A larger B is packed one pass at a time.
 ///
 /// Against NC = 3072 and a resident B of up to 8 MiB, in interleaved runs
 /// with one thread (`BENCHMARKS.md`): 1024^3 ran 8 to 18 % and 2048^3 7
@@ -74,9 +138,8 @@ impl Blocking {
 pub(crate) const AVX512: Blocking = Blocking {
     mc: 192,
     kc: 256,
-    nc: 1024,
-    resident_b: 256 * 1024,
-    resident_min_nc: 1024,
+    nc: 3072,
+    b_sizing: BSizing::HalfL2,
 };
 
 /// AVX2, tile 6 x 16.
@@ -92,8 +155,10 @@ pub(crate) const AVX2_FMA: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    resident_b: 2 * 1024 * 1024,
-    resident_min_nc: 256,
+    b_sizing: BSizing::Fixed {
+        resident_b: 2 * 1024 * 1024,
+        resident_min_nc: 256,
+    },
 };
 
 /// Portable, tile 6 x 8.
@@ -106,8 +171,10 @@ pub(crate) const PORTABLE: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    resident_b: 2 * 1024 * 1024,
-    resident_min_nc: 256,
+    b_sizing: BSizing::Fixed {
+        resident_b: 2 * 1024 * 1024,
+        resident_min_nc: 256,
+    },
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
@@ -118,9 +185,8 @@ pub(crate) const PORTABLE: Blocking = Blocking {
 pub(crate) const AVX512_NARROW: Blocking = Blocking {
     mc: 192,
     kc: 256,
-    nc: 1024,
-    resident_b: 256 * 1024,
-    resident_min_nc: 1024,
+    nc: 3072,
+    b_sizing: BSizing::HalfL2,
 };
 
 /// AVX2 narrow tile 12 x 8: same KC as the wide tile. B micro-panel 8 KiB,
@@ -130,6 +196,43 @@ pub(crate) const AVX2_FMA_NARROW: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    resident_b: 2 * 1024 * 1024,
-    resident_min_nc: 256,
+    b_sizing: BSizing::Fixed {
+        resident_b: 2 * 1024 * 1024,
+        resident_min_nc: 256,
+    },
 };
+
+#[cfg(test)]
+mod tests {
+    use super::{BBlocks, AVX2_FMA, AVX512};
+
+    #[test]
+    fn half_l2_sizes_follow_l2() {
+        let for_l2 = |bytes: usize| AVX512.b_blocks_for(32, bytes);
+        assert_eq!(
+            for_l2(2 << 20),
+            BBlocks {
+                nc: 1024,
+                resident_b: 256 << 10,
+                resident_min_nc: 1024,
+                a_outer_b: 256 << 10,
+            }
+        );
+        assert_eq!(for_l2(1 << 20).nc, 512);
+        assert_eq!(for_l2(1 << 20).resident_b, 128 << 10);
+        // 1.25 MiB: 640 columns, a multiple of NR.
+        assert_eq!(for_l2(1280 << 10).nc, 640);
+        // NC stays within one micro-panel and the upper bound.
+        assert_eq!(for_l2(16 << 10).nc, 32);
+        assert_eq!(for_l2(64 << 20).nc, 3072);
+    }
+
+    #[test]
+    fn fixed_sizes_ignore_l2() {
+        let small = AVX2_FMA.b_blocks_for(16, 256 << 10);
+        let large = AVX2_FMA.b_blocks_for(16, 8 << 20);
+        assert_eq!(small, large);
+        assert_eq!(small.nc, 3072);
+        assert_eq!(small.a_outer_b, 0);
+    }
+}

@@ -9,12 +9,12 @@
 //! ```
 //!
 //! When k takes several KC passes and B packed for all of k fits the
-//! kernel's `resident_b` (with NC reduced if needed), the pc loop moves
-//! inside ic. Each MC block of C then runs all its passes while it is in
-//! cache (see [`blocked`]). When it does not, and the packed B block of a
-//! pass fits [`A_OUTER_B_FLOATS`], the ir loop moves outside jr for packed
-//! A: one A micro-panel stays in L1 while the B micro-panels stream from
-//! L2.
+//! kernel's limit (`blocking::BSizing`, with NC reduced if needed), the pc
+//! loop moves inside ic. Each MC block of C then runs all its passes while
+//! it is in cache (see [`blocked`]). When it does not, and the kernel sizes
+//! the B block of a pass to fit the L2 (`BSizing::HalfL2`), the ir loop
+//! moves outside jr for packed A: one A micro-panel stays in L1 while the
+//! B micro-panels stream from L2.
 //!
 //! Several threads may each pack the B micro-panels their tasks read into
 //! buffers of their own, so that no core reads panels another core wrote.
@@ -765,23 +765,28 @@ fn blocked(
     // it is still in cache: the (jc, ic, pc) order. Each tile still gets
     // the same microkernel calls in the same pass order, so the results
     // are the same bits.
-    let resident_nc = (blocking.resident_b / k.max(1)) / nr * nr;
+    let sizes = blocking.b_blocks(nr);
+    let resident_nc = (sizes.resident_b / k.max(1)) / nr * nr;
     let resident = prepacked
         || (k > kc
             && resident_nc >= nr
-            && resident_nc >= blocking.resident_min_nc.min(padded_len(n, nr)));
+            && resident_nc >= sizes.resident_min_nc.min(padded_len(n, nr)));
     let nc = if prepacked {
         n
     } else if resident {
-        resident_nc.min(blocking.nc)
+        resident_nc.min(sizes.nc)
     } else {
-        blocking.nc
+        sizes.nc
     };
     let depth = if resident { k } else { kc.min(k) };
     // With several passes in the BLIS order and a pass's B block within
     // L2, each A micro-panel runs against all the block's B micro-panels
-    // in turn (see `Block::a_outer`).
-    let a_outer = !resident && k > kc && kc * nc <= A_OUTER_B_FLOATS;
+    // in turn (see `Block::a_outer`). In interleaved runs with one thread
+    // on an AVX-512 core with 2 MiB of L2, this ran 1024^3 5 to 6 %,
+    // 2048^3 7 to 9 % and (12000, 784, 1024) 17 to 19 % faster than the
+    // BLIS order on the same blocks. With one pass, 256^3 ran 2 to 3 %
+    // slower, so single passes and the resident order keep the BLIS order.
+    let a_outer = !resident && k > kc && kc * nc <= sizes.a_outer_b;
     let b_len = if prepacked {
         0
     } else {
@@ -1009,16 +1014,6 @@ impl RowBlocks {
         (start, start_of(b + 1) - start)
     }
 }
-
-/// Largest packed B block of one pass, in floats, for which [`blocked`]
-/// runs the A micro-panels outside the B micro-panels: 1 MiB, half of a
-/// 2 MiB L2. In two interleaved runs with one thread on an AVX-512 core
-/// (model 207, 2 MiB L2), this order ran 1024^3 5 to 6 %, 2048^3 8 to
-/// 9 % and (12000, 784, 1024) 17 to 19 % faster than the BLIS order on
-/// the same blocks, which holds each B micro-panel in L1 while the A
-/// micro-panels stream from L2. With one pass (256^3) it ran 2 to 3 %
-/// slower, so the single-pass and resident orders keep the BLIS order.
-const A_OUTER_B_FLOATS: usize = 256 * 1024;
 
 /// Largest B block, in floats, that each thread packs for itself (see
 /// [`blocked`]): 1 MiB, half of a 2 MiB L2, which leaves the other half
