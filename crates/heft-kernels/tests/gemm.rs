@@ -182,7 +182,8 @@ fn block_crossing_shapes_all_layouts() {
         // time and each A micro-panel run against all B micro-panels
         // (`Block::a_outer`); with AVX2, B packed for all of k.
         (13, 3100, 300),
-        // Several passes with B packed for all of k (1 MiB or less).
+        // Several passes with B packed for all of k (730 KB: with AVX-512,
+        // where half of the L2 holds it).
         (50, 600, 300),
         // Several passes with B packed one pass at a time, an NC block
         // boundary at column 1024 with AVX-512, and A micro-panels outer.
