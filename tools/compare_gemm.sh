@@ -110,7 +110,13 @@ publish = false
 [dependencies]
 gemm = { version = \"0.19\", default-features = false, features = [$gemm_features] }
 matrixmultiply = { version = \"0.3\", features = [$mm_features] }
-heft-kernels = { path = \"$REPO/crates/heft-kernels\" }"
+heft-kernels = { path = \"$REPO/crates/heft-kernels\" }
+
+# The release profile of the heft workspace, so that heft builds as for
+# \`heft bench gemm\`; the other libraries get the same settings.
+[profile.release]
+codegen-units = 1
+lto = \"thin\""
 [ "$(cat "$BUILD/Cargo.toml" 2>/dev/null)" = "$manifest" ] || printf '%s\n' "$manifest" >"$BUILD/Cargo.toml"
 STEP="building the scratch Cargo project in $BUILD"
 CARGO_TARGET_DIR="$BUILD/target" cargo build --release --quiet --manifest-path "$BUILD/Cargo.toml"
@@ -153,7 +159,7 @@ done
 # 4. The tables, where "-" marks a missing figure.
 STEP="printing the tables"
 echo
-"$VENV/bin/python" - "$RESULTS" "${SHAPES[@]}" <<'EOF'
+"$VENV/bin/python" - "$RESULTS" "$ROUNDS" "${SHAPES[@]}" <<'EOF'
 import sys
 figures = {}
 ratios = {}
@@ -167,20 +173,21 @@ for line in open(sys.argv[1]):
 libraries = ["heft", "numpy", "gemm", "matrixmultiply"]
 print(f"{'m':>6} {'k':>5} {'n':>5} {'threads':>7} {'heft':>8} {'OpenBLAS':>9} {'gemm':>8} {'matrixmultiply':>15}")
 for threads in sorted({key[2] for key in figures}):
-    for shape in sys.argv[2:]:
+    for shape in sys.argv[3:]:
         m, k, n = shape.split("x")
         row = [figures.get((lib, shape, threads)) for lib in libraries]
         cells = [f"{v:.1f}" if v is not None else "-" for v in row]
         print(f"{m:>6} {k:>5} {n:>5} {threads:>7} {cells[0]:>8} {cells[1]:>9} {cells[2]:>8} {cells[3]:>15}")
+print(f"GFLOP/s, the best of {sys.argv[2]} round(s); OpenBLAS is numpy's a @ b, heft is heft bench gemm.")
 print()
-print("Timed in one process, sample by sample in turn: heft's median GFLOP/s there and its ratios")
+print("Timed in one process, sample by sample in turn: heft's best median GFLOP/s there and its ratios")
 print("to gemm and matrixmultiply (the median of the per-turn ratios; lowest-highest over the rounds)")
 print(f"{'m':>6} {'k':>5} {'n':>5} {'threads':>7} {'heft':>8} {'heft/gemm':>12} {'heft/matrixmultiply':>20}")
 def span(values):
     low, high = min(values), max(values)
     return f"{low:.3f}" if low == high else f"{low:.3f}-{high:.3f}"
 for threads in sorted({key[1] for key in ratios}):
-    for shape in sys.argv[2:]:
+    for shape in sys.argv[3:]:
         m, k, n = shape.split("x")
         rounds = ratios.get((shape, threads))
         if not rounds:
@@ -190,4 +197,4 @@ for threads in sorted({key[1] for key in ratios}):
         print(f"{m:>6} {k:>5} {n:>5} {threads:>7} {heft:>8} {span([r[0] for r in rounds]):>12} "
               f"{span([r[1] for r in rounds]):>20}")
 EOF
-echo "GFLOP/s, the best of $ROUNDS round(s); OpenBLAS is numpy's a @ b. Other processes running at the same time lower the figures."
+echo "Other processes running at the same time lower the figures."

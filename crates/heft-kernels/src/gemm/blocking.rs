@@ -45,10 +45,10 @@ pub(crate) enum BSizing {
         resident_min_nc: usize,
     },
     /// Half of the core's L2 for each: the B block of one pass (NC is that
-    /// over KC, at most `Blocking::nc`), and B packed for all of k, which
-    /// the resident order then requires to cover all of B's columns.
-    /// Passes in the BLIS order also run each A micro-panel against all B
-    /// micro-panels of the block (see `loops::blocked`).
+    /// over KC, at most `Blocking::nc`), and B packed for all of k, in
+    /// blocks at least that wide or of all of B's columns. Passes in the
+    /// BLIS order also run each A micro-panel against all B micro-panels
+    /// of the block (see `loops::blocked`).
     HalfL2,
 }
 
@@ -59,7 +59,7 @@ pub(crate) struct BBlocks {
     pub nc: usize,
     /// Largest B, in floats, packed for all of k at once.
     pub resident_b: usize,
-    /// Narrowest block of B columns for the resident order.
+    /// Narrowest block of B columns for the resident order, at least NR.
     pub resident_min_nc: usize,
     /// Largest B block of one pass, in floats, for which passes in the
     /// BLIS order run the A micro-panels outside the B micro-panels; 0 for
@@ -80,15 +80,15 @@ impl Blocking {
         k.div_ceil(k.div_ceil(self.kc))
     }
 
-    /// Returns the packed B sizes for a kernel of `nr` columns on this
-    /// core.
-    pub(crate) fn b_blocks(&self, nr: usize) -> BBlocks {
-        self.b_blocks_for(nr, crate::cache::l2_bytes())
+    /// Returns the packed B sizes for a kernel of `nr` columns and a B of
+    /// `n` columns on this core.
+    pub(crate) fn b_blocks(&self, nr: usize, n: usize) -> BBlocks {
+        self.b_blocks_for(nr, n, crate::cache::l2_bytes())
     }
 
-    /// Returns the packed B sizes for a kernel of `nr` columns on a core
-    /// with `l2_bytes` of L2.
-    fn b_blocks_for(&self, nr: usize, l2_bytes: usize) -> BBlocks {
+    /// Returns the packed B sizes for a kernel of `nr` columns and a B of
+    /// `n` columns on a core with `l2_bytes` of L2.
+    fn b_blocks_for(&self, nr: usize, n: usize, l2_bytes: usize) -> BBlocks {
         match self.b_sizing {
             BSizing::Fixed {
                 resident_b,
@@ -96,7 +96,7 @@ impl Blocking {
             } => BBlocks {
                 nc: self.nc,
                 resident_b,
-                resident_min_nc,
+                resident_min_nc: resident_min_nc.max(nr),
                 a_outer_b: 0,
             },
             BSizing::HalfL2 => {
@@ -105,7 +105,7 @@ impl Blocking {
                 BBlocks {
                     nc,
                     resident_b: half,
-                    resident_min_nc: nc,
+                    resident_min_nc: nc.min(n.div_ceil(nr) * nr).max(nr),
                     a_outer_b: half,
                 }
             }
@@ -208,7 +208,7 @@ mod tests {
 
     #[test]
     fn half_l2_sizes_follow_l2() {
-        let for_l2 = |bytes: usize| AVX512.b_blocks_for(32, bytes);
+        let for_l2 = |bytes: usize| AVX512.b_blocks_for(32, 5000, bytes);
         assert_eq!(
             for_l2(2 << 20),
             BBlocks {
@@ -219,6 +219,8 @@ mod tests {
             }
         );
         assert_eq!(for_l2(1 << 20).nc, 512);
+        // A B narrower than NC is resident when all of it fits.
+        assert_eq!(AVX512.b_blocks_for(32, 300, 2 << 20).resident_min_nc, 320);
         assert_eq!(for_l2(1 << 20).resident_b, 128 << 10);
         // 1.25 MiB: 640 columns, a multiple of NR.
         assert_eq!(for_l2(1280 << 10).nc, 640);
@@ -229,10 +231,12 @@ mod tests {
 
     #[test]
     fn fixed_sizes_ignore_l2() {
-        let small = AVX2_FMA.b_blocks_for(16, 256 << 10);
-        let large = AVX2_FMA.b_blocks_for(16, 8 << 20);
+        let small = AVX2_FMA.b_blocks_for(16, 70, 256 << 10);
+        let large = AVX2_FMA.b_blocks_for(16, 70, 8 << 20);
         assert_eq!(small, large);
         assert_eq!(small.nc, 3072);
         assert_eq!(small.a_outer_b, 0);
+        // The resident order needs blocks of 256 columns, however narrow B.
+        assert_eq!(small.resident_min_nc, 256);
     }
 }
