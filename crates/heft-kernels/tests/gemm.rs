@@ -178,12 +178,12 @@ fn block_crossing_shapes_all_layouts() {
         (1, 300, 600),
         (600, 1, 300),
         (45, 33, 33),
-        // Several passes over k: with AVX-512, B packed one pass at a
-        // time and each A micro-panel run against all B micro-panels
-        // (`Block::a_outer`); with AVX2, B packed for all of k.
+        // Several passes over k. With AVX-512, B is packed one pass at a
+        // time and each A micro-panel runs against all B micro-panels
+        // (`Block::a_outer`). With AVX2, B is packed for all of k.
         (13, 3100, 300),
-        // Several passes with B packed for all of k (730 KB: with AVX-512,
-        // where half of the L2 holds it).
+        // Several passes with B packed for all of k (730 KB), with AVX-512
+        // where half of the L2 has room for it.
         (50, 600, 300),
         // Several passes with B packed one pass at a time, an NC block
         // boundary at column 1024 with AVX-512, and A micro-panels outer.

@@ -10,13 +10,13 @@
 //!   across all `MC` blocks of A.
 //!
 //! When k takes several passes, B may instead be packed for all of k at
-//! once (the resident order of `loops::blocked`); [`BSizing`] sets how
+//! once (the resident order of `loops::blocked`). [`BSizing`] sets how
 //! large that packed B and the B block of one pass may be.
 //!
 //! The fixed figures assume the smallest caches common on current x86-64
-//! server cores: 32 KiB L1d (48 KiB on Ice Lake and later), 1 MiB L2
-//! (2 MiB on Sapphire Rapids, 1 MiB on Zen 4), and a shared L3 of several
-//! MiB. The AVX-512 blocks instead take half of the L2 that the CPU
+//! server cores. These are 32 KiB of L1d (48 KiB on Ice Lake and later),
+//! 1 MiB of L2 (2 MiB on Sapphire Rapids, 1 MiB on Zen 4), and a shared L3
+//! of several MiB. The AVX-512 blocks instead take half of the L2 that the CPU
 //! reports (`crate::cache::l2_bytes`).
 
 /// Block sizes of the three outer loops, in elements.
@@ -30,7 +30,7 @@ pub(crate) struct Blocking {
     /// Columns of B per packed block, a multiple of NR: the block width,
     /// or its upper bound with [`BSizing::HalfL2`].
     pub nc: usize,
-    /// How the packed B blocks are sized.
+    /// The sizing of the packed B blocks.
     pub b_sizing: BSizing,
 }
 

@@ -11,10 +11,10 @@
 //! When k takes several KC passes and B packed for all of k fits the
 //! kernel's limit (`blocking::BSizing`, with NC reduced if needed), the pc
 //! loop moves inside ic. Each MC block of C then runs all its passes while
-//! it is in cache (see [`blocked`]). When it does not, and the kernel sizes
-//! the B block of a pass to fit the L2 (`BSizing::HalfL2`), the ir loop
-//! moves outside jr for packed A: one A micro-panel stays in L1 while the
-//! B micro-panels stream from L2.
+//! it is in cache (see [`blocked`]). Otherwise, where the kernel sizes the
+//! B block of a pass to fit the L2 (`BSizing::HalfL2`), the ir loop moves
+//! outside jr for packed A. One A micro-panel then stays in L1 while the B
+//! micro-panels stream from L2.
 //!
 //! Several threads may each pack the B micro-panels their tasks read into
 //! buffers of their own, so that no core reads panels another core wrote.
@@ -778,10 +778,10 @@ fn blocked(
     let depth = if resident { k } else { kc.min(k) };
     // With several passes in the BLIS order and a pass's B block within
     // L2, each A micro-panel runs against all the block's B micro-panels
-    // in turn (see `Block::a_outer`). In interleaved runs with one thread
-    // on an AVX-512 core with 2 MiB of L2, this ran 1024^3 5 to 6 %,
-    // 2048^3 7 to 9 % and (12000, 784, 1024) 17 to 19 % faster than the
-    // BLIS order on the same blocks. With one pass, 256^3 ran 2 to 3 %
+    // in turn (see `Block::a_outer`). Interleaved runs compared it with the
+    // BLIS order on the same blocks, with one thread on an AVX-512 core
+    // with 2 MiB of L2. There it ran 1024^3 5 to 6 %, 2048^3 7 to 9 % and
+    // (12000, 784, 1024) 17 to 19 % faster. With one pass, 256^3 ran 2 to 3 %
     // slower, so single passes and the resident order keep the BLIS order.
     let a_outer = !resident && k > kc && kc * nc <= sizes.a_outer_b;
     let b_len = if prepacked {
