@@ -16,8 +16,8 @@
 //! The fixed figures assume the smallest caches common on current x86-64
 //! server cores. These are 32 KiB of L1d (48 KiB on Ice Lake and later),
 //! 1 MiB of L2 (2 MiB on Sapphire Rapids, 1 MiB on Zen 4), and a shared L3
-//! of several MiB. The AVX-512 blocks instead take half of the L2 that the CPU
-//! reports (`crate::cache::l2_bytes`).
+//! of several MiB. The AVX-512 blocks instead take half of the L2 that the
+//! CPU reports (`crate::cache::l2_bytes`).
 
 /// Block sizes of the three outer loops, in elements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +113,15 @@ impl Blocking {
     }
 }
 
+/// Fixed sizing for L3 of the AVX2 and portable kernels: resident B up to
+/// 8 MiB (2 Mi floats), a quarter of a 32 MiB L3, in blocks of at least
+/// 256 columns. Narrower blocks (k above about 8,000) would pack A again
+/// for too many blocks.
+const FIXED_L3: BSizing = BSizing::Fixed {
+    resident_b: 2 * 1024 * 1024,
+    resident_min_nc: 256,
+};
+
 /// AVX-512, tile 12 x 32.
 ///
 /// - KC = 256: the B micro-panel is 256 * 32 * 4 B = 32 KiB and the A
@@ -128,8 +137,9 @@ impl Blocking {
 ///   3072 columns. With several passes over k, the loops then hold one A
 ///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
 ///   `loops::blocked`).
-/// - Resident B up to half of the L2, for all of B's columns: B packed for
-///   all of k stays in L2 as well. A larger B is packed one pass at a time.
+/// - Resident B up to half of the L2, in blocks of at least NC columns or
+///   of all of B's columns: B packed for all of k stays in L2 as well. A
+///   larger B is packed one pass at a time.
 ///
 /// Against NC = 3072 and a resident B of up to 8 MiB, in interleaved runs
 /// with one thread (`BENCHMARKS.md`): 1024^3 ran 8 to 18 % and 2048^3 7
@@ -147,18 +157,12 @@ pub(crate) const AVX512: Blocking = Blocking {
 /// - KC = 256: B micro-panel 256 * 16 * 4 B = 16 KiB plus the A micro-panel
 ///   6 * 256 * 4 B = 6 KiB fit a 32 KiB L1d with room to spare.
 /// - MC = 120: A block 120 * 256 * 4 B = 120 KiB in L2.
-/// - NC = 3072: B block 3 MiB, for L3.
-/// - Resident B up to 8 MiB (2 Mi floats), a quarter of a 32 MiB L3, in
-///   blocks of at least 256 columns. Narrower blocks (k above about 8,000)
-///   would pack A again for too many blocks.
+/// - NC = 3072: B block 3 MiB, for L3. Resident B as [`FIXED_L3`] sets.
 pub(crate) const AVX2_FMA: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    b_sizing: BSizing::Fixed {
-        resident_b: 2 * 1024 * 1024,
-        resident_min_nc: 256,
-    },
+    b_sizing: FIXED_L3,
 };
 
 /// Portable, tile 6 x 8.
@@ -171,10 +175,7 @@ pub(crate) const PORTABLE: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    b_sizing: BSizing::Fixed {
-        resident_b: 2 * 1024 * 1024,
-        resident_min_nc: 256,
-    },
+    b_sizing: FIXED_L3,
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
@@ -196,10 +197,7 @@ pub(crate) const AVX2_FMA_NARROW: Blocking = Blocking {
     mc: 120,
     kc: 256,
     nc: 3072,
-    b_sizing: BSizing::Fixed {
-        resident_b: 2 * 1024 * 1024,
-        resident_min_nc: 256,
-    },
+    b_sizing: FIXED_L3,
 };
 
 #[cfg(test)]
@@ -219,9 +217,9 @@ mod tests {
             }
         );
         assert_eq!(for_l2(1 << 20).nc, 512);
+        assert_eq!(for_l2(1 << 20).resident_b, 128 << 10);
         // A B narrower than NC is resident when all of it fits.
         assert_eq!(AVX512.b_blocks_for(32, 300, 2 << 20).resident_min_nc, 320);
-        assert_eq!(for_l2(1 << 20).resident_b, 128 << 10);
         // 1.25 MiB: 640 columns, a multiple of NR.
         assert_eq!(for_l2(1280 << 10).nc, 640);
         // NC stays within one micro-panel and the upper bound.

@@ -761,10 +761,10 @@ fn blocked(
     // stores every element of C once per pass, which for a C larger than
     // the caches is a round trip to memory per pass. Packing B for all of
     // k at once, with NC cut so that packed block stays within the
-    // kernel's limit (`BSizing`), lets each MC block of C run all its passes while
-    // it is still in cache: the (jc, ic, pc) order. Each tile still gets
-    // the same microkernel calls in the same pass order, so the results
-    // are the same bits.
+    // kernel's limit (`BSizing`), lets each MC block of C run all its
+    // passes while it is still in cache: the (jc, ic, pc) order. Each tile
+    // still gets the same microkernel calls in the same pass order, so the
+    // results are the same bits.
     let sizes = blocking.b_blocks(nr, n);
     let resident_nc = (sizes.resident_b / k.max(1)) / nr * nr;
     let resident = prepacked || (k > kc && resident_nc >= sizes.resident_min_nc);
