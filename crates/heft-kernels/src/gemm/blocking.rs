@@ -46,9 +46,10 @@ pub(crate) enum BSizing {
     },
     /// Half of the core's L2 for each: the B block of one pass (NC is that
     /// over KC, at most `Blocking::nc`), and B packed for all of k, in
-    /// blocks at least that wide or of all of B's columns. Passes in the
-    /// BLIS order also run each A micro-panel against all B micro-panels
-    /// of the block (see `loops::blocked`).
+    /// blocks at least that wide or of all of B's columns. Outside the
+    /// resident order, each A micro-panel runs against all B micro-panels
+    /// of the block, and with one thread A is read in place (see
+    /// `loops::blocked`).
     HalfL2,
 }
 
@@ -61,9 +62,9 @@ pub(crate) struct BBlocks {
     pub resident_b: usize,
     /// Narrowest block of B columns for the resident order, at least NR.
     pub resident_min_nc: usize,
-    /// Largest B block of one pass, in floats, for which passes in the
-    /// BLIS order run the A micro-panels outside the B micro-panels; 0 for
-    /// never.
+    /// Largest B block of one pass, in floats, for which passes outside
+    /// the resident order run the A micro-panels outside the B
+    /// micro-panels; 0 for never.
     pub a_outer_b: usize,
 }
 
@@ -134,7 +135,7 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 /// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]),
 ///   256 * 1024 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
 ///   Xeon cores (NC 1024) and 512 KiB on a 1 MiB L2 (NC 512), at most
-///   3072 columns. With several passes over k, the loops then hold one A
+///   3072 columns. Outside the resident order, the loops then hold one A
 ///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
 ///   `loops::blocked`).
 /// - Resident B up to half of the L2, in blocks of at least NC columns or

@@ -752,8 +752,15 @@ fn blocked(
     let (m, k) = (a.rows(), a.cols());
     let nr = spec.nr;
     let blocking = spec.blocking;
-    let direct_a = !sparse && reads_a_in_place(&a, n, spec.nr);
     let threads = thread_count(parallel);
+    let sizes = blocking.b_blocks(nr, n);
+    // With one thread and the A-outer order (below), an A micro-panel read
+    // in place stays in L1 while B streams past it, so packing A only adds
+    // a copy: 4 to 5 % on 256^3 and 1024^3 with AVX-512. With two threads,
+    // or with AVX2 (BLIS order), reading A in place ran 2 to 11 % slower on
+    // large squares (BENCHMARKS.md), so those pack A.
+    let in_place_a_outer = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
+    let direct_a = !sparse && (in_place_a_outer || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
     let rows = RowBlocks::new(spec, m, threads, direct_a);
 
@@ -765,7 +772,6 @@ fn blocked(
     // passes while it is still in cache: the (jc, ic, pc) order. Each tile
     // still gets the same microkernel calls in the same pass order, so the
     // results are the same bits.
-    let sizes = blocking.b_blocks(nr, n);
     let resident_nc = (sizes.resident_b / k.max(1)) / nr * nr;
     let resident = prepacked || (k > kc && resident_nc >= sizes.resident_min_nc);
     let nc = if prepacked {
@@ -776,19 +782,19 @@ fn blocked(
         sizes.nc
     };
     let depth = if resident { k } else { kc.min(k) };
-    // With several passes in the BLIS order and a pass's B block within
-    // L2, each A micro-panel runs against all the block's B micro-panels
-    // in turn (see `Block::a_outer`). Interleaved runs compared it with the
-    // BLIS order on the same blocks, with one thread on an AVX-512 core
-    // with 2 MiB of L2. There it ran 1024^3 5 to 6 %, 2048^3 7 to 9 % and
-    // (12000, 784, 1024) 17 to 19 % faster. With one pass, 256^3 ran 2 to 3 %
-    // slower, so single passes and the resident order keep the BLIS order.
-    let a_outer = !resident && k > kc && kc * nc <= sizes.a_outer_b;
     let b_len = if prepacked {
         0
     } else {
         depth * padded_len(nc.min(n), nr)
     };
+    // Outside the resident order, with a pass's B block within half of the
+    // L2 (the kernel's `a_outer_b`), each A micro-panel runs against all the
+    // block's B micro-panels in turn (see `Block::a_outer`). Interleaved
+    // runs with one thread on an AVX-512 core against the BLIS order: with
+    // several passes and packed A, 1024^3 5 to 6 %, 2048^3 7 to 9 % and
+    // (12000, 784, 1024) 17 to 19 % faster; with one pass and A read in
+    // place, 64^3 3 % faster and other single passes within 1.5 %.
+    let a_outer = !resident && b_len <= sizes.a_outer_b;
     // With several threads, a B block small enough to stay in a core's L2
     // is packed by every thread that runs its tasks, into the thread's own
     // buffer: each task packs the micro-panels it reads that its thread
@@ -1024,9 +1030,10 @@ const OWN_B_FLOATS: usize = 256 * 1024;
 /// element is then reused at most `4 * NR` times, so packing it (a strided
 /// copy) costs a large share of the products; in interleaved runs on
 /// AVX-512, reading in place made (12000, 784, 128) about 1.5 times faster.
-/// With wider C the packed layout wins, as it avoids cache-set conflicts
-/// between rows whose stride is a multiple of 4 KiB and keeps the A block
-/// contiguous in L2.
+/// With wider C in the BLIS order the packed layout wins, as it avoids
+/// cache-set conflicts between rows whose stride is a multiple of 4 KiB
+/// and keeps the A block contiguous in L2. [`blocked`] also reads A in
+/// place, whatever the width of C, when one thread runs the A-outer order.
 ///
 /// A of at most [`IN_PLACE_MAX_ROWS`] rows is also read in place up to
 /// eight micro-panels of C, unless its row stride is a multiple of 4 KiB.
@@ -1065,11 +1072,11 @@ pub(crate) struct Block<'s, 'a> {
     pub alpha: f32,
     pub beta: f32,
     pub post: Option<&'s Post<'s>>,
-    /// Loop order: each packed A micro-panel runs against every B
-    /// micro-panel of the range before the next A micro-panel (held in L1
-    /// while B streams from L2), instead of each B micro-panel against
-    /// every A micro-panel. Reads A in place ignore it. Each tile gets the
-    /// same call either way, so the result is the same.
+    /// Loop order: each A micro-panel (packed or read in place) runs
+    /// against every B micro-panel of the range before the next A
+    /// micro-panel (held in L1 while B streams from L2), instead of each B
+    /// micro-panel against every A micro-panel. Each tile gets the same
+    /// call either way, so the result is the same.
     pub a_outer: bool,
 }
 
@@ -1176,7 +1183,7 @@ impl Block<'_, '_> {
                     }
                 }
             };
-            if self.a_outer && !self.direct_a {
+            if self.a_outer {
                 for ip in 0..row_panels {
                     for jp in panels.clone() {
                         tile(jp, ip);
