@@ -181,12 +181,15 @@ fn block_crossing_shapes_all_layouts() {
         // Several passes over k. With AVX-512, B is packed one pass at a
         // time and each A micro-panel runs against all B micro-panels
         // (`Block::a_outer`). With AVX2, B is packed for all of k.
+        (13, 3100, 600),
+        // One pass with A micro-panels outer, with AVX-512.
         (13, 3100, 300),
-        // Several passes with B packed for all of k (730 KB), with AVX-512
+        // Several passes with B packed for all of k (720 KB), with AVX-512
         // where half of the L2 has room for it.
-        (50, 600, 300),
-        // Several passes with B packed one pass at a time, an NC block
-        // boundary at column 1024 with AVX-512, and A micro-panels outer.
+        (50, 300, 600),
+        // Several passes with B packed one pass at a time, NC block
+        // boundaries at columns 512 and 1024 with AVX-512 on a 2 MiB L2, and
+        // A micro-panels outer.
         (40, 1100, 600),
         // n wide enough for several NC blocks of every kernel.
         (9, 40, 9000),
@@ -314,7 +317,7 @@ fn pool(threads: usize) -> rayon::ThreadPool {
 /// sequential configuration. With several threads, (300, 600, 300) and
 /// (500, 300, 64) have fewer MC blocks of packed A rows than tasks, so
 /// their rows are split evenly over the tasks. With AVX-512,
-/// (97, 3100, 270) runs its passes with A micro-panels outer.
+/// (97, 3100, 600) runs its passes with A micro-panels outer.
 #[test]
 fn thread_count_does_not_change_bits() {
     let mut rng = Rng::new(99);
@@ -328,7 +331,7 @@ fn thread_count_does_not_change_bits() {
             (500, 300, 64, false),
             (1000, 128, 10, true),
             (2000, 10, 128, true),
-            (97, 3100, 270, false),
+            (97, 3100, 600, false),
             (50, 70, 9000, false),
         ] {
             let a = Stored::new(m, k, false, 0, || rng.float());
@@ -548,11 +551,11 @@ fn fused_argmax_matches_multiply_then_argmax() {
 /// class `2j + 1` has the weights of class `2j` in reverse order, so the
 /// two logits are equal in exact arithmetic and differ by rounding only,
 /// which depends on the order of the sums and on where they restart
-/// (k = 700 takes three passes of KC). Class counts 2, 7, 10 and 13 cover
-/// the register layouts of the AVX2 class-major kernels: all classes at
-/// once, two blocks of unequal and of equal size, and three blocks. Six
-/// candidates, a column-major A and a row-major A with one candidate all
-/// select those kernels.
+/// (k = 700 takes three passes of KC with AVX2 and two with AVX-512).
+/// Class counts 2, 7, 10 and 13 cover the register layouts of the AVX2
+/// class-major kernels: all classes at once, two blocks of unequal and of
+/// equal size, and three blocks. Six candidates, a column-major A and a
+/// row-major A with one candidate all select those kernels.
 #[test]
 fn fused_argmax_breaks_rounding_ties_like_gemm() {
     let mut rng = Rng::new(77);

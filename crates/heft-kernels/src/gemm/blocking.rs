@@ -11,7 +11,10 @@
 //!
 //! When k takes several passes, B may instead be packed for all of k at
 //! once (the resident order of `loops::blocked`). [`BSizing`] sets how
-//! large that packed B and the B block of one pass may be.
+//! large that packed B and the B block of one pass may be. With
+//! [`BSizing::HalfL2`] (AVX-512), the blocks outside the resident order
+//! turn the first two levels around: one A micro-panel stays in L1 while
+//! the B block's micro-panels stream from L2.
 //!
 //! The fixed figures assume the smallest caches common on current x86-64
 //! server cores. These are 32 KiB of L1d (48 KiB on Ice Lake and later),
@@ -70,8 +73,8 @@ pub(crate) struct BBlocks {
 
 impl Blocking {
     /// Returns the pass depth for an inner dimension of `k`: as few passes
-    /// as KC allows, of equal depth, so `k = 784` runs 4 passes of 196
-    /// rather than 3 of 256 and one of 16, whose tiles would spend more
+    /// as KC allows, of equal depth, so with KC 256 `k = 784` runs 4 passes
+    /// of 196 rather than 3 of 256 and one of 16, whose tiles would spend more
     /// time loading and storing C than multiplying. Every code path uses
     /// this depth, so they all restart their sums at the same steps.
     pub(crate) fn kc_for(&self, k: usize) -> usize {
@@ -125,16 +128,19 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 
 /// AVX-512, tile 12 x 32.
 ///
-/// - KC = 256: the B micro-panel is 256 * 32 * 4 B = 32 KiB and the A
-///   micro-panel 12 * 256 * 4 B = 12 KiB, 44 KiB in all, within a 48 KiB
-///   L1d. On a 32 KiB L1d the B panel alone fits and A streams from L2,
-///   which the 2 loads per cycle absorb: 2 B vectors and 12 A broadcasts
-///   feed 24 FMAs per step of k.
-/// - MC = 192: the A block is 192 * 256 * 4 B = 192 KiB, a fifth of a
-///   1 MiB L2, which leaves room for the B panels streaming through.
+/// - KC = 512: the A micro-panel is 12 * 512 * 4 B = 24 KiB, half of a
+///   48 KiB L1d, and stays there while the B micro-panels (512 * 32 * 4 B
+///   = 64 KiB each) stream from L2 in the A-outer order of
+///   `loops::blocked`: 2 B vectors and 12 A broadcasts feed 24 FMAs per
+///   step of k, within 2 loads per cycle. Against KC = 256, in interleaved
+///   runs with one thread (`BENCHMARKS.md`), 512^3 ran 4 %, 1024^3 2 %
+///   and (100, 784, 128) 2 % faster, with half as many loads and stores
+///   of C; with two threads the shapes moved by -2 to +2 %.
+/// - MC = 192: a packed A block is 192 * 512 * 4 B = 384 KiB, which
+///   with the B block below fits a 2 MiB L2. One thread reads A in place.
 /// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]),
 ///   256 * 1024 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
-///   Xeon cores (NC 1024) and 512 KiB on a 1 MiB L2 (NC 512), at most
+///   Xeon cores (NC 512) and 512 KiB on a 1 MiB L2 (NC 256), at most
 ///   3072 columns. Outside the resident order, the loops then hold one A
 ///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
 ///   `loops::blocked`).
@@ -143,12 +149,12 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 ///   larger B is packed one pass at a time.
 ///
 /// Against NC = 3072 and a resident B of up to 8 MiB, in interleaved runs
-/// with one thread (`BENCHMARKS.md`): 1024^3 ran 8 to 18 % and 2048^3 7
-/// to 12 % faster, the other shapes of `heft bench gemm` within the run's
-/// noise.
+/// with one thread (`BENCHMARKS.md`, with KC = 256): 1024^3 ran 8 to 18 %
+/// and 2048^3 7 to 12 % faster, the other shapes of `heft bench gemm`
+/// within the run's noise.
 pub(crate) const AVX512: Blocking = Blocking {
     mc: 192,
-    kc: 256,
+    kc: 512,
     nc: 3072,
     b_sizing: BSizing::HalfL2,
 };
@@ -180,13 +186,14 @@ pub(crate) const PORTABLE: Blocking = Blocking {
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
-/// identical sums. B micro-panel 256 * 16 * 4 B = 16 KiB, A micro-panel
-/// 24 * 256 * 4 B = 24 KiB, 40 KiB of a 48 KiB L1d. MC = 192 (a multiple
-/// of 24) keeps the A block at 192 KiB. NC and the resident B as for
-/// the wide tile.
+/// identical sums. Its products have at most 16 columns, so one B
+/// micro-panel (512 * 16 * 4 B = 32 KiB) stays in L1 while the A
+/// micro-panels (24 * 512 * 4 B = 48 KiB) stream past it from L2. MC = 192
+/// (a multiple of 24) keeps a packed A block at 384 KiB. NC and the
+/// resident B as for the wide tile.
 pub(crate) const AVX512_NARROW: Blocking = Blocking {
     mc: 192,
-    kc: 256,
+    kc: 512,
     nc: 3072,
     b_sizing: BSizing::HalfL2,
 };
@@ -211,18 +218,18 @@ mod tests {
         assert_eq!(
             for_l2(2 << 20),
             BBlocks {
-                nc: 1024,
+                nc: 512,
                 resident_b: 256 << 10,
-                resident_min_nc: 1024,
+                resident_min_nc: 512,
                 a_outer_b: 256 << 10,
             }
         );
-        assert_eq!(for_l2(1 << 20).nc, 512);
+        assert_eq!(for_l2(1 << 20).nc, 256);
         assert_eq!(for_l2(1 << 20).resident_b, 128 << 10);
         // A B narrower than NC is resident when all of it fits.
         assert_eq!(AVX512.b_blocks_for(32, 300, 2 << 20).resident_min_nc, 320);
-        // 1.25 MiB: 640 columns, a multiple of NR.
-        assert_eq!(for_l2(1280 << 10).nc, 640);
+        // 1.25 MiB: 320 columns, a multiple of NR.
+        assert_eq!(for_l2(1280 << 10).nc, 320);
         // NC stays within one micro-panel and the upper bound.
         assert_eq!(for_l2(16 << 10).nc, 32);
         assert_eq!(for_l2(64 << 20).nc, 3072);
