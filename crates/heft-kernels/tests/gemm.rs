@@ -178,13 +178,14 @@ fn block_crossing_shapes_all_layouts() {
         (1, 300, 600),
         (600, 1, 300),
         (45, 33, 33),
-        // Several passes over k. With AVX-512, B is packed one pass at a
-        // time and each A micro-panel runs against all B micro-panels
-        // (`Block::a_outer`). With AVX2, B is packed for all of k.
+        // A C of few rows, which the plan swaps to C^T on the narrow tile
+        // with AVX-512: one pass (k = 300), and several with B packed for
+        // all of k (k = 600). With AVX2 (KC 256) both take several passes.
         (13, 3100, 600),
-        // One pass with A micro-panels outer, with AVX-512.
         (13, 3100, 300),
-        // Several passes with B packed for all of k (720 KB), with AVX-512
+        // One pass with A micro-panels outer, with AVX-512.
+        (100, 700, 300),
+        // Several passes with B packed for all of k (750 KiB), with AVX-512
         // where half of the L2 has room for it.
         (50, 300, 600),
         // Several passes with B packed one pass at a time, NC block
@@ -311,6 +312,68 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .num_threads(threads)
         .build()
         .unwrap()
+}
+
+/// A views that one thread reads in place (contiguous rows) and several
+/// threads pack: row strides tight, padded and a multiple of 4 KiB, views
+/// that start inside a NaN buffer and end at its last element, and k
+/// around the four-step groups of the kernels and around KC. Each result
+/// must stay within the f64 reference's error bound and keep its bits with
+/// 2 and 3 threads.
+#[test]
+fn a_views_read_in_place() {
+    let mut rng = Rng::new(31);
+    // (m, n, k)
+    let shapes: [(usize, usize, usize); 5] = [
+        (13, 200, 513),
+        (25, 129, 1030),
+        (205, 33, 257),
+        (24, 1100, 7),
+        (5, 70, 3),
+    ];
+    for gemm in kernels() {
+        for &(m, n, k) in &shapes {
+            for row_stride in [k, k + 3, k.next_multiple_of(1024)] {
+                let offset = row_stride % 7;
+                let mut data = vec![f32::NAN; offset + (m - 1) * row_stride + k];
+                for i in 0..m {
+                    for p in 0..k {
+                        data[offset + i * row_stride + p] = rng.float();
+                    }
+                }
+                let a = MatRef::new(&data[offset..], m, k, row_stride, 1).unwrap();
+                let b_data: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
+                let b = MatRef::row_major(&b_data, k, n).unwrap();
+                let c0: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
+                let run = |gemm: Gemm| {
+                    let mut c = c0.clone();
+                    let c_view = MatMut::row_major(&mut c, m, n).unwrap();
+                    gemm.run(0.5, a, b, 1.5, c_view).unwrap();
+                    c
+                };
+                let context = format!("{} {m}x{n}x{k} row stride {row_stride}", gemm.isa());
+                let sequential = run(gemm.sequential());
+                let c_before = MatRef::row_major(&c0, m, n).unwrap();
+                let expected = reference::gemm_f64(0.5, a, b, 1.5, c_before);
+                let scale = reference::magnitude(0.5, a, b, 1.5, c_before);
+                let bound = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
+                for (index, (&got, &want)) in sequential.iter().zip(&expected).enumerate() {
+                    let tolerance = bound * scale[index] + 1e-30;
+                    assert!(
+                        (f64::from(got) - want).abs() <= tolerance,
+                        "{context}: C[{index}] = {got}, expected {want} within {tolerance}"
+                    );
+                }
+                for threads in [2, 3] {
+                    let threaded = pool(threads).install(|| run(gemm));
+                    assert!(
+                        bits(&threaded) == bits(&sequential),
+                        "{context}: {threads} threads changed the bits"
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Bitwise-identical results with 1, 2 and 3 threads, and with the

@@ -132,16 +132,18 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 ///   48 KiB L1d, and stays there while the B micro-panels (512 * 32 * 4 B
 ///   = 64 KiB each) stream from L2 in the A-outer order of
 ///   `loops::blocked`: 2 B vectors and 12 A broadcasts feed 24 FMAs per
-///   step of k, within 2 loads per cycle. Against KC = 256, in interleaved
+///   step of k, within 2 loads per cycle. On a 32 KiB L1d (Zen 4) the A
+///   micro-panel takes three quarters of it (unmeasured). Against KC = 256,
+///   in interleaved
 ///   runs with one thread (`BENCHMARKS.md`), 512^3 ran 4 %, 1024^3 2 %
 ///   and (100, 784, 128) 2 % faster, with half as many loads and stores
 ///   of C; with two threads the shapes moved by -2 to +2 %.
 /// - MC = 192: a packed A block is 192 * 512 * 4 B = 384 KiB, which
 ///   with the B block below fits a 2 MiB L2. One thread reads A in place.
-/// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]),
-///   256 * 1024 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
-///   Xeon cores (NC 512) and 512 KiB on a 1 MiB L2 (NC 256), at most
-///   3072 columns. Outside the resident order, the loops then hold one A
+/// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]):
+///   512 * 512 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
+///   Xeon cores (NC 512) and 512 * 256 * 4 B = 512 KiB on a 1 MiB L2 (NC
+///   256), at most 3072 columns. Outside the resident order, the loops then hold one A
 ///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
 ///   `loops::blocked`).
 /// - Resident B up to half of the L2, in blocks of at least NC columns or
@@ -186,11 +188,12 @@ pub(crate) const PORTABLE: Blocking = Blocking {
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
-/// identical sums. Its products have at most 16 columns, so one B
-/// micro-panel (512 * 16 * 4 B = 32 KiB) stays in L1 while the A
-/// micro-panels (24 * 512 * 4 B = 48 KiB) stream past it from L2. MC = 192
-/// (a multiple of 24) keeps a packed A block at 384 KiB. NC and the
-/// resident B as for the wide tile.
+/// identical sums. The plan takes it for C of few columns (up to about 40),
+/// where it pads less than 32 columns would. Its A micro-panel of
+/// 24 * 512 * 4 B = 48 KiB fills a 48 KiB L1d. With one B micro-panel of
+/// 512 * 16 * 4 B = 32 KiB, B stays in L1 while A streams from L2, and with
+/// several both stream from L2. MC = 192 (a multiple of 24) keeps a packed
+/// A block at 384 KiB. NC and the resident B as for the wide tile.
 pub(crate) const AVX512_NARROW: Blocking = Blocking {
     mc: 192,
     kc: 512,

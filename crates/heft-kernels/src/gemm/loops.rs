@@ -754,11 +754,14 @@ fn blocked(
     let blocking = spec.blocking;
     let threads = thread_count(parallel);
     let sizes = blocking.b_blocks(nr, n);
-    // With one thread and the A-outer order (below), an A micro-panel read
-    // in place stays in L1 while B streams past it, so packing A only adds
-    // a copy: 4 to 5 % on 256^3 and 1024^3 with AVX-512. With two threads,
-    // or with AVX2 (BLIS order), reading A in place ran 2 to 11 % slower on
-    // large squares (BENCHMARKS.md), so those pack A.
+    // With one thread and an AVX-512 sizing (`a_outer_b > 0`), A is read in
+    // place whenever its rows are contiguous. In the A-outer order (below)
+    // an A micro-panel then stays in L1 while B streams past it, so packing
+    // A only adds a copy: 4 to 5 % on 256^3 and 1024^3, and 1 to 2 % on
+    // 512^3 in the resident order at KC 256 (BENCHMARKS.md). With two
+    // threads, or with AVX2 (BLIS order), reading A in place ran 2 to 11 %
+    // slower on large squares, so those pack A. NOTE: rows 4 KiB apart were
+    // measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
     let in_place_a_outer = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
     let direct_a = !sparse && (in_place_a_outer || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
@@ -1033,7 +1036,7 @@ const OWN_B_FLOATS: usize = 256 * 1024;
 /// With wider C in the BLIS order the packed layout wins, as it avoids
 /// cache-set conflicts between rows whose stride is a multiple of 4 KiB
 /// and keeps the A block contiguous in L2. [`blocked`] also reads A in
-/// place, whatever the width of C, when one thread runs the A-outer order.
+/// place, whatever the width of C, with one thread and the AVX-512 sizing.
 ///
 /// A of at most [`IN_PLACE_MAX_ROWS`] rows is also read in place up to
 /// eight micro-panels of C, unless its row stride is a multiple of 4 KiB.
