@@ -53,7 +53,7 @@ pub struct MicrokernelThroughput {
 }
 
 /// The largest depth of the panels of [`microkernel_gflops`]. At 256 the
-/// AVX-512 panels (12 KiB of A, 32 KiB of B) fit a 48 KiB L1d together; at
+/// AVX-512 panels (12 KiB of A, 32 KiB of B) fit a 48 KiB L1d together. At
 /// the GEMM's KC of 512 they would not.
 pub const L1_TILE_DEPTH: usize = 256;
 

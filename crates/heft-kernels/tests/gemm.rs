@@ -314,14 +314,14 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// A views that one thread reads in place (contiguous rows) and several
-/// threads pack: row strides tight, padded and a multiple of 4 KiB, views
-/// that start inside a NaN buffer and end at its last element, and k
-/// around the four-step groups of the kernels and around KC. Each result
-/// must stay within the f64 reference's error bound and keep its bits with
-/// 2 and 3 threads.
+/// GEMM on A views that one thread reads in place and several threads
+/// pack. Their row strides are tight, padded or a multiple of 4 KiB, and
+/// they start inside a NaN buffer and end at its last element. k falls
+/// around the kernels' four-step groups and around KC. Each result must
+/// stay within the f64 reference's error bound and keep its bits with 2
+/// and 3 threads.
 #[test]
-fn a_views_read_in_place() {
+fn gemm_a_views_read_in_place() {
     let mut rng = Rng::new(31);
     // (m, n, k)
     let shapes: [(usize, usize, usize); 5] = [

@@ -188,8 +188,8 @@ pub(crate) const PORTABLE: Blocking = Blocking {
 };
 
 /// AVX-512 narrow tile 24 x 16: same KC as the wide tile, so both compute
-/// identical sums. The plan takes it for C of few columns (up to about 40),
-/// where it pads less than 32 columns would. Its A micro-panel of
+/// identical sums. The plan takes it where it pads C less than the wide
+/// tile does, as for 10, 33 or 40 columns. Its A micro-panel of
 /// 24 * 512 * 4 B = 48 KiB fills a 48 KiB L1d. With one B micro-panel of
 /// 512 * 16 * 4 B = 32 KiB, B stays in L1 while A streams from L2, and with
 /// several both stream from L2. MC = 192 (a multiple of 24) keeps a packed

@@ -757,11 +757,11 @@ fn blocked(
     // With one thread and an AVX-512 sizing (`a_outer_b > 0`), A is read in
     // place whenever its rows are contiguous. In the A-outer order (below)
     // an A micro-panel then stays in L1 while B streams past it, so packing
-    // A only adds a copy: 4 to 5 % on 256^3 and 1024^3, and 1 to 2 % on
-    // 512^3 in the resident order at KC 256 (BENCHMARKS.md). With two
-    // threads, or with AVX2 (BLIS order), reading A in place ran 2 to 11 %
-    // slower on large squares, so those pack A. NOTE: rows 4 KiB apart were
-    // measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
+    // A only adds a copy. That made 256^3 and 1024^3 4 to 5 % faster, and
+    // 512^3 in the resident order at KC 256 1 to 2 % (BENCHMARKS.md). With
+    // two threads, or with AVX2 (BLIS order), reading A in place ran 2 to
+    // 11 % slower on large squares, so those pack A. NOTE: rows 4 KiB apart
+    // were measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
     let in_place_a_outer = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
     let direct_a = !sparse && (in_place_a_outer || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
@@ -792,11 +792,11 @@ fn blocked(
     };
     // Outside the resident order, with a pass's B block within half of the
     // L2 (the kernel's `a_outer_b`), each A micro-panel runs against all the
-    // block's B micro-panels in turn (see `Block::a_outer`). Interleaved
-    // runs with one thread on an AVX-512 core against the BLIS order: with
-    // several passes and packed A, 1024^3 5 to 6 %, 2048^3 7 to 9 % and
-    // (12000, 784, 1024) 17 to 19 % faster; with one pass and A read in
-    // place, 64^3 3 % faster and other single passes within 1.5 %.
+    // block's B micro-panels in turn (see `Block::a_outer`). Against the
+    // BLIS order, in interleaved runs with one thread on an AVX-512 core,
+    // several passes with packed A ran 1024^3 5 to 6 %, 2048^3 7 to 9 % and
+    // (12000, 784, 1024) 17 to 19 % faster. One pass with A read in place
+    // ran 64^3 3 % faster and the other single passes within 1.5 %.
     let a_outer = !resident && b_len <= sizes.a_outer_b;
     // With several threads, a B block small enough to stay in a core's L2
     // is packed by every thread that runs its tasks, into the thread's own
