@@ -598,8 +598,10 @@ mod tests {
             specs.extend(narrow(isa));
         }
         let kc = 37;
-        for spec in specs {
-            let Some(edge) = spec.edge else { continue };
+        for (spec, edge) in specs
+            .into_iter()
+            .flat_map(|spec| spec.edges.iter().map(move |edge| (spec, *edge)))
+        {
             let (mr, nr) = (spec.mr, spec.nr);
             let value = |x: usize| ((x * 7919) % 201) as f32 / 50.0 - 2.0;
             let b: Vec<f32> = (0..kc * nr).map(|x| value(x + 3)).collect();

@@ -62,5 +62,5 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
         run: row,
     },
     scalar_fma: super::unfused_mul_add,
-    edge: None,
+    edges: &[],
 };

@@ -100,9 +100,10 @@ pub(crate) struct KernelSpec {
     /// `a * b + c` rounded exactly as one lane of the kernel's vector
     /// multiply-add, for the scalar edge paths.
     pub scalar_fma: fn(f32, f32, f32) -> f32,
-    /// A shorter tile of the same columns for the last, partial row panel
-    /// of a block, or `None`.
-    pub edge: Option<EdgeKernel>,
+    /// Shorter tiles of the same columns for the last, partial row panel
+    /// of a block, by increasing rows: that panel takes the first whose
+    /// rows it fits, or the full kernel. Empty for none.
+    pub edges: &'static [EdgeKernel],
 }
 
 /// A packed-A kernel of `mr` rows and the full kernel's columns and
@@ -127,9 +128,11 @@ impl KernelSpec {
         debug_assert!(self.blocking.mc.is_multiple_of(self.mr));
         debug_assert!(self.blocking.nc.is_multiple_of(self.nr));
         debug_assert!(self.blocking.kc >= 1);
+        debug_assert!(self.edges.is_sorted_by_key(|edge| edge.mr));
         debug_assert!(self
-            .edge
-            .is_none_or(|edge| edge.mr >= 1 && edge.mr < self.mr));
+            .edges
+            .iter()
+            .all(|edge| edge.mr >= 1 && edge.mr < self.mr));
         self
     }
 }

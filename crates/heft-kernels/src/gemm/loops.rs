@@ -1100,14 +1100,16 @@ impl Block<'_, '_> {
         } else {
             row_panels * mr * kcb
         };
-        // The partial row panel, if any, takes the edge kernel when its rows
-        // fit (the sparse kernels have no edge variant), packed with the
-        // edge kernel's row count.
+        // The partial row panel, if any, takes the shortest edge kernel its
+        // rows fit (the sparse kernels have no edge variant), packed with
+        // that kernel's row count.
         let partial_rows = self.mcb - full_rows * mr;
         let edge = self
             .spec
-            .edge
-            .filter(|edge| self.sparse.is_none() && partial_rows > 0 && partial_rows <= edge.mr);
+            .edges
+            .iter()
+            .copied()
+            .find(|edge| self.sparse.is_none() && partial_rows > 0 && partial_rows <= edge.mr);
         let panel_mr = |ip: usize| match edge {
             Some(edge) if ip == full_rows => edge.mr,
             _ => mr,
