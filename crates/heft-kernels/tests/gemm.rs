@@ -225,18 +225,9 @@ fn block_crossing_shapes_all_layouts() {
                         "{} {m}x{n}x{k} layout {layout} alpha {alpha} beta {beta}",
                         gemm.isa()
                     );
-                    let bound = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
-                    for i in 0..m {
-                        for j in 0..n {
-                            let got = f64::from(c.get(i, j));
-                            let want = expected[i * n + j];
-                            let tolerance = bound * scale[i * n + j] + 1e-30;
-                            assert!(
-                                (got - want).abs() <= tolerance,
-                                "{context}: C[{i},{j}] = {got}, expected {want} within {tolerance}"
-                            );
-                        }
-                    }
+                    assert_within_error_bound(&context, (m, n, k), &expected, &scale, |i, j| {
+                        c.get(i, j)
+                    });
                     c.assert_poison_intact(&context);
                 }
             }
@@ -307,6 +298,30 @@ fn bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Asserts that every element `got(i, j)` of an m x n result lies within
+/// the f32 error bound `2 (k + 2) eps` times `scale` of the f64 reference
+/// `expected`, both row-major.
+fn assert_within_error_bound(
+    context: &str,
+    (m, n, k): (usize, usize, usize),
+    expected: &[f64],
+    scale: &[f64],
+    got: impl Fn(usize, usize) -> f32,
+) {
+    let bound = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
+    for i in 0..m {
+        for j in 0..n {
+            let got = f64::from(got(i, j));
+            let want = expected[i * n + j];
+            let tolerance = bound * scale[i * n + j] + 1e-30;
+            assert!(
+                (got - want).abs() <= tolerance,
+                "{context}: C[{i},{j}] = {got}, expected {want} within {tolerance}"
+            );
+        }
+    }
+}
+
 fn pool(threads: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -356,14 +371,9 @@ fn gemm_a_views_read_in_place() {
                 let c_before = MatRef::row_major(&c0, m, n).unwrap();
                 let expected = reference::gemm_f64(0.5, a, b, 1.5, c_before);
                 let scale = reference::magnitude(0.5, a, b, 1.5, c_before);
-                let bound = 2.0 * (k as f64 + 2.0) * f64::from(f32::EPSILON);
-                for (index, (&got, &want)) in sequential.iter().zip(&expected).enumerate() {
-                    let tolerance = bound * scale[index] + 1e-30;
-                    assert!(
-                        (f64::from(got) - want).abs() <= tolerance,
-                        "{context}: C[{index}] = {got}, expected {want} within {tolerance}"
-                    );
-                }
+                assert_within_error_bound(&context, (m, n, k), &expected, &scale, |i, j| {
+                    sequential[i * n + j]
+                });
                 for threads in [2, 3] {
                     let threaded = pool(threads).install(|| run(gemm));
                     assert!(

@@ -106,9 +106,9 @@ fn scalings(bias: &[f32]) -> [(f32, f32, Epilogue<'_>); 5] {
 }
 
 /// Shapes crossing the tile sizes, KC (k = 784 takes 4 passes of KC 256
-/// with AVX2 and 2 of KC 512 with AVX-512),
-/// MC, the resident-B limit (k = 9,000 packs B pass by pass) and the
-/// single-row and single-column cases.
+/// with AVX2 and 2 of KC 512 with AVX-512), MC, the resident-B limit
+/// (k = 9,000 packs B pass by pass) and the single-row and single-column
+/// cases.
 const SHAPES: [(usize, usize, usize); 9] = [
     (1, 5, 3),
     (17, 1, 9),

@@ -8,9 +8,9 @@
 //!   vectors and 1 broadcast: 15 of the 16 ymm registers. A larger tile
 //!   would spill and run at about half speed.
 //!
-//! Each tile has edge kernels with fewer rows (4 x 32 and 8 x 32 for the
-//! AVX-512 tile, 8 x 16 for its narrow tile, 3 x 16 and 4 x 8 for AVX2)
-//! for the last row panel of a block. With fewer accumulators their FMA
+//! Each tile has edge kernels with fewer rows for the last row panel of a
+//! block: 4 x 32 and 8 x 32 for the AVX-512 tile, 8 x 16 for its narrow
+//! tile, 3 x 16 and 4 x 8 for AVX2. With fewer accumulators their FMA
 //! chains may wait on the FMA latency, but they do a third to two thirds
 //! of the full tile's multiply-adds. The 8-row AVX-512 edge made 128^3
 //! 3 % faster and products of 20 or 32 rows 11 to 13 % (BENCHMARKS.md).

@@ -73,9 +73,9 @@ pub(crate) struct BBlocks {
 
 impl Blocking {
     /// Returns the pass depth for an inner dimension of `k`: as few passes
-    /// as KC allows, of equal depth, so with KC 256 `k = 784` runs 4 passes
-    /// of 196 rather than 3 of 256 and one of 16, whose tiles would spend more
-    /// time loading and storing C than multiplying. Every code path uses
+    /// as KC allows, of equal depth, so with KC 256 `k = 784` runs 4
+    /// passes of 196 rather than 3 of 256 and one of 16, whose tiles would
+    /// spend more time loading and storing C than multiplying. Every code path uses
     /// this depth, so they all restart their sums at the same steps.
     pub(crate) fn kc_for(&self, k: usize) -> usize {
         if k == 0 {
@@ -133,19 +133,19 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 ///   = 64 KiB each) stream from L2 in the A-outer order of
 ///   `loops::blocked`: 2 B vectors and 12 A broadcasts feed 24 FMAs per
 ///   step of k, within 2 loads per cycle. On a 32 KiB L1d (Zen 4) the A
-///   micro-panel takes three quarters of it (unmeasured). Against KC = 256,
-///   in interleaved
-///   runs with one thread (`BENCHMARKS.md`), 512^3 ran 4 %, 1024^3 2 %
-///   and (100, 784, 128) 2 % faster, with half as many loads and stores
-///   of C; with two threads the shapes moved by -2 to +2 %.
+///   micro-panel takes three quarters of it (unmeasured). Against KC =
+///   256, in interleaved runs with one thread (`BENCHMARKS.md`), 512^3 ran
+///   4 %, 1024^3 2 % and (100, 784, 128) 2 % faster, with half as many
+///   loads and stores of C. With two threads the shapes moved by -2 to
+///   +2 %.
 /// - MC = 192: a packed A block is 192 * 512 * 4 B = 384 KiB, which
 ///   with the B block below fits a 2 MiB L2. One thread reads A in place.
 /// - NC: the packed B block takes half of the L2 ([`BSizing::HalfL2`]):
 ///   512 * 512 * 4 B = 1 MiB on the 2 MiB L2 of Sapphire Rapids and later
 ///   Xeon cores (NC 512) and 512 * 256 * 4 B = 512 KiB on a 1 MiB L2 (NC
-///   256), at most 3072 columns. Outside the resident order, the loops then hold one A
-///   micro-panel in L1 and stream the block's B micro-panels from L2 (see
-///   `loops::blocked`).
+///   256), at most 3072 columns. Outside the resident order, the loops
+///   then hold one A micro-panel in L1 and stream the block's B
+///   micro-panels from L2 (see `loops::blocked`).
 /// - Resident B up to half of the L2, in blocks of at least NC columns or
 ///   of all of B's columns: B packed for all of k stays in L2 as well. A
 ///   larger B is packed one pass at a time.

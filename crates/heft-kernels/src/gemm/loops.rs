@@ -13,8 +13,8 @@
 //! loop moves inside ic. Each MC block of C then runs all its passes while
 //! it is in cache (see [`blocked`]). Otherwise, where the kernel sizes the
 //! B block of a pass to fit the L2 (`BSizing::HalfL2`), the ir loop moves
-//! outside jr for packed A. One A micro-panel then stays in L1 while the B
-//! micro-panels stream from L2.
+//! outside jr. One A micro-panel, packed or read in place, then stays in
+//! L1 while the B micro-panels stream from L2.
 //!
 //! Several threads may each pack the B micro-panels their tasks read into
 //! buffers of their own, so that no core reads panels another core wrote.
@@ -762,8 +762,8 @@ fn blocked(
     // two threads, or with AVX2 (BLIS order), reading A in place ran 2 to
     // 11 % slower on large squares, so those pack A. NOTE: rows 4 KiB apart
     // were measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
-    let in_place_a_outer = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
-    let direct_a = !sparse && (in_place_a_outer || reads_a_in_place(&a, n, spec.nr));
+    let one_thread_in_place = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
+    let direct_a = !sparse && (one_thread_in_place || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
     let rows = RowBlocks::new(spec, m, threads, direct_a);
 
