@@ -354,31 +354,36 @@ impl ClassPanels {
         }
         let panels = m.div_ceil(PANEL_SAMPLES);
         let panel_len = k * PANEL_SAMPLES;
+        // Without a sparse kernel only the raw panels are read, so the
+        // chunks and their steps take no memory.
+        let sparse_panels = if width > 0 { panels } else { 0 };
         let mut packed = ClassPanels {
             rows: m,
             k,
             width,
             raw: AlignedVec::zeros(panels * panel_len),
-            chunks: AlignedVec::zeros(panels * panel_len),
-            steps: vec![0; panels * k * MAX_CHUNKS],
+            chunks: AlignedVec::zeros(sparse_panels * panel_len),
+            steps: vec![0; sparse_panels * k * MAX_CHUNKS],
             counts: vec![0; panels * MAX_CHUNKS],
         };
 
         let samples_t = a.t();
-        let pieces = packed
-            .raw
-            .as_mut_slice()
-            .chunks_exact_mut(panel_len)
-            .zip(packed.chunks.as_mut_slice().chunks_exact_mut(panel_len))
-            .zip(packed.steps.chunks_exact_mut(k * MAX_CHUNKS))
-            .zip(packed.counts.chunks_exact_mut(MAX_CHUNKS));
-        for (index, (((raw, chunks), steps), counts)) in pieces.enumerate() {
+        for index in 0..panels {
             let i0 = index * PANEL_SAMPLES;
+            let sparse = index < sparse_panels;
             let mut out = PanelMut {
-                raw,
-                chunks,
-                steps,
-                counts,
+                raw: &mut packed.raw.as_mut_slice()[index * panel_len..][..panel_len],
+                chunks: if sparse {
+                    &mut packed.chunks.as_mut_slice()[index * panel_len..][..panel_len]
+                } else {
+                    &mut []
+                },
+                steps: if sparse {
+                    &mut packed.steps[index * k * MAX_CHUNKS..][..k * MAX_CHUNKS]
+                } else {
+                    &mut []
+                },
+                counts: &mut packed.counts[index * MAX_CHUNKS..][..MAX_CHUNKS],
             };
             pack_class_panel(
                 isa,
@@ -413,14 +418,23 @@ impl ClassPanels {
         }
     }
 
-    /// Returns panel `index`.
+    /// Returns panel `index`; its chunks and steps are empty without a
+    /// sparse kernel.
     fn panel(&self, index: usize) -> PanelRef<'_> {
         let panel_len = self.k * PANEL_SAMPLES;
         let step_len = self.k * MAX_CHUNKS;
+        let (chunks, steps) = if self.width > 0 {
+            (
+                &self.chunks.as_slice()[index * panel_len..][..panel_len],
+                &self.steps[index * step_len..][..step_len],
+            )
+        } else {
+            (&[][..], &[][..])
+        };
         PanelRef {
             raw: &self.raw.as_slice()[index * panel_len..][..panel_len],
-            chunks: &self.chunks.as_slice()[index * panel_len..][..panel_len],
-            steps: &self.steps[index * step_len..][..step_len],
+            chunks,
+            steps,
             counts: &self.counts[index * MAX_CHUNKS..][..MAX_CHUNKS],
         }
     }
@@ -560,6 +574,7 @@ pub(crate) unsafe fn class_major_product(
                         labels: std::ptr::null(),
                         valid,
                         ahead: next_panel_rows(&a, i0),
+                        stream: false,
                     };
                     // SAFETY: `logits_for` returns a kernel only for the ISA
                     // of a `Gemm`, whose constructor checked that the CPU has
@@ -738,6 +753,9 @@ fn class_major(
                                 labels: panel_labels.as_ptr(),
                                 valid,
                                 ahead: if p == 0 { ahead } else { Ahead::NONE },
+                                // The first candidate loads the panel from
+                                // memory; later ones find it in L1.
+                                stream: p == 0 && prepacked.is_some(),
                             };
                             *hits += u64::from(match sparse {
                                 // SAFETY: as for the dense kernel below, and

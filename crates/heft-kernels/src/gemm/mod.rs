@@ -503,7 +503,9 @@ impl Gemm {
     /// panels of samples, and the sparse kernel its chunks without zero
     /// features, from the packed copy instead of packing them per call.
     /// Where no class-major kernel takes `group`, only a copy of A is kept.
-    /// The packed form takes about three times the memory of A.
+    /// The packed form takes about twice the memory of A: a copy and the
+    /// panels. With AVX2, whose sparse kernel also keeps the chunks, it
+    /// takes about three times.
     ///
     /// # Errors
     ///
