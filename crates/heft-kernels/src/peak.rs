@@ -94,6 +94,7 @@ pub fn microkernel_gflops(
         a: a.as_slice().as_ptr(),
         a_rs: 0,
         b: b.as_slice().as_ptr(),
+        b_rs: nr,
         c: c.as_mut_slice().as_mut_ptr(),
         c_rs: nr,
         c_cs: 1,

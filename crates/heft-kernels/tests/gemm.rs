@@ -329,36 +329,47 @@ fn pool(threads: usize) -> rayon::ThreadPool {
         .unwrap()
 }
 
-/// GEMM on A views that one thread reads in place and several threads
-/// pack. Their row strides are tight, padded or a multiple of 4 KiB, and
-/// they start inside a NaN buffer and end at its last element. k falls
-/// around the kernels' four-step groups and around KC. Each result must
-/// stay within the f64 reference's error bound and keep its bits with 2
-/// and 3 threads.
+/// Returns a NaN buffer and the offset in it of a `rows x cols` matrix
+/// with row stride `row_stride`, filled from `rng`, that ends at the
+/// buffer's last element.
+fn view_in_nan(rng: &mut Rng, rows: usize, cols: usize, row_stride: usize) -> (Vec<f32>, usize) {
+    let offset = row_stride % 7;
+    let mut data = vec![f32::NAN; offset + (rows - 1) * row_stride + cols];
+    for i in 0..rows {
+        for j in 0..cols {
+            data[offset + i * row_stride + j] = rng.float();
+        }
+    }
+    (data, offset)
+}
+
+/// GEMM on A and B views that one thread reads in place and several
+/// threads pack. Their row strides are tight, padded or a multiple of
+/// 4 KiB, and they start inside a NaN buffer and end at its last element.
+/// k falls around the kernels' four-step groups and around KC, and n
+/// around whole panels of columns. Each result must stay within the f64
+/// reference's error bound and keep its bits with 2 and 3 threads.
 #[test]
-fn gemm_a_views_read_in_place() {
+fn gemm_views_read_in_place() {
     let mut rng = Rng::new(31);
     // (m, n, k)
-    let shapes: [(usize, usize, usize); 5] = [
+    let shapes: [(usize, usize, usize); 6] = [
         (13, 200, 513),
         (25, 129, 1030),
         (205, 33, 257),
         (24, 1100, 7),
         (5, 70, 3),
+        (64, 96, 300),
     ];
     for gemm in kernels() {
         for &(m, n, k) in &shapes {
-            for row_stride in [k, k + 3, k.next_multiple_of(1024)] {
-                let offset = row_stride % 7;
-                let mut data = vec![f32::NAN; offset + (m - 1) * row_stride + k];
-                for i in 0..m {
-                    for p in 0..k {
-                        data[offset + i * row_stride + p] = rng.float();
-                    }
-                }
-                let a = MatRef::new(&data[offset..], m, k, row_stride, 1).unwrap();
-                let b_data: Vec<f32> = (0..k * n).map(|_| rng.float()).collect();
-                let b = MatRef::row_major(&b_data, k, n).unwrap();
+            let a_strides = [k, k + 3, k.next_multiple_of(1024)];
+            let b_strides = [n, n + 5, n.next_multiple_of(1024)];
+            for (a_stride, b_stride) in a_strides.into_iter().zip(b_strides) {
+                let (a_data, a_offset) = view_in_nan(&mut rng, m, k, a_stride);
+                let a = MatRef::new(&a_data[a_offset..], m, k, a_stride, 1).unwrap();
+                let (b_data, b_offset) = view_in_nan(&mut rng, k, n, b_stride);
+                let b = MatRef::new(&b_data[b_offset..], k, n, b_stride, 1).unwrap();
                 let c0: Vec<f32> = (0..m * n).map(|_| rng.float()).collect();
                 let run = |gemm: Gemm| {
                     let mut c = c0.clone();
@@ -366,7 +377,10 @@ fn gemm_a_views_read_in_place() {
                     gemm.run(0.5, a, b, 1.5, c_view).unwrap();
                     c
                 };
-                let context = format!("{} {m}x{n}x{k} row stride {row_stride}", gemm.isa());
+                let context = format!(
+                    "{} {m}x{n}x{k} row strides {a_stride} (A) and {b_stride} (B)",
+                    gemm.isa()
+                );
                 let sequential = run(gemm.sequential());
                 let c_before = MatRef::row_major(&c0, m, n).unwrap();
                 let expected = reference::gemm_f64(0.5, a, b, 1.5, c_before);

@@ -62,7 +62,7 @@ macro_rules! microkernel {
     (
         $(#[$attr:meta])*
         fn $name:ident;
-        packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
+        packed = $packed:expr, packed_b = $packed_b:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
         zero = $zero:expr,
         splat = |$sx:ident| $splat:expr,
         load = |$lp:ident| $load:expr,
@@ -80,10 +80,16 @@ macro_rules! microkernel {
             const LANES: usize = $lanes;
             const NR: usize = NV * LANES;
             const PACKED: bool = $packed;
+            const PACKED_B: bool = $packed_b;
             const SPARSE: bool = $sparse;
-            /// Steps of k per iteration of the dense loop.
-            const UNROLL: usize = 4;
+            /// Steps of k per iteration of the dense loop. With B read in
+            /// place, four steps spilled accumulators of the 12 x 32 AVX-512
+            /// tile to the stack, because its A rows read in place take most
+            /// of the general registers. One step ran 256^3 4 % slower than
+            /// two.
+            const UNROLL: usize = if $packed_b { 4 } else { 2 };
             const _: () = assert!(PACKED || !SPARSE, "sparse kernels read packed A");
+            const _: () = assert!(PACKED_B || !SPARSE, "sparse kernels read packed B");
 
             vector_ops! {
                 $(#[$attr])*
@@ -110,7 +116,7 @@ macro_rules! microkernel {
             }
 
             let $crate::gemm::kernel::TileArgs {
-                kc, steps, a, a_rs, b, c, c_rs, c_cs, rows, cols, alpha, beta,
+                kc, steps, a, a_rs, b, b_rs, c, c_rs, c_cs, rows, cols, alpha, beta,
             } = *args;
             let zero: $v = $zero;
             let mut acc: [[$v; NV]; MR] = [[zero; NV]; MR];
@@ -148,8 +154,8 @@ macro_rules! microkernel {
             let mut step = |a_ptr: *const f32, b_ptr: *const f32| {
                 let mut bv: [$v; NV] = [zero; NV];
                 for v in 0..NV {
-                    // SAFETY: the packed B micro-panel has NR floats per
-                    // step of k and this is step < kc (TileArgs contract).
+                    // SAFETY: the B micro-panel has NR floats per step of k
+                    // and this is step < kc (TileArgs contract).
                     bv[v] = unsafe { load(b_ptr.add(v * LANES)) };
                 }
                 for i in 0..MR {
@@ -165,22 +171,27 @@ macro_rules! microkernel {
                 }
             };
             // The distance, in floats, from one step of k to the next in A
-            // and in B.
-            let (a_step, b_step) = (if PACKED { MR } else { 1 }, NR);
+            // and in B. A constant for packed B; B read in place steps by
+            // its row stride.
+            let a_step = if PACKED { MR } else { 1 };
+            let b_step = if PACKED_B { NR } else { b_rs };
             // Four steps per iteration cut the loop overhead per step to a
             // quarter: 4 to 5 % faster on 1024^3 with AVX-512 (BENCHMARKS.md).
+            // B's pointer moves by one addition per step: multiples of a
+            // run-time stride held for the four steps took registers that
+            // the A rows read in place need.
             for _ in 0..dense_steps / UNROLL {
                 for u in 0..UNROLL {
                     // SAFETY: steps u < UNROLL of this group are below kc,
                     // so both pointers stay within their micro-panels.
-                    unsafe { step(a_ptr.add(u * a_step), b_ptr.add(u * b_step)) };
+                    unsafe { step(a_ptr.add(u * a_step), b_ptr) };
+                    // SAFETY: advancing to a step <= kc stays within or one
+                    // past the end of the B micro-panel.
+                    b_ptr = unsafe { b_ptr.add(b_step) };
                 }
                 // SAFETY: advancing by UNROLL steps to at most kc stays
-                // within or one past the end of both micro-panels.
-                unsafe {
-                    a_ptr = a_ptr.add(UNROLL * a_step);
-                    b_ptr = b_ptr.add(UNROLL * b_step);
-                }
+                // within or one past the end of the A micro-panel.
+                a_ptr = unsafe { a_ptr.add(UNROLL * a_step) };
             }
             for _ in 0..dense_steps % UNROLL {
                 step(a_ptr, b_ptr);
@@ -587,24 +598,28 @@ mod tests {
 
     /// Each edge kernel gives the bits of its full kernel for every row
     /// count it takes, with alpha, beta, partial columns and a padded C,
-    /// and writes nothing outside the tile's rows x cols part.
+    /// and writes nothing outside the tile's rows x cols part. Kernels that
+    /// read B in place get B rows 7 floats longer than the tile.
     #[test]
     fn edge_kernels_match_full_kernels() {
         use crate::dispatch::Isa;
         use crate::gemm::kernel::{narrow, spec, KernelSpec, TileArgs};
-        let mut specs: Vec<&KernelSpec> = Vec::new();
+        // (kernels, distance between B's steps)
+        let mut specs: Vec<(&KernelSpec, usize)> = Vec::new();
         for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
-            specs.push(spec(isa));
-            specs.extend(narrow(isa));
+            for spec in std::iter::once(spec(isa)).chain(narrow(isa)) {
+                specs.push((spec, spec.nr));
+                specs.extend(spec.strided_b.map(|strided| (strided, strided.nr + 7)));
+            }
         }
         let kc = 37;
-        for (spec, edge) in specs
+        for (spec, b_rs, edge) in specs
             .into_iter()
-            .flat_map(|spec| spec.edges.iter().map(move |edge| (spec, *edge)))
+            .flat_map(|(spec, b_rs)| spec.edges.iter().map(move |edge| (spec, b_rs, *edge)))
         {
             let (mr, nr) = (spec.mr, spec.nr);
             let value = |x: usize| ((x * 7919) % 201) as f32 / 50.0 - 2.0;
-            let b: Vec<f32> = (0..kc * nr).map(|x| value(x + 3)).collect();
+            let b: Vec<f32> = (0..kc * b_rs).map(|x| value(x + 3)).collect();
             for rows in 1..=edge.mr {
                 for cols in [1, nr / 2 + 1, nr] {
                     for (alpha, beta) in [(1.0, 0.0), (-0.75, 1.5)] {
@@ -628,6 +643,7 @@ mod tests {
                                 a: a.as_ptr(),
                                 a_rs: 0,
                                 b: b.as_ptr(),
+                                b_rs,
                                 c: c.as_mut_ptr(),
                                 c_rs,
                                 c_cs: 1,
@@ -637,8 +653,9 @@ mod tests {
                                 beta,
                             };
                             // SAFETY: `a` contains a packed tile_mr x kc panel,
-                            // `b` a kc x nr panel, and the rows x cols part of
-                            // `c` is inside it; the ISA is available.
+                            // `b` kc steps of nr floats, b_rs apart, and the
+                            // rows x cols part of `c` is inside it. The ISA is
+                            // available.
                             unsafe { tile(&args) };
                             for (at, x) in c.iter().enumerate() {
                                 let inside = at / c_rs < rows && at % c_rs < cols;

@@ -15,7 +15,7 @@ macro_rules! portable_tile {
     ($name:ident, packed = $packed:expr, sparse = $sparse:expr) => {
         microkernel! {
             fn $name;
-            packed = $packed, sparse = $sparse, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+            packed = $packed, packed_b = true, sparse = $sparse, mr = 6, nv = 1, lanes = 8, vector = f32x8,
             zero = f32x8::ZERO,
             splat = |x| f32x8::splat(x),
             load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
@@ -63,4 +63,5 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     },
     scalar_fma: super::unfused_mul_add,
     edges: &[],
+    strided_b: None,
 };

@@ -70,10 +70,13 @@ pub(crate) unsafe fn copy_rows_avx<'s, const W: usize>(
 /// Instantiates [`microkernel!`] with the AVX-512F operations on `__m512`.
 macro_rules! avx512_tile {
     ($name:ident, packed = $packed:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {
+        avx512_tile!($name, packed = $packed, packed_b = true, sparse = $sparse, mr = $mr, nv = $nv);
+    };
+    ($name:ident, packed = $packed:expr, packed_b = $packed_b:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr) => {
         microkernel! {
             #[target_feature(enable = "avx512f")]
             fn $name;
-            packed = $packed, sparse = $sparse, mr = $mr, nv = $nv, lanes = 16, vector = __m512,
+            packed = $packed, packed_b = $packed_b, sparse = $sparse, mr = $mr, nv = $nv, lanes = 16, vector = __m512,
             zero = _mm512_setzero_ps(),
             splat = |x| _mm512_set1_ps(x),
             load = |p| _mm512_loadu_ps(p),
@@ -93,7 +96,7 @@ macro_rules! avx2_tile {
         microkernel! {
             #[target_feature(enable = "avx2,fma")]
             fn $name;
-            packed = $packed, sparse = $sparse, mr = $mr, nv = $nv, lanes = 8, vector = __m256,
+            packed = $packed, packed_b = true, sparse = $sparse, mr = $mr, nv = $nv, lanes = 8, vector = __m256,
             zero = _mm256_setzero_ps(),
             splat = |x| _mm256_set1_ps(x),
             load = |p| _mm256_loadu_ps(p),
@@ -122,6 +125,38 @@ avx512_tile!(
     nv = 2
 );
 avx512_tile!(avx512_sparse, packed = true, sparse = true, mr = 12, nv = 2);
+avx512_tile!(
+    avx512_packed_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 12,
+    nv = 2
+);
+avx512_tile!(
+    avx512_direct_strided_b,
+    packed = false,
+    packed_b = false,
+    sparse = false,
+    mr = 12,
+    nv = 2
+);
+avx512_tile!(
+    avx512_edge_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 4,
+    nv = 2
+);
+avx512_tile!(
+    avx512_edge8_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 8,
+    nv = 2
+);
 avx512_tile!(
     avx512_narrow_packed,
     packed = true,
@@ -256,6 +291,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
         mr: 8,
         packed_a: avx512_narrow_edge_packed,
     }],
+    strided_b: None,
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -274,6 +310,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
         mr: 4,
         packed_a: avx2_narrow_edge_packed,
     }],
+    strided_b: None,
 };
 
 /// The AVX-512 kernel's table entry.
@@ -297,6 +334,34 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
             packed_a: avx512_edge8_packed,
         },
     ],
+    strided_b: Some(&AVX512_STRIDED_B),
+};
+
+/// The AVX-512 tile and its edges reading B's micro-panels in place, for
+/// one thread on products of few rows, where packing B costs more than
+/// its contiguous rows save (see `loops::B_IN_PLACE_MAX_ROWS`).
+static AVX512_STRIDED_B: KernelSpec = KernelSpec {
+    isa: Isa::Avx512,
+    mr: 12,
+    nr: 32,
+    blocking: blocking::AVX512,
+    packed_a: avx512_packed_strided_b,
+    direct_a: avx512_direct_strided_b,
+    // The sparse path packs B; this entry is never called.
+    sparse_a: avx512_sparse,
+    row: AVX512_ROW,
+    scalar_fma: f32::mul_add,
+    edges: &[
+        EdgeKernel {
+            mr: 4,
+            packed_a: avx512_edge_strided_b,
+        },
+        EdgeKernel {
+            mr: 8,
+            packed_a: avx512_edge8_strided_b,
+        },
+    ],
+    strided_b: None,
 };
 
 /// The AVX2 + FMA kernel's table entry.
@@ -314,4 +379,5 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
         mr: 3,
         packed_a: avx2_edge_packed,
     }],
+    strided_b: None,
 };

@@ -172,6 +172,7 @@ pub(crate) fn argmax_count(
                         a: &rows_of_a,
                         direct_a,
                         b_packed: &b_packed[offset..offset + len],
+                        b_in_place: None,
                         sparse: None,
                         i0: 0,
                         mcb: rows,

@@ -11,8 +11,10 @@ use crate::dispatch::Isa;
 ///   element `(i, p)` is `a[p * MR + i]` (one contiguous column of MR values
 ///   per step of k). With a direct-A kernel, element `(i, p)` is
 ///   `a[i * a_rs + p]` (rows of A read in place). All `MR` rows must exist.
-/// - `b` points at a packed `kc x NR` micro-panel: element `(p, j)` is
-///   `b[p * NR + j]`, with columns past the matrix edge zero-filled.
+/// - `b` points at a `kc x NR` micro-panel of B: element `(p, j)` is
+///   `b[p * b_rs + j]`. Packed panels have `b_rs == NR`, with columns
+///   past the matrix edge zero-filled. A panel read in place has B's row
+///   stride, and all its `NR` columns lie inside B.
 /// - `c` points at element `(0, 0)` of an `MR x NR` tile, element `(i, j)`
 ///   at `c[i * c_rs + j * c_cs]`. The kernel writes the `rows x cols` part
 ///   of the tile (`1 <= rows <= MR`, `1 <= cols <= NR`), whose elements
@@ -24,8 +26,9 @@ use crate::dispatch::Isa;
 /// - `kc` may be 0, which stores `c * beta` (or 0 when `beta == 0`).
 /// - Sparse kernels only: `steps` points at `kc` increasing step numbers,
 ///   and step `t` of the chain multiplies A's column `steps[t]` by row `t`
-///   of the compacted B panel (see `pack::drop_zero_steps`). Dense kernels
-///   ignore `steps`, which may then be null.
+///   of the compacted B panel (see `pack::drop_zero_steps`), whose rows are
+///   `NR` apart whatever `b_rs` is. Dense kernels ignore `steps`, which may
+///   then be null.
 #[derive(Clone, Copy)]
 pub(crate) struct TileArgs {
     pub kc: usize,
@@ -33,6 +36,7 @@ pub(crate) struct TileArgs {
     pub a: *const f32,
     pub a_rs: usize,
     pub b: *const f32,
+    pub b_rs: usize,
     pub c: *mut f32,
     pub c_rs: usize,
     pub c_cs: usize,
@@ -104,6 +108,9 @@ pub(crate) struct KernelSpec {
     /// of a block, by increasing rows: that panel takes the first whose
     /// rows it fits, or the full kernel. Empty for none.
     pub edges: &'static [EdgeKernel],
+    /// The same tile and edges reading B's micro-panels in place, with
+    /// `TileArgs::b_rs` as the distance between steps, or `None`.
+    pub strided_b: Option<&'static KernelSpec>,
 }
 
 /// A packed-A kernel of `mr` rows and the full kernel's columns and
@@ -133,6 +140,11 @@ impl KernelSpec {
             .edges
             .iter()
             .all(|edge| edge.mr >= 1 && edge.mr < self.mr));
+        debug_assert!(self.strided_b.is_none_or(|other| {
+            let edge_rows = |spec: &KernelSpec| spec.edges.iter().map(|e| e.mr).collect::<Vec<_>>();
+            (other.mr, other.nr, other.blocking.kc) == (self.mr, self.nr, self.blocking.kc)
+                && edge_rows(other) == edge_rows(self)
+        }));
         self
     }
 }

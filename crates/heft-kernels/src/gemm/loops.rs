@@ -278,8 +278,8 @@ pub(crate) fn pack_b_block(
 ///
 /// # Safety
 ///
-/// `a`, `a_rs`, `b`, `kc` and `steps` satisfy the `TileArgs` contract for
-/// `tile`,
+/// `a`, `a_rs`, `b`, `b_rs`, `kc` and `steps` satisfy the `TileArgs`
+/// contract for `tile`,
 /// and elements `(row..row + rows, col..col + cols)` of `c` are valid and
 /// written by no other thread during the call.
 #[allow(clippy::too_many_arguments)]
@@ -289,7 +289,7 @@ pub(crate) unsafe fn run_tile(
     (kc, steps): (usize, *const u32),
     a: *const f32,
     a_rs: usize,
-    b: *const f32,
+    (b, b_rs): (*const f32, usize),
     c: RawC,
     (row, col, rows, cols): (usize, usize, usize, usize),
     alpha: f32,
@@ -301,6 +301,7 @@ pub(crate) unsafe fn run_tile(
         a,
         a_rs,
         b,
+        b_rs,
         // SAFETY: (row, col) is inside C (caller contract).
         c: unsafe { c.ptr.add(row * c.rs + col * c.cs) },
         c_rs: c.rs,
@@ -766,6 +767,24 @@ fn blocked(
     let direct_a = !sparse && (one_thread_in_place || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
     let rows = RowBlocks::new(spec, m, threads, direct_a);
+    // With one thread, few rows and A read in place, the full micro-panels
+    // of B are read in place too (see `B_IN_PLACE_MAX_ROWS`), by kernels
+    // that step by B's row stride. Rows 4 KiB apart are left to packing,
+    // as for A.
+    let b_in_place = match b {
+        BSource::View(view)
+            if one_thread_in_place
+                && spec.strided_b.is_some()
+                && direct_a
+                && !sparse
+                && view.col_stride() == 1
+                && !view.row_stride().is_multiple_of(1024)
+                && m <= B_IN_PLACE_MAX_ROWS =>
+        {
+            Some(view)
+        }
+        _ => None,
+    };
 
     // With several passes over k, the (jc, pc, ic) order of BLIS loads and
     // stores every element of C once per pass, which for a C larger than
@@ -871,6 +890,7 @@ fn blocked(
                             a: &a,
                             direct_a,
                             b_packed: &b_packed[offset..offset + panels * kcb * nr],
+                            b_in_place: b_in_place.as_ref(),
                             sparse: sparse_lists
                                 .map(|(steps, counts)| (&steps[step_range], &counts[count_range])),
                             i0,
@@ -897,6 +917,16 @@ fn blocked(
                 let BSource::View(view) = b else {
                     return;
                 };
+                if b_in_place.is_some() {
+                    // Only the partial last panel is read from the buffer.
+                    let full = ncb / nr;
+                    if full < panels {
+                        let out = &mut out[full * kcb * nr..];
+                        let (j, width) = (jc + full * nr, ncb - full * nr);
+                        pack_b_block(spec.isa, false, &view, pc, kcb, j, width, nr, out, None);
+                    }
+                    return;
+                }
                 let (step_range, count_range) = lists(pc, kcb, offset);
                 let lists = sparse.then(|| SparseSteps {
                     steps: &mut steps[step_range],
@@ -1053,6 +1083,15 @@ pub(crate) fn reads_a_in_place(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
 /// micro-panels of C.
 const IN_PLACE_MAX_ROWS: usize = 128;
 
+/// The maximum number of rows of A for which one thread reads B's full
+/// micro-panels in place instead of packing them. Packing B copies it once
+/// per pass, which few rows of A do not repay. Measured against packed B
+/// in one process (AVX-512, 11 to 15 rounds): 64^3 ran 1.04 to 1.10 times
+/// as fast, 128^3 1.03 to 1.05, (100, 784, 128) 1.05 to 1.06 and 256^3
+/// 1.01 to 1.02. 512^3 ran 0.95 times as fast: its B rows, 2 KiB apart,
+/// are read again for every 12 rows of A.
+const B_IN_PLACE_MAX_ROWS: usize = 256;
+
 fn padded_len(x: usize, t: usize) -> usize {
     x.div_ceil(t) * t
 }
@@ -1063,6 +1102,9 @@ pub(crate) struct Block<'s, 'a> {
     pub a: &'s MatRef<'a>,
     pub direct_a: bool,
     pub b_packed: &'s [f32],
+    /// B itself, whose full micro-panels the tiles read in place. Only the
+    /// partial last panel of the block is then packed in `b_packed`.
+    pub b_in_place: Option<&'s MatRef<'a>>,
     /// For the sparse path: the steps kept by each B panel (`kcb` entries
     /// per panel) and how many each kept.
     pub sparse: Option<(&'s [u32], &'s [u32])>,
@@ -1104,14 +1146,12 @@ impl Block<'_, '_> {
         // rows fit (the sparse kernels have no edge variant), packed with
         // that kernel's row count.
         let partial_rows = self.mcb - full_rows * mr;
-        let edge = self
-            .spec
-            .edges
-            .iter()
-            .copied()
-            .find(|edge| self.sparse.is_none() && partial_rows > 0 && partial_rows <= edge.mr);
+        let edge =
+            self.spec.edges.iter().position(|edge| {
+                self.sparse.is_none() && partial_rows > 0 && partial_rows <= edge.mr
+            });
         let panel_mr = |ip: usize| match edge {
-            Some(edge) if ip == full_rows => edge.mr,
+            Some(e) if ip == full_rows => self.spec.edges[e].mr,
             _ => mr,
         };
         with_a_buffer(a_len, |a_buffer| {
@@ -1149,7 +1189,18 @@ impl Block<'_, '_> {
             let tile = |jp: usize, ip: usize| {
                 let j = jp * nr;
                 let cols = nr.min(self.ncb - j);
-                let b_panel = self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr();
+                // Full panels of a B read in place take the kernels that
+                // step by B's row stride, the same tile with the same chains.
+                let (spec, b_panel) = match (self.b_in_place, self.spec.strided_b) {
+                    (Some(b), Some(strided)) if j + nr <= self.ncb => {
+                        let offset = self.pc * b.row_stride() + self.jc + j;
+                        (strided, (b.data()[offset..].as_ptr(), b.row_stride()))
+                    }
+                    _ => (
+                        self.spec,
+                        (self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr(), nr),
+                    ),
+                };
                 let (steps, sparse_tile) = match self.sparse {
                     Some((steps, counts)) => (
                         (counts[jp] as usize, steps[jp * kcb..][..kcb].as_ptr()),
@@ -1160,12 +1211,12 @@ impl Block<'_, '_> {
                 let i = ip * mr;
                 let rows = mr.min(self.mcb - i);
                 let packed_tile = match edge {
-                    Some(edge) if ip == full_rows => edge.packed_a,
-                    _ => self.spec.packed_a,
+                    Some(e) if ip == full_rows => spec.edges[e].packed_a,
+                    _ => spec.packed_a,
                 };
                 let (a_ptr, a_stride, tile) = if self.direct_a && ip < full_rows {
                     let offset = (self.i0 + i) * a_rs + self.pc;
-                    (a_data[offset..].as_ptr(), a_rs, self.spec.direct_a)
+                    (a_data[offset..].as_ptr(), a_rs, spec.direct_a)
                 } else if self.direct_a {
                     (a_buffer.as_ptr(), 0, packed_tile)
                 } else {
@@ -1175,8 +1226,9 @@ impl Block<'_, '_> {
                 let region = (self.i0 + i, self.jc + j, rows, cols);
                 // SAFETY: the A rows exist (full direct panels lie
                 // inside A, partial ones were packed with zero rows),
-                // the B panel has kcb * nr floats, and the tile is
-                // owned by this task (caller contract).
+                // the B panel has kcb steps of nr floats (packed, or a
+                // full panel inside B), and the tile is owned by this
+                // task (caller contract).
                 unsafe {
                     run_tile(
                         tile, steps, a_ptr, a_stride, b_panel, c, region, self.alpha, self.beta,
