@@ -54,10 +54,12 @@ macro_rules! vector_ops {
 /// Expands to an `unsafe fn(&TileArgs)` microkernel.
 ///
 /// `mr` rows by `nv` vectors of `lanes` floats per tile row, A read from
-/// packed micro-panels (`packed = true`) or in place (`packed = false`).
-/// With `sparse = true` (packed A only) the chain runs over the steps
-/// listed in `TileArgs::steps` against a compacted B panel. The contract is
-/// the one documented on `TileArgs`.
+/// packed micro-panels (`packed = true`) or in place (`packed = false`),
+/// and B from packed micro-panels, `NR` floats per step
+/// (`packed_b = true`), or in place, `TileArgs::b_rs` floats per step
+/// (`packed_b = false`). With `sparse = true` (packed A and B only) the
+/// chain runs over the steps listed in `TileArgs::steps` against a
+/// compacted B panel. The contract is the one documented on `TileArgs`.
 macro_rules! microkernel {
     (
         $(#[$attr:meta])*
@@ -175,19 +177,20 @@ macro_rules! microkernel {
             // its row stride.
             let a_step = if PACKED { MR } else { 1 };
             let b_step = if PACKED_B { NR } else { b_rs };
-            // Four steps per iteration cut the loop overhead per step to a
-            // quarter: 4 to 5 % faster on 1024^3 with AVX-512 (BENCHMARKS.md).
-            // B's pointer moves by one addition per step: multiples of a
-            // run-time stride held for the four steps took registers that
-            // the A rows read in place need.
+            // Four steps per iteration (two with B read in place, see
+            // UNROLL) cut the loop overhead per step: four were 4 to 5 %
+            // faster on 1024^3 with AVX-512 (BENCHMARKS.md). B's pointer
+            // moves by one addition per step: multiples of a run-time
+            // stride held for the four steps took registers that the A
+            // rows read in place need. It moves with `wrapping_add`
+            // because, read in place, step kc of B may lie past the end of
+            // B's memory. It is read only at steps below kc.
             for _ in 0..dense_steps / UNROLL {
                 for u in 0..UNROLL {
                     // SAFETY: steps u < UNROLL of this group are below kc,
-                    // so both pointers stay within their micro-panels.
+                    // so both pointers point into their micro-panels.
                     unsafe { step(a_ptr.add(u * a_step), b_ptr) };
-                    // SAFETY: advancing to a step <= kc stays within or one
-                    // past the end of the B micro-panel.
-                    b_ptr = unsafe { b_ptr.add(b_step) };
+                    b_ptr = b_ptr.wrapping_add(b_step);
                 }
                 // SAFETY: advancing by UNROLL steps to at most kc stays
                 // within or one past the end of the A micro-panel.
@@ -196,11 +199,9 @@ macro_rules! microkernel {
             for _ in 0..dense_steps % UNROLL {
                 step(a_ptr, b_ptr);
                 // SAFETY: advancing to step + 1 <= kc stays within or one
-                // past the end of both micro-panels.
-                unsafe {
-                    a_ptr = a_ptr.add(a_step);
-                    b_ptr = b_ptr.add(b_step);
-                }
+                // past the end of the A micro-panel.
+                a_ptr = unsafe { a_ptr.add(a_step) };
+                b_ptr = b_ptr.wrapping_add(b_step);
             }
 
             // SAFETY: register arithmetic on the kernel's instruction set.

@@ -8,6 +8,9 @@
 //!     ir: rows in micro-panels of MR            one microkernel call per tile
 //! ```
 //!
+//! With one thread and at most `B_IN_PLACE_MAX_ROWS` rows of A, B's full
+//! micro-panels are read in place instead of packed.
+//!
 //! When k takes several KC passes and B packed for all of k fits the
 //! kernel's limit (`blocking::BSizing`, with NC reduced if needed), the pc
 //! loop moves inside ic. Each MC block of C then runs all its passes while
@@ -769,8 +772,8 @@ fn blocked(
     let rows = RowBlocks::new(spec, m, threads, direct_a);
     // With one thread, few rows and A read in place, the full micro-panels
     // of B are read in place too (see `B_IN_PLACE_MAX_ROWS`), by kernels
-    // that step by B's row stride. Rows 4 KiB apart are left to packing,
-    // as for A.
+    // that step by B's row stride. B rows 4 KiB apart are packed, since
+    // a panel's rows would then share a few L1 sets.
     let b_in_place = match b {
         BSource::View(view)
             if one_thread_in_place
