@@ -341,16 +341,8 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
 /// one thread on products of few rows, where packing B costs more than
 /// its contiguous rows save (see `loops::B_IN_PLACE_MAX_ROWS`).
 static AVX512_STRIDED_B: KernelSpec = KernelSpec {
-    isa: Isa::Avx512,
-    mr: 12,
-    nr: 32,
-    blocking: blocking::AVX512,
     packed_a: avx512_packed_strided_b,
     direct_a: avx512_direct_strided_b,
-    // The sparse path packs B; this entry is never called.
-    sparse_a: avx512_sparse,
-    row: AVX512_ROW,
-    scalar_fma: f32::mul_add,
     edges: &[
         EdgeKernel {
             mr: 4,
@@ -362,6 +354,9 @@ static AVX512_STRIDED_B: KernelSpec = KernelSpec {
         },
     ],
     strided_b: None,
+    // The tile, blocking and row kernel of the packed-B entry. Its sparse
+    // kernel is never called here, since the sparse path packs B.
+    ..AVX512
 };
 
 /// The AVX2 + FMA kernel's table entry.
