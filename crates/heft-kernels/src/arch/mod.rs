@@ -173,8 +173,8 @@ macro_rules! microkernel {
                 }
             };
             // The distance, in floats, from one step of k to the next in A
-            // and in B. A constant for packed B; B read in place steps by
-            // its row stride.
+            // and in B. It is a constant for packed B, and B read in place
+            // steps by its row stride.
             let a_step = if PACKED { MR } else { 1 };
             let b_step = if PACKED_B { NR } else { b_rs };
             // Four steps per iteration (two with B read in place, see
