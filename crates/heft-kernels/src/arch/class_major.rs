@@ -61,9 +61,9 @@ pub(crate) struct ClassArgs {
 /// on them without this prefetch. Measured with one thread, in one
 /// process, variants in a random order per round (11 rounds, three runs).
 /// Prefetching 16, 32 or 48 steps ahead ran 1.21 to 1.36 times as fast
-/// as none, and 0.97 to 1.01 times on 1200 rows, whose panels fit in L2. Prefetching the whole
-/// next panel through [`Prefetcher`] instead ran at 0.63 times none on
-/// 1200 rows.
+/// as none, and 0.97 to 1.01 times on 1200 rows, whose panels fit in L2.
+/// Prefetching the whole next panel through [`Prefetcher`] instead ran at
+/// 0.63 times none on 1200 rows.
 pub(crate) const STREAM_STEPS: usize = 32;
 
 /// Rows of A that the next panel will pack, prefetched into L1 a line at

@@ -75,8 +75,9 @@ impl Blocking {
     /// Returns the pass depth for an inner dimension of `k`: as few passes
     /// as KC allows, of equal depth, so with KC 256 `k = 784` runs 4
     /// passes of 196 rather than 3 of 256 and one of 16, whose tiles would
-    /// spend more time loading and storing C than multiplying. Every code path uses
-    /// this depth, so they all restart their sums at the same steps.
+    /// spend more time loading and storing C than multiplying. Every code
+    /// path uses this depth, so they all restart their sums at the same
+    /// steps.
     pub(crate) fn kc_for(&self, k: usize) -> usize {
         if k == 0 {
             return self.kc;

@@ -357,7 +357,8 @@ impl ClassPanels {
         let panel_len = k * PANEL_SAMPLES;
         // Without a sparse kernel only the raw panels are read, so the
         // chunks and their steps take no memory.
-        let sparse_panels = if width > 0 { panels } else { 0 };
+        let sparse = width > 0;
+        let sparse_panels = if sparse { panels } else { 0 };
         let mut packed = ClassPanels {
             rows: m,
             k,
@@ -371,7 +372,6 @@ impl ClassPanels {
         let samples_t = a.t();
         for index in 0..panels {
             let i0 = index * PANEL_SAMPLES;
-            let sparse = index < sparse_panels;
             let mut out = PanelMut {
                 raw: &mut packed.raw.as_mut_slice()[index * panel_len..][..panel_len],
                 chunks: if sparse {

@@ -779,7 +779,6 @@ fn blocked(
             if one_thread_in_place
                 && spec.strided_b.is_some()
                 && direct_a
-                && !sparse
                 && view.col_stride() == 1
                 && !view.row_stride().is_multiple_of(1024)
                 && m <= B_IN_PLACE_MAX_ROWS =>
