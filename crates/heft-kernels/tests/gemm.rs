@@ -235,6 +235,33 @@ fn block_crossing_shapes_all_layouts() {
     }
 }
 
+/// A C of 2.7 MiB, more than half of a 2 MiB L2, whose full and edge
+/// tiles prefetch their rows before the chains run, against the
+/// reference with beta 0 (NaN in C ignored) and beta != 0, and with C
+/// transposed (not prefetched).
+#[test]
+fn large_c_prefetched_tiles() {
+    let (m, n, k) = (641, 1101, 5);
+    let mut rng = Rng::new(7);
+    for gemm in kernels() {
+        for (c_t, alpha, beta) in [(false, 1.0, 0.0), (false, -1.25, 0.5), (true, 1.0, 1.0)] {
+            let a = Stored::new(m, k, false, 3, || rng.float());
+            let b = Stored::new(k, n, false, 0, || rng.float());
+            let mut c = Stored::new(m, n, c_t, 2, || rng.float());
+            if beta == 0.0 {
+                c.set(m - 1, n - 1, f32::NAN);
+            }
+            let expected = reference::gemm_f64(alpha, a.view(), b.view(), beta, c.view());
+            let scale = reference::magnitude(alpha, a.view(), b.view(), beta, c.view());
+            gemm.run(alpha, a.view(), b.view(), beta, c.view_mut())
+                .unwrap();
+            let context = format!("{} C transposed {c_t} beta {beta}", gemm.isa());
+            assert_within_error_bound(&context, (m, n, k), &expected, &scale, |i, j| c.get(i, j));
+            c.assert_poison_intact(&context);
+        }
+    }
+}
+
 /// Bias and ReLU epilogue against the reference, including NaN passing
 /// through ReLU unchanged.
 #[test]

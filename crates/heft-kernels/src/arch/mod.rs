@@ -344,6 +344,37 @@ macro_rules! row_kernel {
     };
 }
 
+/// Prefetches the `rows x cols` tile of C at `c` (rows `rs` floats apart,
+/// columns contiguous) into L1. Each row gets one prefetch per 16 floats
+/// and one at its last column, since a row that starts inside a cache line
+/// spans one line more. A prefetch reads nothing the program sees and
+/// cannot fault, so any address is sound. On other architectures than
+/// x86-64 this does nothing.
+#[inline]
+pub(crate) fn prefetch_tile(c: *const f32, rs: usize, rows: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        if cols == 0 {
+            return;
+        }
+        for i in 0..rows {
+            let row = c.wrapping_add(i * rs);
+            let mut j = 0;
+            while j < cols {
+                // SAFETY: a prefetch dereferences nothing and cannot fault,
+                // and SSE is part of x86-64.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(j).cast()) };
+                j += 16;
+            }
+            // SAFETY: as above.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cols - 1).cast()) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (c, rs, rows, cols);
+}
+
 /// Returns `a * b + c` with two roundings: the scalar twin of the
 /// portable kernel's multiply-add, which `wide` fuses on some targets and
 /// not others, so the portable kernel spells it out as multiply then add.

@@ -819,6 +819,10 @@ fn blocked(
     // (12000, 784, 1024) 17 to 19 % faster. One pass with A read in place
     // ran 64^3 3 % faster and the other single passes within 1.5 %.
     let a_outer = !resident && b_len <= sizes.a_outer_b;
+    // A C larger than half of the L2 is likely not in L1 or L2 when a
+    // tile's chains end, so each tile prefetches its rows as it starts
+    // (see `Block::prefetch_c`).
+    let prefetch_c = c.cs == 1 && m * n * std::mem::size_of::<f32>() > crate::cache::l2_bytes() / 2;
     // With several threads, a B block small enough to stay in a core's L2
     // is packed by every thread that runs its tasks, into the thread's own
     // buffer: each task packs the micro-panels it reads that its thread
@@ -905,6 +909,7 @@ fn blocked(
                             beta: if pc == 0 { beta } else { 1.0 },
                             post: (pc + kcb == k).then_some(&post),
                             a_outer,
+                            prefetch_c,
                         };
                         // SAFETY: this task owns rows i0..i0 + mcb and the
                         // columns of its panel range inside C, which the
@@ -1125,6 +1130,17 @@ pub(crate) struct Block<'s, 'a> {
     /// micro-panel against every A micro-panel. Each tile gets the same
     /// call either way, so the result is the same.
     pub a_outer: bool,
+    /// Prefetch each tile's rows of C (with unit column stride) before its
+    /// chains run, so that the stores at their end, and the loads for
+    /// `beta != 0`, find C in L1 rather than waiting on L3 or memory.
+    /// Measured in one process, 11 rounds, one thread: (12000, 128, 320)
+    /// writes 15 MiB of C, once per 128 steps of k, and ran 1.03 to 1.07
+    /// times as fast with AVX-512 and 1.06 times with AVX2. 1024^3 and
+    /// (12000, 784, 128) stayed within 1 % of no prefetch. Where C fits the
+    /// caches, 64^3 ran 0.95 times as fast: the prefetches then only add
+    /// instructions, so [`blocked`] sets this only for a C larger than
+    /// half of the L2.
+    pub prefetch_c: bool,
 }
 
 impl Block<'_, '_> {
@@ -1226,6 +1242,10 @@ impl Block<'_, '_> {
                 };
                 let tile = sparse_tile.unwrap_or(tile);
                 let region = (self.i0 + i, self.jc + j, rows, cols);
+                if self.prefetch_c {
+                    let first = c.ptr.wrapping_add(region.0 * c.rs + region.1);
+                    crate::arch::prefetch_tile(first, c.rs, rows, cols);
+                }
                 // SAFETY: the A rows exist (full direct panels lie
                 // inside A, partial ones were packed with zero rows),
                 // the B panel has kcb steps of nr floats (packed, or a
