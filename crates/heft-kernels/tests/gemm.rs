@@ -238,7 +238,10 @@ fn block_crossing_shapes_all_layouts() {
 /// A C of 2.7 MiB, more than half of a 2 MiB L2, whose full and edge
 /// tiles prefetch their rows before the chains run, against the
 /// reference with beta 0 (NaN in C ignored) and beta != 0, and with C
-/// transposed (not prefetched).
+/// transposed (computed as C^T, whose rows are contiguous). A prefetch
+/// changes no value, so this guards the prefetching code against
+/// out-of-range arithmetic (overflow checks are on in tests), not the
+/// results.
 #[test]
 fn large_c_prefetched_tiles() {
     let (m, n, k) = (641, 1101, 5);

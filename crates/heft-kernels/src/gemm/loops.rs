@@ -1130,16 +1130,17 @@ pub(crate) struct Block<'s, 'a> {
     /// micro-panel against every A micro-panel. Each tile gets the same
     /// call either way, so the result is the same.
     pub a_outer: bool,
-    /// Prefetch each tile's rows of C (with unit column stride) before its
-    /// chains run, so that the stores at their end, and the loads for
-    /// `beta != 0`, find C in L1 rather than waiting on L3 or memory.
-    /// Measured in one process, 11 rounds, one thread: (12000, 128, 320)
-    /// writes 15 MiB of C, once per 128 steps of k, and ran 1.03 to 1.07
-    /// times as fast with AVX-512 and 1.06 times with AVX2. 1024^3 and
-    /// (12000, 784, 128) stayed within 1 % of no prefetch. Where C fits the
-    /// caches, 64^3 ran 0.95 times as fast: the prefetches then only add
-    /// instructions, so [`blocked`] sets this only for a C larger than
-    /// half of the L2.
+    /// Prefetch each tile's rows of C before its chains run, so that the
+    /// stores at their end, and the loads for `beta != 0`, find C in L1
+    /// rather than waiting on L3 or memory. Measured in one process, 11
+    /// rounds, one thread: (12000, 128, 320) writes 15 MiB of C, once per
+    /// 128 steps of k, and ran 1.03 to 1.07 times as fast with AVX-512 and
+    /// 1.06 times with AVX2. 1024^3 and (12000, 784, 128) stayed within
+    /// 1 % of no prefetch. Where C fits the caches, 64^3 ran 0.95 times as
+    /// fast, as the prefetches then only add instructions. So [`blocked`]
+    /// sets this only for a C larger than half of the L2 whose rows are
+    /// contiguous in the orientation computed. A column-major C is
+    /// computed as C^T and qualifies.
     pub prefetch_c: bool,
 }
 
