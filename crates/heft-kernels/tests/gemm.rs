@@ -235,6 +235,47 @@ fn block_crossing_shapes_all_layouts() {
     }
 }
 
+/// Products that several threads split into one-thread products over
+/// slices of C (by columns for a wide or large C, by rows for a tall one)
+/// give the sequential bits with a bias and ReLU. Each slice takes its
+/// part of the bias. C is row-major, or column-major and so computed as
+/// C^T, where the bias runs along the rows.
+#[test]
+fn split_products_keep_epilogue_bits() {
+    let mut rng = Rng::new(5);
+    for gemm in kernels() {
+        for &(m, n, k) in &[(530, 541, 70), (1700, 150, 40), (150, 1700, 40)] {
+            for c_t in [false, true] {
+                let a = Stored::new(m, k, false, 0, || rng.float());
+                let b = Stored::new(k, n, false, 0, || rng.float());
+                let bias: Vec<f32> = (0..n).map(|_| rng.float()).collect();
+                let run = |gemm: Gemm| {
+                    let mut c = Stored::new(m, n, c_t, 1, || f32::NAN);
+                    let epilogue = Epilogue {
+                        bias: Some(&bias),
+                        relu: true,
+                    };
+                    gemm.run_with(1.0, a.view(), b.view(), 0.0, c.view_mut(), epilogue)
+                        .unwrap();
+                    c.assert_poison_intact("split product");
+                    bits(&c.data)
+                };
+                // `kernels()` gives sequential instances.
+                let sequential = run(gemm);
+                let parallel = Gemm::with_isa(gemm.isa()).unwrap();
+                for threads in [2, 3] {
+                    let result = pool(threads).install(|| run(parallel));
+                    assert!(
+                        result == sequential,
+                        "{} {m}x{n}x{k} C transposed {c_t}: {threads} threads differ",
+                        gemm.isa()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// A C of 2.7 MiB, more than half of a 2 MiB L2, whose full and edge
 /// tiles prefetch their rows before the chains run, against the
 /// reference with beta 0 (NaN in C ignored) and beta != 0, and with C
@@ -450,6 +491,10 @@ fn thread_count_does_not_change_bits() {
             (2000, 10, 128, true),
             (97, 3100, 600, false),
             (50, 70, 9000, false),
+            // Several threads split these into one-thread products, by
+            // columns and by rows.
+            (530, 541, 70, false),
+            (1700, 150, 40, true),
         ] {
             let a = Stored::new(m, k, false, 0, || rng.float());
             let b = Stored::new(k, n, b_t, 0, || rng.float());

@@ -25,10 +25,13 @@
 //! tasks run all passes over k (the resident order, or k within one
 //! pass).
 //!
-//! Threads split only the (ic, jr) tiles of one jc step (and of one pc
-//! step in the BLIS order). Whatever the split, each tile is computed by
-//! one microkernel call per pass, in pass order. So every element of C
-//! gets the same operations in the same order for any thread count.
+//! Where C has at least two micro-panels per thread along the side it is
+//! split on, each thread runs the one-thread loops on its own slice of C
+//! (see [`split_blocked`]). Otherwise threads split only the (ic, jr)
+//! tiles of one jc step (and of one pc step in the BLIS order). Whatever
+//! the split, each tile is computed by one microkernel call per pass, in
+//! pass order. So every element of C gets the same operations in the
+//! same order for any thread count.
 
 use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn};
 use super::pack;
@@ -440,20 +443,59 @@ pub(crate) fn gemm(
     if swap {
         let raw = whole_c.t();
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerRow);
-        blocked(
-            spec,
-            parallel,
-            alpha,
-            b.t(),
-            BSource::View(a.t()),
-            beta,
-            raw,
-            Post { bias, relu },
-            false,
-        );
+        let post = Post { bias, relu };
+        split_blocked(spec, parallel, alpha, b.t(), a.t(), beta, raw, post);
     } else {
         let bias = epilogue.bias.map_or(Bias::None, Bias::PerCol);
         let post = Post { bias, relu };
+        split_blocked(spec, parallel, alpha, a, b, beta, whole_c, post);
+    }
+}
+
+/// The smallest side of a C no more than four times as tall as wide
+/// that several threads split by columns rather than by rows (see
+/// [`split_blocked`]).
+const SPLIT_COLUMNS_MIN_SIDE: usize = 384;
+
+/// Runs the product with several threads as one single-threaded
+/// [`blocked`] per thread, each on a slice of C of whole micro-panels.
+/// Where the slices would be too few to share evenly (fewer than two
+/// micro-panels per thread), it runs [`blocked`] on the whole product.
+///
+/// The slices are columns where C is wider than tall, or square-ish with
+/// sides of at least [`SPLIT_COLUMNS_MIN_SIDE`], and rows otherwise. Each
+/// slice then runs the one-thread loops (A read in place, B packed by the
+/// thread that reads it), and every tile still gets the same microkernel
+/// calls in the same pass order, so the bits do not change.
+///
+/// Measured against the loops that share one packed B between the
+/// threads, two threads, one process, 11 rounds. In a fast phase of this
+/// host, slices ran 128^3 1.13 to 1.29 times as fast, 256^3 1.09, 384^3
+/// 1.03 to 1.04, 512^3 1.07, 1024^3 1.08 to 1.10 and (12000, 128, 320)
+/// 1.04 to 1.08. In runs that moved into a slower phase, 1024^3 and
+/// 2048^3 also ran 0.92 to 0.96 times as fast (BENCHMARKS.md). Column
+/// slices lost on 256^3 (0.90 to 0.99) and on tall shapes (0.97 to 0.99),
+/// hence rows there.
+#[allow(clippy::too_many_arguments)]
+fn split_blocked(
+    spec: &KernelSpec,
+    parallel: bool,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: RawC,
+    post: Post<'_>,
+) {
+    let threads = thread_count(parallel);
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let by_columns = n > m || (m.min(n) >= SPLIT_COLUMNS_MIN_SIDE && m < 4 * n);
+    let (length, unit) = if by_columns {
+        (n, spec.nr)
+    } else {
+        (m, spec.mr)
+    };
+    if threads <= 1 || length.div_ceil(unit) < 2 * threads {
         blocked(
             spec,
             parallel,
@@ -461,11 +503,72 @@ pub(crate) fn gemm(
             a,
             BSource::View(b),
             beta,
-            whole_c,
+            c,
             post,
             false,
         );
+        return;
     }
+    // Slices of whole micro-panels, as even as they go.
+    let per_slice = length.div_ceil(unit).div_ceil(threads) * unit;
+    for_each_task(parallel, length.div_ceil(per_slice), |slice| {
+        let start = slice * per_slice;
+        let len = per_slice.min(length - start);
+        // Through a method, so the closure captures `c` (Sync) and not
+        // its raw pointer field.
+        let (ptr, rs, cs) = c.parts();
+        if by_columns {
+            let b = b
+                .submatrix(0, start, k, len)
+                .expect("the slice lies inside B");
+            let c = RawC {
+                ptr: ptr.wrapping_add(start * cs),
+                rs,
+                cs,
+            };
+            let bias = match post.bias {
+                Bias::PerCol(bias) => Bias::PerCol(&bias[start..start + len]),
+                other => other,
+            };
+            let post = Post { bias, ..post };
+            blocked(
+                spec,
+                false,
+                alpha,
+                a,
+                BSource::View(b),
+                beta,
+                c,
+                post,
+                false,
+            );
+        } else {
+            let a = a
+                .submatrix(start, 0, len, k)
+                .expect("the slice lies inside A");
+            let c = RawC {
+                ptr: ptr.wrapping_add(start * rs),
+                rs,
+                cs,
+            };
+            let bias = match post.bias {
+                Bias::PerRow(bias) => Bias::PerRow(&bias[start..start + len]),
+                other => other,
+            };
+            let post = Post { bias, ..post };
+            blocked(
+                spec,
+                false,
+                alpha,
+                a,
+                BSource::View(b),
+                beta,
+                c,
+                post,
+                false,
+            );
+        }
+    });
 }
 
 /// Computes `C <- post(alpha * A * B + beta * C)` for checked shapes as
