@@ -517,57 +517,44 @@ fn split_blocked(
         // Through a method, so the closure captures `c` (Sync) and not
         // its raw pointer field.
         let (ptr, rs, cs) = c.parts();
-        if by_columns {
+        // The slice of A or B, the offset of the slice's first element in
+        // C, and its part of the bias.
+        let (a, b, offset, bias) = if by_columns {
             let b = b
                 .submatrix(0, start, k, len)
                 .expect("the slice lies inside B");
-            let c = RawC {
-                ptr: ptr.wrapping_add(start * cs),
-                rs,
-                cs,
-            };
             let bias = match post.bias {
                 Bias::PerCol(bias) => Bias::PerCol(&bias[start..start + len]),
                 other => other,
             };
-            let post = Post { bias, ..post };
-            blocked(
-                spec,
-                false,
-                alpha,
-                a,
-                BSource::View(b),
-                beta,
-                c,
-                post,
-                false,
-            );
+            (a, b, start * cs, bias)
         } else {
             let a = a
                 .submatrix(start, 0, len, k)
                 .expect("the slice lies inside A");
-            let c = RawC {
-                ptr: ptr.wrapping_add(start * rs),
-                rs,
-                cs,
-            };
             let bias = match post.bias {
                 Bias::PerRow(bias) => Bias::PerRow(&bias[start..start + len]),
                 other => other,
             };
-            let post = Post { bias, ..post };
-            blocked(
-                spec,
-                false,
-                alpha,
-                a,
-                BSource::View(b),
-                beta,
-                c,
-                post,
-                false,
-            );
-        }
+            (a, b, start * rs, bias)
+        };
+        let c = RawC {
+            ptr: ptr.wrapping_add(offset),
+            rs,
+            cs,
+        };
+        let post = Post { bias, ..post };
+        blocked(
+            spec,
+            false,
+            alpha,
+            a,
+            BSource::View(b),
+            beta,
+            c,
+            post,
+            false,
+        );
     });
 }
 
