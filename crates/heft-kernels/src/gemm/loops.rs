@@ -452,8 +452,8 @@ pub(crate) fn gemm(
     }
 }
 
-/// The smallest side of a C no more than four times as tall as wide
-/// that several threads split by columns rather than by rows (see
+/// The smallest side of a C less than four times as tall as wide that
+/// several threads split by columns rather than by rows (see
 /// [`split_blocked`]).
 const SPLIT_COLUMNS_MIN_SIDE: usize = 384;
 
@@ -462,11 +462,13 @@ const SPLIT_COLUMNS_MIN_SIDE: usize = 384;
 /// Where the slices would be too few to share evenly (fewer than two
 /// micro-panels per thread), it runs [`blocked`] on the whole product.
 ///
-/// The slices are columns where C is wider than tall, or square-ish with
-/// sides of at least [`SPLIT_COLUMNS_MIN_SIDE`], and rows otherwise. Each
-/// slice then runs the one-thread loops (A read in place, B packed by the
-/// thread that reads it), and every tile still gets the same microkernel
-/// calls in the same pass order, so the bits do not change.
+/// The slices are columns where C is wider than tall, or less than four
+/// times as tall as wide with sides of at least
+/// [`SPLIT_COLUMNS_MIN_SIDE`], and rows otherwise. Each slice then runs
+/// the one-thread loops: with the AVX-512 sizing, A read in place where
+/// its rows are contiguous, and B packed by the thread that reads it or
+/// read in place. Every tile still gets the same microkernel calls in the
+/// same pass order, so the bits do not change.
 ///
 /// Measured against the loops that share one packed B between the
 /// threads, two threads, one process, 11 rounds. In a fast phase of this
@@ -509,11 +511,14 @@ fn split_blocked(
         );
         return;
     }
-    // Slices of whole micro-panels, as even as they go.
-    let per_slice = length.div_ceil(unit).div_ceil(threads) * unit;
-    for_each_task(parallel, length.div_ceil(per_slice), |slice| {
-        let start = slice * per_slice;
-        let len = per_slice.min(length - start);
+    // One slice per thread, of whole micro-panels: the first `extra`
+    // slices take one micro-panel more than the others.
+    let panels = length.div_ceil(unit);
+    let (base, extra) = (panels / threads, panels % threads);
+    let first_panel = |slice: usize| slice * base + slice.min(extra);
+    for_each_task(parallel, threads, |slice| {
+        let start = first_panel(slice) * unit;
+        let len = (first_panel(slice + 1) * unit).min(length) - start;
         // Through a method, so the closure captures `c` (Sync) and not
         // its raw pointer field.
         let (ptr, rs, cs) = c.parts();
@@ -853,8 +858,10 @@ fn blocked(
     // an A micro-panel then stays in L1 while B streams past it, so packing
     // A only adds a copy. That made 256^3 and 1024^3 4 to 5 % faster, and
     // 512^3 in the resident order at KC 256 1 to 2 % (BENCHMARKS.md). With
-    // two threads, or with AVX2 (BLIS order), reading A in place ran 2 to
-    // 11 % slower on large squares, so those pack A. NOTE: rows 4 KiB apart
+    // AVX2 (BLIS order), or with two threads sharing these loops, reading A
+    // in place ran 2 to 11 % slower on large squares, so those pack A.
+    // Large products with several threads now run one-thread loops per
+    // slice instead (`split_blocked`). NOTE: rows 4 KiB apart
     // were measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
     let one_thread_in_place = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
     let direct_a = !sparse && (one_thread_in_place || reads_a_in_place(&a, n, spec.nr));
