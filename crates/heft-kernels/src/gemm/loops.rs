@@ -470,14 +470,14 @@ const SPLIT_COLUMNS_MIN_SIDE: usize = 384;
 /// read in place. Every tile still gets the same microkernel calls in the
 /// same pass order, so the bits do not change.
 ///
-/// Measured against the loops that share one packed B between the
-/// threads, two threads, one process, 11 rounds. In a fast phase of this
-/// host, slices ran 128^3 1.13 to 1.29 times as fast, 256^3 1.09, 384^3
-/// 1.03 to 1.04, 512^3 1.07, 1024^3 1.08 to 1.10 and (12000, 128, 320)
-/// 1.04 to 1.08. In runs that moved into a slower phase, 1024^3 and
-/// 2048^3 also ran 0.92 to 0.96 times as fast (BENCHMARKS.md). Column
-/// slices lost on 256^3 (0.90 to 0.99) and on tall shapes (0.97 to 0.99),
-/// hence rows there.
+/// Measured against the whole product in one set of loops that the
+/// threads share, two threads, one process, 11 rounds. In a fast phase of
+/// this host, slices ran 128^3 1.13 to 1.29 times as fast, 256^3 1.09,
+/// 384^3 1.03 to 1.04, 512^3 1.07, 1024^3 1.08 to 1.10 and (12000, 128,
+/// 320) 0.99 to 1.08. In runs that moved into a slower phase, 512^3 to
+/// 2048^3 ran 0.92 to 0.99 times as fast (BENCHMARKS.md). Column slices
+/// lost on 256^3 (0.90 to 0.99) and on tall shapes (0.97 to 0.99), hence
+/// rows there.
 #[allow(clippy::too_many_arguments)]
 fn split_blocked(
     spec: &KernelSpec,
