@@ -346,11 +346,11 @@ macro_rules! row_kernel {
 
 /// Prefetches the `rows x cols` tile of C at `c` (rows `rs` floats apart,
 /// columns contiguous) into L1. Each row gets one prefetch per 16 floats
-/// (a 64-byte cache line, as on every current x86-64 core) and one at its
-/// last column, since a row that starts inside a line spans one line
-/// more. A prefetch changes no value the program reads and cannot fault,
-/// so any address is sound. On other architectures than x86-64 this does
-/// nothing.
+/// (a 64-byte cache line, the line size of current x86-64 cores) and one
+/// at its last column, since a row that starts inside a line spans one
+/// line more. A prefetch changes no value the program reads and cannot
+/// fault, so any address is sound. On other architectures than x86-64
+/// this does nothing.
 #[inline]
 pub(crate) fn prefetch_tile(c: *const f32, rs: usize, rows: usize, cols: usize) {
     #[cfg(target_arch = "x86_64")]

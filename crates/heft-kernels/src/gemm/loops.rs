@@ -497,7 +497,8 @@ fn split_blocked(
     } else {
         (m, spec.mr)
     };
-    if threads <= 1 || length.div_ceil(unit) < 2 * threads {
+    let panels = length.div_ceil(unit);
+    if threads <= 1 || panels < 2 * threads {
         blocked(
             spec,
             parallel,
@@ -513,7 +514,6 @@ fn split_blocked(
     }
     // One slice per thread, of whole micro-panels: the first `extra`
     // slices take one micro-panel more than the others.
-    let panels = length.div_ceil(unit);
     let (base, extra) = (panels / threads, panels % threads);
     let first_panel = |slice: usize| slice * base + slice.min(extra);
     for_each_task(parallel, threads, |slice| {
@@ -1227,10 +1227,10 @@ pub(crate) struct Block<'s, 'a> {
     /// micro-panel against every A micro-panel. Each tile gets the same
     /// call either way, so the result is the same.
     pub a_outer: bool,
-    /// Prefetch each tile's rows of C before its chains run, so that the
-    /// stores at their end, and the loads for `beta != 0`, find C in L1
-    /// rather than waiting on L3 or memory. Measured in one process, 11
-    /// rounds, one thread: (12000, 128, 320) writes 15 MiB of C, once per
+    /// Whether each tile prefetches its rows of C before its chains run,
+    /// so that the stores at their end, and the loads for `beta != 0`,
+    /// find C in L1 rather than waiting on L3 or memory. Measured in one
+    /// process, 11 rounds, one thread: (12000, 128, 320) writes 15 MiB of C, once per
     /// 128 steps of k, and ran 1.03 to 1.07 times as fast with AVX-512 and
     /// 1.06 times with AVX2. 1024^3 and (12000, 784, 128) stayed within
     /// 1 % of no prefetch. Where C fits the caches, 64^3 ran 0.95 times as
