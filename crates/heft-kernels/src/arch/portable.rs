@@ -64,4 +64,6 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     scalar_fma: super::unfused_mul_add,
     edges: &[],
     strided_b: None,
+    plan_weight: 1.0,
+    b_in_l1_depth: 0,
 };

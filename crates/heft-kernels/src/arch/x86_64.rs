@@ -1,18 +1,27 @@
-//! x86-64 microkernels: AVX-512F (12 x 32) and AVX2 + FMA (6 x 16).
+//! x86-64 microkernels: AVX-512F (6 x 64, 12 x 32 and 24 x 16) and
+//! AVX2 + FMA (6 x 16 and 12 x 8).
 //!
-//! - AVX-512: 12 rows by 2 vectors of 16 lanes is 24 accumulators, plus 2
-//!   B vectors and 1 broadcast: 27 of the 32 zmm registers. Per step of k
-//!   the kernel issues 24 FMAs against 2 loads and 12 broadcasts, so two
-//!   FMA ports stay busy while two load ports keep up.
+//! - AVX-512, wide tile: 6 rows by 4 vectors of 16 lanes is 24
+//!   accumulators, plus 4 B vectors and 1 broadcast: 29 of the 32 zmm
+//!   registers. Per step of k it issues 24 FMAs against 4 loads and 6
+//!   broadcasts, 10 loads in all.
+//! - AVX-512, 12 x 32: 24 accumulators, 2 B vectors and 1 broadcast, 27
+//!   registers. The same 24 FMAs per step need 2 loads and 12 broadcasts,
+//!   14 loads. In phases of the test host where the L1-resident kernel
+//!   ran at 76 % of the FMA peak rather than 97 %, the wide tile's fewer
+//!   loads made 1024^3 1.13 to 1.19 times as fast; in its fast phase, 1.01
+//!   to 1.03 (BENCHMARKS.md). Where the 12 x 32 tile pads C less, as for
+//!   17 to 32 columns, the plan takes it (`loops::choose_plan`).
 //! - AVX2: 6 rows by 2 vectors of 8 lanes is 12 accumulators, plus 2 B
 //!   vectors and 1 broadcast: 15 of the 16 ymm registers. A larger tile
 //!   would spill and run at about half speed.
 //!
 //! Each tile has edge kernels with fewer rows for the last row panel of a
-//! block: 4 x 32 and 8 x 32 for the AVX-512 tile, 8 x 16 for its narrow
-//! tile, 3 x 16 and 4 x 8 for AVX2. With fewer accumulators their FMA
-//! chains may wait on the FMA latency, but they do a third to two thirds
-//! of the full tile's multiply-adds. The 8-row AVX-512 edge made 128^3
+//! block. These are 2 x 64 and 4 x 64 for the wide AVX-512 tile, 4 x 32
+//! and 8 x 32 for the 12 x 32 tile, 8 x 16 for the narrow one, and 3 x 16
+//! and 4 x 8 for AVX2. With fewer accumulators their FMA chains may wait
+//! on the FMA latency, but they do a third to two thirds of the full
+//! tile's multiply-adds. The 8-row AVX-512 edge made 128^3
 //! 3 % faster and products of 20 or 32 rows 11 to 13 % (BENCHMARKS.md).
 //!
 //! The functions are only reached through `KernelSpec` entries that
@@ -22,6 +31,10 @@ use super::super::gemm::blocking;
 use super::super::gemm::kernel::{EdgeKernel, KernelSpec, RowKernel};
 use crate::dispatch::Isa;
 use core::arch::x86_64::*;
+
+/// Plan weight of the narrow kernels (`KernelSpec::plan_weight`): one
+/// broadcast per FMA, against one per two or four in the wider tiles.
+const NARROW_WEIGHT: f64 = 1.15;
 
 /// Returns the mask of the first `n` of 16 lanes, `n <= 16`.
 #[inline(always)]
@@ -110,6 +123,73 @@ macro_rules! avx2_tile {
     };
 }
 
+avx512_tile!(
+    avx512_wide_packed,
+    packed = true,
+    sparse = false,
+    mr = 6,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_direct,
+    packed = false,
+    sparse = false,
+    mr = 6,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_sparse,
+    packed = true,
+    sparse = true,
+    mr = 6,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_edge2_packed,
+    packed = true,
+    sparse = false,
+    mr = 2,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_edge4_packed,
+    packed = true,
+    sparse = false,
+    mr = 4,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_packed_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 6,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_direct_strided_b,
+    packed = false,
+    packed_b = false,
+    sparse = false,
+    mr = 6,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_edge2_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 2,
+    nv = 4
+);
+avx512_tile!(
+    avx512_wide_edge4_strided_b,
+    packed = true,
+    packed_b = false,
+    sparse = false,
+    mr = 4,
+    nv = 4
+);
 avx512_tile!(
     avx512_packed,
     packed = true,
@@ -292,6 +372,8 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
         packed_a: avx512_narrow_edge_packed,
     }],
     strided_b: None,
+    plan_weight: NARROW_WEIGHT,
+    b_in_l1_depth: 0,
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -311,6 +393,60 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
         packed_a: avx2_narrow_edge_packed,
     }],
     strided_b: None,
+    plan_weight: NARROW_WEIGHT,
+    b_in_l1_depth: 0,
+};
+
+/// The wide AVX-512 kernel (6 x 64), the first the plan considers: 10
+/// loads per 24 FMAs against 14 for 12 x 32 (see the module docs). Its B
+/// micro-panel of 512 * 64 * 4 B = 128 KiB streams from L2 against an A
+/// micro-panel of 6 * 512 * 4 B = 12 KiB held in L1 (the A-outer order),
+/// except in passes of at most 128 steps, whose B micro-panel of 32 KiB
+/// stays in a 48 KiB L1d (`KernelSpec::b_in_l1_depth`). Same blocking and
+/// KC as 12 x 32, so both compute the same sums.
+pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
+    isa: Isa::Avx512,
+    mr: 6,
+    nr: 64,
+    blocking: blocking::AVX512,
+    packed_a: avx512_wide_packed,
+    direct_a: avx512_wide_direct,
+    sparse_a: avx512_wide_sparse,
+    row: AVX512_ROW,
+    scalar_fma: f32::mul_add,
+    edges: &[
+        EdgeKernel {
+            mr: 2,
+            packed_a: avx512_wide_edge2_packed,
+        },
+        EdgeKernel {
+            mr: 4,
+            packed_a: avx512_wide_edge4_packed,
+        },
+    ],
+    strided_b: Some(&AVX512_WIDE_STRIDED_B),
+    plan_weight: 1.0,
+    b_in_l1_depth: 128,
+};
+
+/// The wide AVX-512 tile and its edges reading B's micro-panels in place
+/// (see [`AVX512_STRIDED_B`]).
+static AVX512_WIDE_STRIDED_B: KernelSpec = KernelSpec {
+    packed_a: avx512_wide_packed_strided_b,
+    direct_a: avx512_wide_direct_strided_b,
+    edges: &[
+        EdgeKernel {
+            mr: 2,
+            packed_a: avx512_wide_edge2_strided_b,
+        },
+        EdgeKernel {
+            mr: 4,
+            packed_a: avx512_wide_edge4_strided_b,
+        },
+    ],
+    strided_b: None,
+    // As for AVX512_STRIDED_B: the sparse kernel is never called here.
+    ..AVX512_WIDE
 };
 
 /// The AVX-512 kernel's table entry.
@@ -335,11 +471,13 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
         },
     ],
     strided_b: Some(&AVX512_STRIDED_B),
+    plan_weight: 1.0,
+    b_in_l1_depth: 0,
 };
 
 /// The AVX-512 tile and its edges reading B's micro-panels in place, for
 /// one thread on products of few rows, where packing B costs more than
-/// its contiguous rows save (see `loops::B_IN_PLACE_MAX_ROWS`).
+/// its contiguous rows save (see `loops::B_IN_PLACE_MAX_PANELS`).
 static AVX512_STRIDED_B: KernelSpec = KernelSpec {
     packed_a: avx512_packed_strided_b,
     direct_a: avx512_direct_strided_b,
@@ -375,4 +513,6 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
         packed_a: avx2_edge_packed,
     }],
     strided_b: None,
+    plan_weight: 1.0,
+    b_in_l1_depth: 0,
 };

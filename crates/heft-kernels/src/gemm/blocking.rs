@@ -155,6 +155,12 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 /// with one thread (`BENCHMARKS.md`, with KC = 256): 1024^3 ran 8 to 18 %
 /// and 2048^3 7 to 12 % faster, the other shapes of `heft bench gemm`
 /// within the run's noise.
+///
+/// The wide 6 x 64 tile shares these sizes, so both tiles compute the
+/// same sums: MC is a multiple of 6 and NC of 64. Its A micro-panel of
+/// 6 * 512 * 4 B = 12 KiB stays in L1 and its B micro-panels of
+/// 512 * 64 * 4 B = 128 KiB stream from L2, twice the bytes per FMA of
+/// the 12 x 32 tile's, against half its loads from L1.
 pub(crate) const AVX512: Blocking = Blocking {
     mc: 192,
     kc: 512,

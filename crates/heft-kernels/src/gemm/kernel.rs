@@ -111,6 +111,15 @@ pub(crate) struct KernelSpec {
     /// The same tile and edges reading B's micro-panels in place, with
     /// `TileArgs::b_rs` as the distance between steps, or `None`.
     pub strided_b: Option<&'static KernelSpec>,
+    /// Factor on the plan's estimate of the multiply-adds of this kernel
+    /// (`loops::choose_plan`): 1 for the tiles whose FMAs share their
+    /// loads best, more for a tile that loads more per FMA.
+    pub plan_weight: f64,
+    /// Deepest pass (steps of k) that runs in the BLIS order, each B
+    /// micro-panel held in L1 while the block's A micro-panels stream past
+    /// it, where the sizing would otherwise hold one A micro-panel in L1
+    /// (`Block::a_outer`); 0 for none.
+    pub b_in_l1_depth: usize,
 }
 
 /// A packed-A kernel of `mr` rows and the full kernel's columns and
@@ -143,7 +152,8 @@ impl KernelSpec {
         // Checked without allocating: products in steady state allocate
         // nothing, in debug builds too.
         debug_assert!(self.strided_b.is_none_or(|other| {
-            (other.mr, other.nr, other.blocking.kc) == (self.mr, self.nr, self.blocking.kc)
+            (other.mr, other.nr, other.blocking.kc, other.b_in_l1_depth)
+                == (self.mr, self.nr, self.blocking.kc, self.b_in_l1_depth)
                 && other.edges.len() == self.edges.len()
                 && other
                     .edges
@@ -157,8 +167,24 @@ impl KernelSpec {
 
 /// Largest `MR` of any kernel.
 pub(crate) const MAX_TILE_ROWS: usize = 24;
-/// Largest `MR * NR` of any kernel.
+/// Largest `MR * NR` of any kernel: 12 x 32 and 6 x 64 with AVX-512.
 pub(crate) const MAX_TILE: usize = 12 * 32;
+
+/// Returns the wide kernel of `isa`, half as tall as [`spec`]'s and
+/// twice as wide, for products with many columns, or `None` if the ISA
+/// has none.
+///
+/// It computes the same sums in the same order as [`spec`] (same KC), so
+/// choosing it by shape never changes a result.
+pub(crate) fn wide(isa: Isa) -> Option<&'static KernelSpec> {
+    let spec = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => &crate::arch::x86_64::AVX512_WIDE,
+        _ => return None,
+    };
+    debug_assert_eq!(spec.blocking.kc, self::spec(isa).blocking.kc);
+    Some(spec.debug_check())
+}
 
 /// Returns the narrow kernel of `isa`, one vector wide and twice as tall,
 /// for products with few columns, or `None` if the ISA has none.

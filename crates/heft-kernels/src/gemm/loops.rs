@@ -8,8 +8,9 @@
 //!     ir: rows in micro-panels of MR            one microkernel call per tile
 //! ```
 //!
-//! With one thread and at most `B_IN_PLACE_MAX_ROWS` rows of A, B's full
-//! micro-panels are read in place instead of packed.
+//! With one thread, at most `B_IN_PLACE_MAX_PANELS` row panels of A and
+//! B rows at most `B_IN_PLACE_MAX_STRIDE` apart, B's full micro-panels are
+//! read in place instead of packed.
 //!
 //! When k takes several KC passes and B packed for all of k fits the
 //! kernel's limit (`blocking::BSizing`, with NC reduced if needed), the pc
@@ -17,7 +18,9 @@
 //! it is in cache (see [`blocked`]). Otherwise, where the kernel sizes the
 //! B block of a pass to fit the L2 (`BSizing::HalfL2`), the ir loop moves
 //! outside jr. One A micro-panel, packed or read in place, then stays in
-//! L1 while the B micro-panels stream from L2.
+//! L1 while the B micro-panels stream from L2. The wide AVX-512 tile keeps
+//! the BLIS order for passes short enough that its B micro-panel fits L1
+//! (`KernelSpec::b_in_l1_depth`).
 //!
 //! Several threads may each pack the B micro-panels their tasks read into
 //! buffers of their own, so that no core reads panels another core wrote.
@@ -604,8 +607,9 @@ pub(crate) fn gemm_sparse_a(
 /// lowest estimated cost. Every choice computes the same sums in the same
 /// order, so the choice changes speed only, never a result.
 ///
-/// The estimate counts multiply-adds over the padded tiles (the narrow
-/// kernel's weighted by 1.15 because it issues one broadcast per FMA),
+/// The estimate counts multiply-adds over the padded tiles (weighted by
+/// the kernel's `plan_weight`: 1.15 for the narrow kernels, which issue
+/// one broadcast per FMA; on a tie the earlier kernel wins),
 /// packing (12 multiply-add equivalents per element copied along its
 /// contiguous dimension, 25 per element gathered across a stride) and
 /// stores of C (2 per element in vectors, 40 per strided scalar store).
@@ -618,8 +622,8 @@ pub(crate) fn choose_plan<'k>(
 ) -> (&'k KernelSpec, bool) {
     let mut best = (kernels[0], false);
     let mut best_cost = f64::INFINITY;
-    for (index, &spec) in kernels.iter().enumerate() {
-        let weight = if index == 0 { 1.0 } else { 1.15 };
+    for &spec in kernels {
+        let weight = spec.plan_weight;
         for swap in [false, true] {
             let (a, b) = if swap { (b.t(), a.t()) } else { (*a, *b) };
             // The computed C's rows are contiguous in one orientation only
@@ -868,17 +872,17 @@ fn blocked(
     let kc = blocking.kc_for(k);
     let rows = RowBlocks::new(spec, m, threads, direct_a);
     // With one thread, few rows and A read in place, the full micro-panels
-    // of B are read in place too (see `B_IN_PLACE_MAX_ROWS`), by kernels
-    // that step by B's row stride. B rows 4 KiB apart are packed, since
-    // a panel's rows would then share a few L1 sets.
+    // of B are read in place too (see `B_IN_PLACE_MAX_PANELS`), by kernels
+    // that step by B's row stride, where its rows are at most
+    // `B_IN_PLACE_MAX_STRIDE` apart.
     let b_in_place = match b {
         BSource::View(view)
             if one_thread_in_place
                 && spec.strided_b.is_some()
                 && direct_a
                 && view.col_stride() == 1
-                && !view.row_stride().is_multiple_of(1024)
-                && m <= B_IN_PLACE_MAX_ROWS =>
+                && view.row_stride() <= B_IN_PLACE_MAX_STRIDE
+                && m.div_ceil(spec.mr) <= B_IN_PLACE_MAX_PANELS =>
         {
             Some(view)
         }
@@ -915,7 +919,13 @@ fn blocked(
     // several passes with packed A ran 1024^3 5 to 6 %, 2048^3 7 to 9 % and
     // (12000, 784, 1024) 17 to 19 % faster. One pass with A read in place
     // ran 64^3 3 % faster and the other single passes within 1.5 %.
-    let a_outer = !resident && b_len <= sizes.a_outer_b;
+    // The wide AVX-512 tile runs passes of at most 128 steps in the BLIS
+    // order instead, with its B micro-panel (32 KiB) in L1 (see
+    // `KernelSpec::b_in_l1_depth`). There (12000, 128, 320) ran 1.03 times
+    // as fast as in the A-outer order in a fast phase of the test host,
+    // and at par in a slow one. The 12 x 32 tile lost 2 to 5 % in the BLIS
+    // order (BENCHMARKS.md).
+    let a_outer = !resident && b_len <= sizes.a_outer_b && depth > spec.b_in_l1_depth;
     // A C larger than half of the L2 is likely not in L1 or L2 when a
     // tile's chains end, so each tile prefetches its rows as it starts
     // (see `Block::prefetch_c`).
@@ -1187,14 +1197,28 @@ pub(crate) fn reads_a_in_place(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
 /// micro-panels of C.
 const IN_PLACE_MAX_ROWS: usize = 128;
 
-/// The maximum number of rows of A for which one thread reads B's full
-/// micro-panels in place instead of packing them. Packing B copies it once
-/// per pass, which few rows of A do not repay. Measured against packed B
-/// in one process (AVX-512, 11 to 15 rounds): 64^3 ran 1.04 to 1.10 times
-/// as fast, 128^3 1.03 to 1.05, (100, 784, 128) 1.05 to 1.06 and 256^3
-/// 1.01 to 1.02. 512^3 ran 0.95 times as fast: its B rows, 2 KiB apart,
-/// are read again for every 12 rows of A.
-const B_IN_PLACE_MAX_ROWS: usize = 256;
+/// The maximum number of row panels of A (of the kernel's MR rows) for
+/// which one thread reads B's full micro-panels in place instead of
+/// packing them:
+/// 252 rows of the 12 x 32 tile, 126 of the 6 x 64 one. Packing B copies
+/// it once per pass, which few rows of A do not repay, and a B read in
+/// place is read again from its strided rows for every row panel.
+/// Measured against packed B in one process (AVX-512, 11 to 31 rounds).
+/// With 12 x 32: 64^3 ran 1.04 to 1.10 times as fast, 128^3 1.03 to 1.05,
+/// (100, 784, 128) 1.05 to 1.06 and 256^3 1.01 to 1.02, while 512^3 ran
+/// 0.95 times as fast. With 6 x 64: 64^3 1.04 to 1.07 and (100, 784, 128)
+/// 1.02 to 1.03, while 128^3 (22 row panels) ran 0.96 to 1.06 times as
+/// fast and 256^3 (43) 0.88 to 0.95.
+const B_IN_PLACE_MAX_PANELS: usize = 21;
+
+/// The widest row stride, in floats, of a B read in place: 1 KiB, four
+/// rows or more per 4 KiB page, within which the hardware prefetchers
+/// follow a stream. With 6 x 64 and 100 rows of A, B rows of 1,280 to
+/// 4,000 bytes ran 0.83 to 0.97 times as fast in place as packed. Rows of
+/// 512 and 1,024 bytes ran 1.02 to 1.04 times as fast in a fast phase of
+/// the test host (BENCHMARKS.md). This also keeps out B rows 4 KiB apart, which
+/// would share a few L1 sets.
+const B_IN_PLACE_MAX_STRIDE: usize = 256;
 
 fn padded_len(x: usize, t: usize) -> usize {
     x.div_ceil(t) * t
@@ -1387,6 +1411,174 @@ impl Post<'_> {
         match self.bias {
             Bias::PerCol(bias) => x + bias[col],
             _ => x,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{split_blocked, Bias, Post, RawC};
+    use crate::dispatch::Isa;
+    use crate::gemm::kernel::{narrow, spec, wide, KernelSpec};
+    use crate::gemm::{MatMut, MatRef};
+
+    /// A matrix stored row-major (`row_major`) or column-major, with
+    /// `pad` unused floats after each row or column, all of them NaN.
+    struct Stored {
+        data: Vec<f32>,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    }
+
+    impl Stored {
+        fn new(rows: usize, cols: usize, row_major: bool, pad: usize) -> Self {
+            let (rs, cs) = if row_major {
+                (cols + pad, 1)
+            } else {
+                (1, rows + pad)
+            };
+            let len = rows.max(1) * rs.max(1) + cols.max(1) * cs.max(1);
+            Stored {
+                data: vec![f32::NAN; len],
+                rows,
+                cols,
+                rs,
+                cs,
+            }
+        }
+
+        fn at(&self, i: usize, j: usize) -> usize {
+            i * self.rs + j * self.cs
+        }
+
+        fn view(&self) -> MatRef<'_> {
+            MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
+        }
+
+        fn view_mut(&mut self) -> MatMut<'_> {
+            MatMut::new(&mut self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
+        }
+    }
+
+    /// Returns the kernels of `isa` that the plan chooses from.
+    fn kernels_of(isa: Isa) -> Vec<&'static KernelSpec> {
+        wide(isa)
+            .into_iter()
+            .chain([spec(isa)])
+            .chain(narrow(isa))
+            .collect()
+    }
+
+    /// Runs the product of small integers on one kernel, whatever the
+    /// plan would choose, and compares every element with the exact sum
+    /// in f64. Elements outside C must stay NaN.
+    fn check_exact(
+        kernel: &KernelSpec,
+        (m, n, k): (usize, usize, usize),
+        layout: usize,
+        (alpha, beta): (f32, f32),
+    ) {
+        let value = |x: usize| ((x * 7919 + 13) % 9) as f32 - 4.0;
+        let mut a = Stored::new(m, k, layout & 1 == 0, 3);
+        let mut b = Stored::new(k, n, layout & 2 == 0, 5);
+        let mut c = Stored::new(m, n, layout & 4 == 0, 2);
+        for i in 0..m {
+            for p in 0..k {
+                let at = a.at(i, p);
+                a.data[at] = value(i * 31 + p);
+            }
+        }
+        for p in 0..k {
+            for j in 0..n {
+                let at = b.at(p, j);
+                b.data[at] = value(p * 17 + j + 5);
+            }
+        }
+
+        let c0: Vec<f32> = (0..m * n).map(|x| value(x + 2)).collect();
+        for i in 0..m {
+            for j in 0..n {
+                let at = c.at(i, j);
+                c.data[at] = if beta == 0.0 { f32::NAN } else { c0[i * n + j] };
+            }
+        }
+
+        let post = Post {
+            bias: Bias::None,
+            relu: false,
+        };
+        let (a_view, b_view) = (a.view(), b.view());
+        let raw = RawC::of(&mut c.view_mut());
+        split_blocked(kernel, false, alpha, a_view, b_view, beta, raw, post);
+        let context = format!(
+            "{} {} x {} kernel, m {m} n {n} k {k} layout {layout} alpha {alpha} beta {beta}",
+            kernel.isa, kernel.mr, kernel.nr
+        );
+        let mut inside = vec![false; c.data.len()];
+        for i in 0..m {
+            for j in 0..n {
+                let sum: f64 = (0..k)
+                    .map(|p| f64::from(a.data[a.at(i, p)]) * f64::from(b.data[b.at(p, j)]))
+                    .sum();
+                let previous = if beta == 0.0 {
+                    0.0
+                } else {
+                    f64::from(beta) * f64::from(c0[i * n + j])
+                };
+                let expected = (f64::from(alpha) * sum + previous) as f32;
+                let got = c.data[c.at(i, j)];
+                assert!(
+                    got == expected,
+                    "{context}: C[{i}, {j}] = {got}, expected {expected}"
+                );
+                inside[c.at(i, j)] = true;
+            }
+        }
+        for (at, x) in c.data.iter().enumerate() {
+            assert!(
+                inside[at] || x.is_nan(),
+                "{context}: wrote float {at} outside C"
+            );
+        }
+    }
+
+    /// Every kernel the plan chooses from, forced on every m and n in
+    /// `0..=2 * MR + 1` and `0..=2 * NR + 1`, with depths around its
+    /// unrolled steps, one pass of each loop order and two passes over k,
+    /// in every layout of A, B and C (A and B read in place or packed, B
+    /// read in place by the strided kernels for few rows, C with padding
+    /// or column-major), with alpha and beta in {0, 1, other}. The plan
+    /// would take some of these shapes to another kernel, so the tests
+    /// through `Gemm` leave them out.
+    #[test]
+    fn every_kernel_exact_on_small_shapes() {
+        let scalars = [(1.0, 0.0), (-1.5, 0.5), (0.0, 1.0), (1.0, 1.0), (2.0, -0.5)];
+        for isa in Isa::ALL {
+            if !isa.is_available() {
+                println!("skipping kernel {isa}: this CPU cannot run it");
+                continue;
+            }
+            for kernel in kernels_of(isa) {
+                let (mr, nr, kc) = (kernel.mr, kernel.nr, kernel.blocking.kc);
+                let mut calls = 0;
+                for m in 1..=2 * mr + 1 {
+                    for n in 1..=2 * nr + 1 {
+                        let ends = [mr, 2 * mr + 1].contains(&m) && [nr, 2 * nr + 1].contains(&n);
+                        // 200 steps run the A-outer order of the wide tile,
+                        // 129 its first depth past the BLIS order.
+                        let deep: &[usize] = if ends { &[129, 200, kc + 3] } else { &[] };
+                        for &k in [1, 2, 3, 4, 5, 6, 7, 9, 13, 37].iter().chain(deep) {
+                            let layout = (m + n + k) % 8;
+                            let scalar = scalars[(m + 2 * n + 3 * k) % scalars.len()];
+                            check_exact(kernel, (m, n, k), layout, scalar);
+                            calls += 1;
+                        }
+                    }
+                }
+                println!("{isa} {mr} x {nr}: {calls} exact products");
+            }
         }
     }
 }

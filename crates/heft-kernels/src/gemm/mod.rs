@@ -245,16 +245,27 @@ impl Gemm {
     }
 
     /// Returns the kernel variants the GEMM chooses from by shape: the
-    /// main tile first, then the narrow one where the ISA has it.
-    fn kernels(&self) -> ([&'static kernel::KernelSpec; 2], usize) {
-        let main = kernel::spec(self.isa);
-        match kernel::narrow(self.isa) {
-            Some(narrow) => ([main, narrow], 2),
-            None => ([main, main], 1),
+    /// wide tile where the ISA has it, the main tile, then the narrow one
+    /// where the ISA has it.
+    fn kernels(&self) -> ([&'static kernel::KernelSpec; 3], usize) {
+        let mut kernels = [kernel::spec(self.isa); 3];
+        let mut count = 0;
+        let variants = [
+            kernel::wide(self.isa),
+            Some(kernel::spec(self.isa)),
+            kernel::narrow(self.isa),
+        ];
+        for spec in variants.into_iter().flatten() {
+            kernels[count] = spec;
+            count += 1;
         }
+        (kernels, count)
     }
 
-    /// Returns the register tile `(MR, NR)` of the kernel.
+    /// Returns the register tile `(MR, NR)` of the kernel's main tile,
+    /// the one the sparse products ([`Gemm::run_sparse_a`]) run: 12 x 32
+    /// with AVX-512. Dense products also choose by shape between it and
+    /// a wide tile (6 x 64 with AVX-512) and a narrow one (24 x 16).
     pub fn tile(&self) -> (usize, usize) {
         let spec = kernel::spec(self.isa);
         (spec.mr, spec.nr)

@@ -31,6 +31,7 @@ pub(crate) fn pack_b_panel(
             (8, 8) => crate::arch::copy_rows::<8>(isa, source, dst),
             (16, 16) => crate::arch::copy_rows::<16>(isa, source, dst),
             (32, 32) => crate::arch::copy_rows::<32>(isa, source, dst),
+            (64, 64) => crate::arch::copy_rows::<64>(isa, source, dst),
             _ => {
                 for (p, row) in dst.chunks_exact_mut(nr).enumerate() {
                     row[..width].copy_from_slice(source(p));
