@@ -45,8 +45,9 @@ pub struct MicrokernelThroughput {
     pub mr: usize,
     /// Columns of the register tile.
     pub nr: usize,
-    /// Steps of k per call: the kernel's cache block depth KC, at most
-    /// [`L1_TILE_DEPTH`] and at most what [`L1_TILE_BYTES`] hold.
+    /// Steps of k per call: the GEMM's cache block depth KC (512 with
+    /// AVX-512), cut to [`L1_TILE_DEPTH`] and to what [`L1_TILE_BYTES`]
+    /// hold: 160 for the 6 x 64 AVX-512 tile.
     pub kc: usize,
     /// Single-thread GFLOP/s, 2 flops per multiply-add.
     pub gflops: f64,

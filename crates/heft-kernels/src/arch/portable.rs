@@ -66,4 +66,6 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     strided_b: None,
     plan_weight: 1.0,
     b_in_l1_depth: 0,
+    b_in_place_rows: 0,
+    b_in_place_stride: 0,
 };

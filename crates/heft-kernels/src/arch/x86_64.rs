@@ -374,6 +374,8 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     strided_b: None,
     plan_weight: NARROW_WEIGHT,
     b_in_l1_depth: 0,
+    b_in_place_rows: 0,
+    b_in_place_stride: 0,
 };
 
 /// The AVX2 narrow kernel (12 x 8): 12 accumulators, 1 B vector and 1
@@ -395,6 +397,8 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     strided_b: None,
     plan_weight: NARROW_WEIGHT,
     b_in_l1_depth: 0,
+    b_in_place_rows: 0,
+    b_in_place_stride: 0,
 };
 
 /// The wide AVX-512 kernel (6 x 64), the first the plan considers: 10
@@ -403,7 +407,8 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 /// micro-panel of 6 * 512 * 4 B = 12 KiB held in L1 (the A-outer order),
 /// except in passes of at most 128 steps, whose B micro-panel of 32 KiB
 /// stays in a 48 KiB L1d (`KernelSpec::b_in_l1_depth`). Same blocking and
-/// KC as 12 x 32, so both compute the same sums.
+/// KC as 12 x 32, so both compute the same sums. The sparse products run
+/// the 12 x 32 tile (`kernel::spec`), so the sparse entry here is unused.
 pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
     isa: Isa::Avx512,
     mr: 6,
@@ -427,6 +432,8 @@ pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
     strided_b: Some(&AVX512_WIDE_STRIDED_B),
     plan_weight: 1.0,
     b_in_l1_depth: 128,
+    b_in_place_rows: 126,
+    b_in_place_stride: 256,
 };
 
 /// The wide AVX-512 tile and its edges reading B's micro-panels in place
@@ -473,11 +480,13 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     strided_b: Some(&AVX512_STRIDED_B),
     plan_weight: 1.0,
     b_in_l1_depth: 0,
+    b_in_place_rows: 256,
+    b_in_place_stride: usize::MAX,
 };
 
 /// The AVX-512 tile and its edges reading B's micro-panels in place, for
 /// one thread on products of few rows, where packing B costs more than
-/// its contiguous rows save (see `loops::B_IN_PLACE_MAX_PANELS`).
+/// its contiguous rows save (see `loops::reads_b_in_place`).
 static AVX512_STRIDED_B: KernelSpec = KernelSpec {
     packed_a: avx512_packed_strided_b,
     direct_a: avx512_direct_strided_b,
@@ -515,4 +524,6 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     strided_b: None,
     plan_weight: 1.0,
     b_in_l1_depth: 0,
+    b_in_place_rows: 0,
+    b_in_place_stride: 0,
 };

@@ -8,9 +8,9 @@
 //!     ir: rows in micro-panels of MR            one microkernel call per tile
 //! ```
 //!
-//! With one thread, at most `B_IN_PLACE_MAX_PANELS` row panels of A and
-//! B rows at most `B_IN_PLACE_MAX_STRIDE` apart, B's full micro-panels are
-//! read in place instead of packed.
+//! With one thread, few rows of A and B rows close enough together
+//! (`reads_b_in_place`), B's full micro-panels are read in place instead
+//! of packed.
 //!
 //! When k takes several KC passes and B packed for all of k fits the
 //! kernel's limit (`blocking::BSizing`, with NC reduced if needed), the pc
@@ -872,17 +872,14 @@ fn blocked(
     let kc = blocking.kc_for(k);
     let rows = RowBlocks::new(spec, m, threads, direct_a);
     // With one thread, few rows and A read in place, the full micro-panels
-    // of B are read in place too (see `B_IN_PLACE_MAX_PANELS`), by kernels
-    // that step by B's row stride, where its rows are at most
-    // `B_IN_PLACE_MAX_STRIDE` apart.
+    // of B are read in place too (see `reads_b_in_place`), by kernels that
+    // step by B's row stride.
     let b_in_place = match b {
         BSource::View(view)
             if one_thread_in_place
-                && spec.strided_b.is_some()
                 && direct_a
                 && view.col_stride() == 1
-                && view.row_stride() <= B_IN_PLACE_MAX_STRIDE
-                && m.div_ceil(spec.mr) <= B_IN_PLACE_MAX_PANELS =>
+                && reads_b_in_place(spec, m, view.row_stride()) =>
         {
             Some(view)
         }
@@ -1197,28 +1194,36 @@ pub(crate) fn reads_a_in_place(a: &MatRef<'_>, n: usize, nr: usize) -> bool {
 /// micro-panels of C.
 const IN_PLACE_MAX_ROWS: usize = 128;
 
-/// The maximum number of row panels of A (of the kernel's MR rows) for
-/// which one thread reads B's full micro-panels in place instead of
-/// packing them:
-/// 252 rows of the 12 x 32 tile, 126 of the 6 x 64 one. Packing B copies
-/// it once per pass, which few rows of A do not repay, and a B read in
-/// place is read again from its strided rows for every row panel.
-/// Measured against packed B in one process (AVX-512, 11 to 31 rounds).
-/// With 12 x 32: 64^3 ran 1.04 to 1.10 times as fast, 128^3 1.03 to 1.05,
-/// (100, 784, 128) 1.05 to 1.06 and 256^3 1.01 to 1.02, while 512^3 ran
-/// 0.95 times as fast. With 6 x 64: 64^3 1.04 to 1.07 and (100, 784, 128)
-/// 1.02 to 1.03, while 128^3 (22 row panels) ran 0.96 to 1.06 times as
-/// fast and 256^3 (43) 0.88 to 0.95.
-const B_IN_PLACE_MAX_PANELS: usize = 21;
-
-/// The widest row stride, in floats, of a B read in place: 1 KiB, four
-/// rows or more per 4 KiB page, within which the hardware prefetchers
-/// follow a stream. With 6 x 64 and 100 rows of A, B rows of 1,280 to
-/// 4,000 bytes ran 0.83 to 0.97 times as fast in place as packed. Rows of
-/// 512 and 1,024 bytes ran 1.02 to 1.04 times as fast in a fast phase of
-/// the test host (BENCHMARKS.md). This also keeps out B rows 4 KiB apart, which
-/// would share a few L1 sets.
-const B_IN_PLACE_MAX_STRIDE: usize = 256;
+/// Returns whether one thread reads B's full micro-panels in place
+/// instead of packing them, for `m` rows of A and B rows `stride` floats
+/// apart, with `spec`'s limits (`KernelSpec::b_in_place_rows` and
+/// `KernelSpec::b_in_place_stride`).
+///
+/// Packing B copies it once per pass, which few rows of A do not repay,
+/// while a B read in place is read again from its strided rows for every
+/// row panel of A. Measured against packed B in one process (AVX-512, 11
+/// to 31 rounds):
+///
+/// - 12 x 32, up to 256 rows: 64^3 ran 1.04 to 1.10 times as fast, 128^3
+///   1.03 to 1.05, (100, 784, 128) 1.05 to 1.06 and 256^3 1.01 to 1.02,
+///   while 512^3 ran 0.95 times as fast. (240, 128, 288) and (240, 512,
+///   288), whose B rows are 1,152 bytes apart, ran 1.02 and 1.04.
+/// - 6 x 64, up to 126 rows (21 row panels, the 12 x 32 tile's count):
+///   64^3 ran 1.04 to 1.07 and (100, 784, 128) 1.02 to 1.03 times as fast.
+///   128^3 (22 row panels) ran 0.96 to 1.06 and 256^3 0.88 to 0.95.
+/// - 6 x 64, B rows at most 1 KiB apart, four or more rows per 4 KiB page:
+///   with 100 rows of A, B rows of 1,280 to 4,000 bytes ran 0.83 to 0.97
+///   times as fast in place. Rows of 512 and 1,024 bytes ran 1.02 to 1.04
+///   times as fast in a fast phase of the test host.
+///
+/// B rows 4 KiB apart are always packed, since a panel's rows would then
+/// share a few L1 sets.
+fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
+    spec.strided_b.is_some()
+        && m <= spec.b_in_place_rows
+        && stride <= spec.b_in_place_stride
+        && !stride.is_multiple_of(1024)
+}
 
 fn padded_len(x: usize, t: usize) -> usize {
     x.div_ceil(t) * t
@@ -1545,13 +1550,15 @@ mod tests {
     }
 
     /// Every kernel the plan chooses from, forced on every m and n in
-    /// `0..=2 * MR + 1` and `0..=2 * NR + 1`, with depths around its
-    /// unrolled steps, one pass of each loop order and two passes over k,
-    /// in every layout of A, B and C (A and B read in place or packed, B
-    /// read in place by the strided kernels for few rows, C with padding
-    /// or column-major), with alpha and beta in {0, 1, other}. The plan
-    /// would take some of these shapes to another kernel, so the tests
-    /// through `Gemm` leave them out.
+    /// `1..=2 * MR + 1` and `1..=2 * NR + 1` (an empty C never reaches the
+    /// loops), with depths around the unrolled steps and two passes over k,
+    /// with one thread. The layouts of A, B and C cycle through all eight:
+    /// A and B read in place or packed, B read in place by the strided
+    /// kernels for few rows, C padded or column-major. Alpha and beta cycle
+    /// through {0, 1, other}. For the wide AVX-512 tile, depths 1 to 128 run
+    /// the BLIS order and 129 and 200 the A-outer one. The plan would take
+    /// some of these shapes to another kernel, so the tests through `Gemm`
+    /// leave them out.
     #[test]
     fn every_kernel_exact_on_small_shapes() {
         let scalars = [(1.0, 0.0), (-1.5, 0.5), (0.0, 1.0), (1.0, 1.0), (2.0, -0.5)];

@@ -264,8 +264,9 @@ impl Gemm {
 
     /// Returns the register tile `(MR, NR)` of the kernel's main tile,
     /// the one the sparse products ([`Gemm::run_sparse_a`]) run: 12 x 32
-    /// with AVX-512. Dense products also choose by shape between it and
-    /// a wide tile (6 x 64 with AVX-512) and a narrow one (24 x 16).
+    /// with AVX-512, 6 x 16 with AVX2. Dense products choose by shape
+    /// between it and the ISA's other tiles: 6 x 64 and 24 x 16 with
+    /// AVX-512, 12 x 8 with AVX2.
     pub fn tile(&self) -> (usize, usize) {
         let spec = kernel::spec(self.isa);
         (spec.mr, spec.nr)
