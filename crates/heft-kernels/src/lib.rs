@@ -33,7 +33,8 @@
 //!   ones for finite B.
 //! - `arch`: the microkernels (AVX-512F, AVX2+FMA, portable `wide`).
 //! - [`elementwise`]: vectorised element-wise and reduction kernels.
-//! - [`reference`](mod@reference): naive f64-accumulated GEMM used by the tests.
+//! - [`reference`](mod@reference): naive f64-accumulated GEMM and a padded
+//!   matrix, used by the tests.
 //!
 //! # Features
 //!

@@ -1425,47 +1425,7 @@ mod tests {
     use super::{split_blocked, Bias, Post, RawC};
     use crate::dispatch::Isa;
     use crate::gemm::kernel::{narrow, spec, wide, KernelSpec};
-    use crate::gemm::{MatMut, MatRef};
-
-    /// A matrix stored row-major (`row_major`) or column-major, with
-    /// `pad` unused floats after each row or column, all of them NaN.
-    struct Stored {
-        data: Vec<f32>,
-        rows: usize,
-        cols: usize,
-        rs: usize,
-        cs: usize,
-    }
-
-    impl Stored {
-        fn new(rows: usize, cols: usize, row_major: bool, pad: usize) -> Self {
-            let (rs, cs) = if row_major {
-                (cols + pad, 1)
-            } else {
-                (1, rows + pad)
-            };
-            let len = rows.max(1) * rs.max(1) + cols.max(1) * cs.max(1);
-            Stored {
-                data: vec![f32::NAN; len],
-                rows,
-                cols,
-                rs,
-                cs,
-            }
-        }
-
-        fn at(&self, i: usize, j: usize) -> usize {
-            i * self.rs + j * self.cs
-        }
-
-        fn view(&self) -> MatRef<'_> {
-            MatRef::new(&self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
-        }
-
-        fn view_mut(&mut self) -> MatMut<'_> {
-            MatMut::new(&mut self.data, self.rows, self.cols, self.rs, self.cs).unwrap()
-        }
-    }
+    use crate::reference::Stored;
 
     /// Returns the kernels of `isa` that the plan chooses from.
     fn kernels_of(isa: Isa) -> Vec<&'static KernelSpec> {
@@ -1486,27 +1446,18 @@ mod tests {
         (alpha, beta): (f32, f32),
     ) {
         let value = |x: usize| ((x * 7919 + 13) % 9) as f32 - 4.0;
-        let mut a = Stored::new(m, k, layout & 1 == 0, 3);
-        let mut b = Stored::new(k, n, layout & 2 == 0, 5);
-        let mut c = Stored::new(m, n, layout & 4 == 0, 2);
-        for i in 0..m {
-            for p in 0..k {
-                let at = a.at(i, p);
-                a.data[at] = value(i * 31 + p);
-            }
-        }
-        for p in 0..k {
-            for j in 0..n {
-                let at = b.at(p, j);
-                b.data[at] = value(p * 17 + j + 5);
-            }
-        }
-
-        let c0: Vec<f32> = (0..m * n).map(|x| value(x + 2)).collect();
+        let mut next = 0;
+        let mut fill = |step: usize| {
+            next += step;
+            value(next)
+        };
+        let a = Stored::new(m, k, layout & 1 == 1, 3, || fill(31));
+        let b = Stored::new(k, n, layout & 2 == 2, 5, || fill(17));
+        let c0 = Stored::new(m, n, layout & 4 == 4, 2, || fill(1));
+        let mut c = Stored::new(m, n, layout & 4 == 4, 2, || f32::NAN);
         for i in 0..m {
             for j in 0..n {
-                let at = c.at(i, j);
-                c.data[at] = if beta == 0.0 { f32::NAN } else { c0[i * n + j] };
+                c.set(i, j, if beta == 0.0 { f32::NAN } else { c0.get(i, j) });
             }
         }
 
@@ -1514,39 +1465,31 @@ mod tests {
             bias: Bias::None,
             relu: false,
         };
-        let (a_view, b_view) = (a.view(), b.view());
         let raw = RawC::of(&mut c.view_mut());
-        split_blocked(kernel, false, alpha, a_view, b_view, beta, raw, post);
+        split_blocked(kernel, false, alpha, a.view(), b.view(), beta, raw, post);
         let context = format!(
             "{} {} x {} kernel, m {m} n {n} k {k} layout {layout} alpha {alpha} beta {beta}",
             kernel.isa, kernel.mr, kernel.nr
         );
-        let mut inside = vec![false; c.data.len()];
         for i in 0..m {
             for j in 0..n {
                 let sum: f64 = (0..k)
-                    .map(|p| f64::from(a.data[a.at(i, p)]) * f64::from(b.data[b.at(p, j)]))
+                    .map(|p| f64::from(a.get(i, p)) * f64::from(b.get(p, j)))
                     .sum();
                 let previous = if beta == 0.0 {
                     0.0
                 } else {
-                    f64::from(beta) * f64::from(c0[i * n + j])
+                    f64::from(beta) * f64::from(c0.get(i, j))
                 };
                 let expected = (f64::from(alpha) * sum + previous) as f32;
-                let got = c.data[c.at(i, j)];
+                let got = c.get(i, j);
                 assert!(
                     got == expected,
                     "{context}: C[{i}, {j}] = {got}, expected {expected}"
                 );
-                inside[c.at(i, j)] = true;
             }
         }
-        for (at, x) in c.data.iter().enumerate() {
-            assert!(
-                inside[at] || x.is_nan(),
-                "{context}: wrote float {at} outside C"
-            );
-        }
+        c.assert_poison_intact(&context);
     }
 
     /// Every kernel the plan chooses from, forced on every m and n in
