@@ -8,10 +8,11 @@
 //! - AVX-512, 12 x 32: 24 accumulators, 2 B vectors and 1 broadcast, 27
 //!   registers. The same 24 FMAs per step need 2 loads and 12 broadcasts,
 //!   14 loads. In phases of the test host where the L1-resident kernel
-//!   ran at 76 % of the FMA peak rather than 97 %, the wide tile's fewer
-//!   loads made 1024^3 1.13 to 1.19 times as fast; in its fast phase, 1.01
-//!   to 1.03 (BENCHMARKS.md). Where the 12 x 32 tile pads C less, as for
-//!   17 to 32 columns, the plan takes it (`loops::choose_plan`).
+//!   ran at 76 to 83 % of the FMA peak rather than 97 %, the wide tile's
+//!   fewer loads made 1024^3 1.12 to 1.19 times as fast, and 1.01 to 1.03
+//!   in its fast phase (BENCHMARKS.md). Where the 12 x 32 tile pads C
+//!   less, as for 17 to 32 columns, the plan takes it
+//!   (`loops::choose_plan`).
 //! - AVX2: 6 rows by 2 vectors of 8 lanes is 12 accumulators, plus 2 B
 //!   vectors and 1 broadcast: 15 of the 16 ymm registers. A larger tile
 //!   would spill and run at about half speed.
