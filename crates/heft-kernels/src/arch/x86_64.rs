@@ -410,6 +410,8 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 /// stays in a 48 KiB L1d (`KernelSpec::b_in_l1_depth`). Same blocking and
 /// KC as 12 x 32, so both compute the same sums. The sparse products run
 /// the 12 x 32 tile (`kernel::spec`), so the sparse entry here is unused.
+/// NOTE: the depth of 128 for the BLIS order was measured on a 48 KiB
+/// L1d only; on a 32 KiB L1d its 32 KiB B micro-panel would fill it.
 pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
     isa: Isa::Avx512,
     mr: 6,

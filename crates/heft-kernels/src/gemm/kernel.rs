@@ -111,8 +111,8 @@ pub(crate) struct KernelSpec {
     /// The same tile and edges reading B's micro-panels in place, with
     /// `TileArgs::b_rs` as the distance between steps, or `None`.
     pub strided_b: Option<&'static KernelSpec>,
-    /// Most rows of A for which one thread reads B in place with
-    /// `strided_b` (see `loops::reads_b_in_place`).
+    /// Maximum number of rows of A for which one thread reads B in place
+    /// with `strided_b` (see `loops::reads_b_in_place`).
     pub b_in_place_rows: usize,
     /// Widest row stride of B, in floats, that `strided_b` reads in place.
     pub b_in_place_stride: usize,

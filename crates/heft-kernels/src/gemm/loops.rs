@@ -607,13 +607,14 @@ pub(crate) fn gemm_sparse_a(
 /// lowest estimated cost. Every choice computes the same sums in the same
 /// order, so the choice changes speed only, never a result.
 ///
-/// The estimate counts multiply-adds over the padded tiles (weighted by
-/// the kernel's `plan_weight`: 1.15 for the narrow kernels, which issue
-/// one broadcast per FMA; on a tie the earlier kernel wins),
-/// packing (12 multiply-add equivalents per element copied along its
-/// contiguous dimension, 25 per element gathered across a stride) and
-/// stores of C (2 per element in vectors, 40 per strided scalar store).
-/// The weights are rough ratios from single-core measurements on AVX-512.
+/// The estimate counts multiply-adds over the padded tiles, weighted by
+/// the kernel's `plan_weight` (1.15 for the narrow kernels, which issue
+/// one broadcast per FMA). It adds packing (12 multiply-add equivalents
+/// per element copied along its contiguous dimension, 25 per element
+/// gathered across a stride) and stores of C (2 per element in vectors,
+/// 40 per strided scalar store). The weights are rough ratios from
+/// single-core measurements on AVX-512. On a tie the earlier kernel of
+/// `kernels` wins.
 pub(crate) fn choose_plan<'k>(
     kernels: &[&'k KernelSpec],
     a: &MatRef<'_>,
