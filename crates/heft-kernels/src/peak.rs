@@ -70,10 +70,12 @@ fn l1_tile_depth(mr: usize, nr: usize, kc: usize) -> usize {
     kc.min(L1_TILE_DEPTH).min(fits).max(1)
 }
 
-/// Returns the kernel the large products of `isa` run: the wide tile
-/// where the ISA has one.
+/// Returns the kernel the large products of `isa` run: the first that the
+/// plan prefers, the wide tile where the ISA has one.
 fn large_product_kernel(isa: Isa) -> &'static crate::gemm::kernel::KernelSpec {
-    crate::gemm::kernel::wide(isa).unwrap_or_else(|| crate::gemm::kernel::spec(isa))
+    crate::gemm::kernel::variants(isa)
+        .next()
+        .expect("every ISA has a main kernel")
 }
 
 /// Runs the packed-A microkernel of `isa` that large products run (the

@@ -636,11 +636,11 @@ mod tests {
     #[test]
     fn edge_kernels_match_full_kernels() {
         use crate::dispatch::Isa;
-        use crate::gemm::kernel::{narrow, spec, wide, KernelSpec, TileArgs};
+        use crate::gemm::kernel::{variants, KernelSpec, TileArgs};
         // (kernels, distance between B's steps)
         let mut specs: Vec<(&KernelSpec, usize)> = Vec::new();
         for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
-            for spec in wide(isa).into_iter().chain([spec(isa)]).chain(narrow(isa)) {
+            for spec in variants(isa) {
                 specs.push((spec, spec.nr));
                 specs.extend(spec.strided_b.map(|strided| (strided, strided.nr + 7)));
             }

@@ -22,8 +22,8 @@
 //! and 8 x 32 for the 12 x 32 tile, 8 x 16 for the narrow one, and 3 x 16
 //! and 4 x 8 for AVX2. With fewer accumulators their FMA chains may wait
 //! on the FMA latency, but they do a third to two thirds of the full
-//! tile's multiply-adds. The 8-row AVX-512 edge made 128^3
-//! 3 % faster and products of 20 or 32 rows 11 to 13 % (BENCHMARKS.md).
+//! tile's multiply-adds. The 8-row AVX-512 edge made 128^3 3 % faster and
+//! products of 20 or 32 rows 11 to 13 % (BENCHMARKS.md).
 //!
 //! The functions are only reached through `KernelSpec` entries that
 //! `gemm::kernel::spec` returns for an available `Isa`.
@@ -411,7 +411,8 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 /// KC as 12 x 32, so both compute the same sums. The sparse products run
 /// the 12 x 32 tile (`kernel::spec`), so the sparse entry here is unused.
 /// NOTE: the depth of 128 for the BLIS order was measured on a 48 KiB
-/// L1d only; on a 32 KiB L1d its 32 KiB B micro-panel would fill it.
+/// L1d only. On a 32 KiB L1d its 32 KiB B micro-panel would fill the
+/// whole cache.
 pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
     isa: Isa::Avx512,
     mr: 6,

@@ -208,6 +208,14 @@ pub(crate) fn narrow(isa: Isa) -> Option<&'static KernelSpec> {
     Some(spec.debug_check())
 }
 
+/// Returns the kernels of `isa` that a dense product chooses from by
+/// shape, in the plan's order of preference: the wide tile where the ISA
+/// has one, the main tile ([`spec`]), then the narrow tile where the ISA
+/// has one. All of them compute the same sums.
+pub(crate) fn variants(isa: Isa) -> impl Iterator<Item = &'static KernelSpec> {
+    wide(isa).into_iter().chain([spec(isa)]).chain(narrow(isa))
+}
+
 /// Returns the kernel table entry for `isa`.
 ///
 /// The caller guarantees `isa` is available on this CPU: [`Isa`] values

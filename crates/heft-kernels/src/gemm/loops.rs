@@ -1209,7 +1209,7 @@ const IN_PLACE_MAX_ROWS: usize = 128;
 ///   1.03 to 1.05, (100, 784, 128) 1.05 to 1.06 and 256^3 1.01 to 1.02,
 ///   while 512^3 ran 0.95 times as fast. (240, 128, 288) and (240, 512,
 ///   288), whose B rows are 1,152 bytes apart, ran 1.02 and 1.04.
-/// - 6 x 64, up to 126 rows (21 row panels, the 12 x 32 tile's count):
+/// - 6 x 64, up to 126 rows (21 row panels):
 ///   64^3 ran 1.04 to 1.07 and (100, 784, 128) 1.02 to 1.03 times as fast.
 ///   128^3 (22 row panels) ran 0.96 to 1.06 and 256^3 0.88 to 0.95.
 /// - 6 x 64, B rows at most 1 KiB apart, four or more rows per 4 KiB page:
@@ -1425,17 +1425,8 @@ impl Post<'_> {
 mod tests {
     use super::{split_blocked, Bias, Post, RawC};
     use crate::dispatch::Isa;
-    use crate::gemm::kernel::{narrow, spec, wide, KernelSpec};
+    use crate::gemm::kernel::{variants, KernelSpec};
     use crate::reference::Stored;
-
-    /// Returns the kernels of `isa` that the plan chooses from.
-    fn kernels_of(isa: Isa) -> Vec<&'static KernelSpec> {
-        wide(isa)
-            .into_iter()
-            .chain([spec(isa)])
-            .chain(narrow(isa))
-            .collect()
-    }
 
     /// Runs the product of small integers on one kernel, whatever the
     /// plan would choose, and compares every element with the exact sum
@@ -1511,7 +1502,7 @@ mod tests {
                 println!("skipping kernel {isa}: this CPU cannot run it");
                 continue;
             }
-            for kernel in kernels_of(isa) {
+            for kernel in variants(isa) {
                 let (mr, nr, kc) = (kernel.mr, kernel.nr, kernel.blocking.kc);
                 let mut calls = 0;
                 for m in 1..=2 * mr + 1 {

@@ -244,18 +244,12 @@ impl Gemm {
         self.isa
     }
 
-    /// Returns the kernel variants the GEMM chooses from by shape: the
-    /// wide tile where the ISA has it, the main tile, then the narrow one
-    /// where the ISA has it.
+    /// Returns the kernel variants the GEMM chooses from by shape
+    /// ([`kernel::variants`]), without allocating.
     fn kernels(&self) -> ([&'static kernel::KernelSpec; 3], usize) {
         let mut kernels = [kernel::spec(self.isa); 3];
         let mut count = 0;
-        let variants = [
-            kernel::wide(self.isa),
-            Some(kernel::spec(self.isa)),
-            kernel::narrow(self.isa),
-        ];
-        for spec in variants.into_iter().flatten() {
+        for spec in kernel::variants(self.isa) {
             kernels[count] = spec;
             count += 1;
         }
