@@ -56,7 +56,7 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     blocking: blocking::PORTABLE,
     packed_a: tile_packed,
     direct_a: tile_direct,
-    sparse_a: tile_sparse,
+    sparse_a: Some(tile_sparse),
     row: RowKernel {
         width: 32,
         run: row,

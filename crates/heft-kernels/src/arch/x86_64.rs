@@ -139,13 +139,6 @@ avx512_tile!(
     nv = 4
 );
 avx512_tile!(
-    avx512_wide_sparse,
-    packed = true,
-    sparse = true,
-    mr = 6,
-    nv = 4
-);
-avx512_tile!(
     avx512_wide_edge2_packed,
     packed = true,
     sparse = false,
@@ -253,13 +246,6 @@ avx512_tile!(
     nv = 1
 );
 avx512_tile!(
-    avx512_narrow_sparse,
-    packed = true,
-    sparse = true,
-    mr = 24,
-    nv = 1
-);
-avx512_tile!(
     avx512_edge_packed,
     packed = true,
     sparse = false,
@@ -311,13 +297,6 @@ avx2_tile!(
     mr = 12,
     nv = 1
 );
-avx2_tile!(
-    avx2_narrow_sparse,
-    packed = true,
-    sparse = true,
-    mr = 12,
-    nv = 1
-);
 
 row_kernel! {
     #[target_feature(enable = "avx512f")]
@@ -365,7 +344,7 @@ pub(crate) static AVX512_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX512_NARROW,
     packed_a: avx512_narrow_packed,
     direct_a: avx512_narrow_direct,
-    sparse_a: avx512_narrow_sparse,
+    sparse_a: None,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
     edges: &[EdgeKernel {
@@ -388,7 +367,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA_NARROW,
     packed_a: avx2_narrow_packed,
     direct_a: avx2_narrow_direct,
-    sparse_a: avx2_narrow_sparse,
+    sparse_a: None,
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
     edges: &[EdgeKernel {
@@ -409,7 +388,7 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 /// except in passes of at most 128 steps, whose B micro-panel of 32 KiB
 /// stays in a 48 KiB L1d (`KernelSpec::b_in_l1_depth`). Same blocking and
 /// KC as 12 x 32, so both compute the same sums. The sparse products run
-/// the 12 x 32 tile (`kernel::spec`), so the sparse entry here is unused.
+/// the 12 x 32 tile (`kernel::spec`), so this tile has no sparse entry.
 /// NOTE: the depth of 128 for the BLIS order was measured on a 48 KiB
 /// L1d only. On a 32 KiB L1d its 32 KiB B micro-panel would fill the
 /// whole cache.
@@ -420,7 +399,7 @@ pub(crate) static AVX512_WIDE: KernelSpec = KernelSpec {
     blocking: blocking::AVX512,
     packed_a: avx512_wide_packed,
     direct_a: avx512_wide_direct,
-    sparse_a: avx512_wide_sparse,
+    sparse_a: None,
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
     edges: &[
@@ -456,7 +435,6 @@ static AVX512_WIDE_STRIDED_B: KernelSpec = KernelSpec {
         },
     ],
     strided_b: None,
-    // As for AVX512_STRIDED_B: the sparse kernel is never called here.
     ..AVX512_WIDE
 };
 
@@ -468,7 +446,7 @@ pub(crate) static AVX512: KernelSpec = KernelSpec {
     blocking: blocking::AVX512,
     packed_a: avx512_packed,
     direct_a: avx512_direct,
-    sparse_a: avx512_sparse,
+    sparse_a: Some(avx512_sparse),
     row: AVX512_ROW,
     scalar_fma: f32::mul_add,
     edges: &[
@@ -505,8 +483,9 @@ static AVX512_STRIDED_B: KernelSpec = KernelSpec {
         },
     ],
     strided_b: None,
-    // The tile, blocking and row kernel of the packed-B entry. Its sparse
-    // kernel is never called here, since the sparse path packs B.
+    // The tile, blocking and row kernel of the packed-B entry. The sparse
+    // path packs B, so it never reaches this entry.
+    sparse_a: None,
     ..AVX512
 };
 
@@ -518,7 +497,7 @@ pub(crate) static AVX2_FMA: KernelSpec = KernelSpec {
     blocking: blocking::AVX2_FMA,
     packed_a: avx2_packed,
     direct_a: avx2_direct,
-    sparse_a: avx2_sparse,
+    sparse_a: Some(avx2_sparse),
     row: AVX2_ROW,
     scalar_fma: f32::mul_add,
     edges: &[EdgeKernel {

@@ -98,7 +98,11 @@ pub(crate) struct KernelSpec {
     pub direct_a: TileFn,
     /// Entry point reading A from packed micro-panels at the steps listed
     /// in `TileArgs::steps`, against a B panel without its zero steps.
-    pub sparse_a: TileFn,
+    /// Only the main kernel of each ISA ([`spec`]) has one: the sparse
+    /// products run that kernel alone, as its NR rows of A per group of
+    /// skipped steps is the granularity [`Gemm::tile`](super::Gemm::tile)
+    /// documents.
+    pub sparse_a: Option<TileFn>,
     /// Kernel for matrix-vector products with B's rows read in place.
     pub row: RowKernel,
     /// `a * b + c` rounded exactly as one lane of the kernel's vector
@@ -230,5 +234,6 @@ pub(crate) fn spec(isa: Isa) -> &'static KernelSpec {
         Isa::Avx512 | Isa::Avx2Fma => &crate::arch::portable::PORTABLE,
         Isa::Portable => &crate::arch::portable::PORTABLE,
     };
+    debug_assert!(spec.sparse_a.is_some());
     spec.debug_check()
 }

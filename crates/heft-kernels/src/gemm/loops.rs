@@ -1350,7 +1350,9 @@ impl Block<'_, '_> {
                 let (steps, sparse_tile) = match self.sparse {
                     Some((steps, counts)) => (
                         (counts[jp] as usize, steps[jp * kcb..][..kcb].as_ptr()),
-                        Some(self.spec.sparse_a),
+                        Some(self.spec.sparse_a.expect(
+                            "the sparse path runs the main kernel, which has a sparse entry",
+                        )),
                     ),
                     None => ((kcb, std::ptr::null()), None),
                 };
