@@ -26,7 +26,8 @@ pub struct MatMut<'a> {
     col_stride: usize,
 }
 
-/// A view that does not fit its slice or whose elements overlap.
+/// A view that does not fit its slice, whose elements overlap, or that
+/// has more elements than any `f32` buffer can hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LayoutError {
     rows: usize,
@@ -34,24 +35,42 @@ pub struct LayoutError {
     row_stride: usize,
     col_stride: usize,
     len: usize,
-    overlapping: bool,
+    problem: Problem,
 }
+
+/// What is wrong with a [`LayoutError`]'s view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Problem {
+    OutsideSlice,
+    Overlapping,
+    TooLarge,
+}
+
+/// The most elements a view may have: as many `f32` as one allocation can
+/// hold (`isize::MAX` bytes). A view with zero strides can name more
+/// elements than its slice holds, but a packed copy or a product of it
+/// could not be stored.
+pub(crate) const MAX_VIEW_ELEMENTS: usize = isize::MAX as usize / std::mem::size_of::<f32>();
 
 impl fmt::Display for LayoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (r, c, rs, cs) = (self.rows, self.cols, self.row_stride, self.col_stride);
-        if self.overlapping {
-            write!(
+        match self.problem {
+            Problem::Overlapping => write!(
                 f,
                 "mutable view {r}x{c} with strides ({rs}, {cs}) maps two elements to one address: \
                  use row stride >= cols * col stride or col stride >= rows * row stride"
-            )
-        } else {
-            write!(
+            ),
+            Problem::OutsideSlice => write!(
                 f,
                 "view {r}x{c} with strides ({rs}, {cs}) needs more than the slice's {} elements",
                 self.len
-            )
+            ),
+            Problem::TooLarge => write!(
+                f,
+                "view {r}x{c} has more elements than an f32 buffer can hold ({MAX_VIEW_ELEMENTS}): \
+                 no copy or product of it could be stored; use fewer rows or columns"
+            ),
         }
     }
 }
@@ -75,16 +94,23 @@ fn check_fits(
     row_stride: usize,
     col_stride: usize,
 ) -> Result<(), LayoutError> {
+    let error = |problem| LayoutError {
+        rows,
+        cols,
+        row_stride,
+        col_stride,
+        len,
+        problem,
+    };
+    if rows
+        .checked_mul(cols)
+        .is_none_or(|count| count > MAX_VIEW_ELEMENTS)
+    {
+        return Err(error(Problem::TooLarge));
+    }
     match span(rows, cols, row_stride, col_stride) {
         Some(needed) if needed <= len => Ok(()),
-        _ => Err(LayoutError {
-            rows,
-            cols,
-            row_stride,
-            col_stride,
-            len,
-            overlapping: false,
-        }),
+        _ => Err(error(Problem::OutsideSlice)),
     }
 }
 
@@ -113,7 +139,9 @@ impl<'a> MatRef<'a> {
     ///
     /// # Errors
     ///
-    /// [`LayoutError`] if the last element lies beyond `data`.
+    /// [`LayoutError`] if the last element lies beyond `data`, or if the
+    /// view has more than `isize::MAX / 4` elements (zero strides can
+    /// name that many), more than any `f32` buffer can hold.
     pub fn new(
         data: &'a [f32],
         rows: usize,
@@ -246,7 +274,7 @@ impl<'a> MatMut<'a> {
                 row_stride,
                 col_stride,
                 len: data.len(),
-                overlapping: true,
+                problem: Problem::Overlapping,
             });
         }
         Ok(MatMut {
@@ -374,6 +402,20 @@ mod tests {
         assert!(MatMut::new(&mut data, 3, 3, 3, 1).is_ok());
         assert!(MatMut::new(&mut data, 3, 3, 1, 3).is_ok());
         assert!(MatMut::new(&mut data, 3, 3, 0, 5).is_err());
+    }
+
+    /// Zero strides let a one-element slice name any number of elements,
+    /// but no copy of more than `isize::MAX` bytes could be stored.
+    #[test]
+    fn views_larger_than_any_buffer_rejected() {
+        let one = [1.0f32];
+        let huge = MatRef::new(&one, 1 << 33, 1 << 33, 0, 0).unwrap_err();
+        assert!(huge.to_string().contains("more elements than"), "{huge}");
+        let max = MAX_VIEW_ELEMENTS;
+        assert!(MatRef::new(&one, max, 1, 0, 0).is_ok());
+        assert!(MatRef::new(&one, max / 2 + 1, 2, 0, 0).is_err());
+        assert!(MatRef::new(&one, 1, max + 1, 0, 0).is_err());
+        assert!(MatMut::new(&mut [0.0], 1, usize::MAX, 0, 0).is_err());
     }
 
     #[test]
