@@ -118,6 +118,7 @@ pub fn microkernel_gflops(
         a_rs: 0,
         b: b.as_slice().as_ptr(),
         b_rs: nr,
+        b_copy: std::ptr::null_mut(),
         c: c.as_mut_slice().as_mut_ptr(),
         c_rs: nr,
         c_cs: 1,

@@ -57,14 +57,17 @@ macro_rules! vector_ops {
 /// packed micro-panels (`packed = true`) or in place (`packed = false`),
 /// and B from packed micro-panels, `NR` floats per step
 /// (`packed_b = true`), or in place, `TileArgs::b_rs` floats per step
-/// (`packed_b = false`). With `sparse = true` (packed A and B only) the
-/// chain runs over the steps listed in `TileArgs::steps` against a
-/// compacted B panel. The contract is the one documented on `TileArgs`.
+/// (`packed_b = false`). With `copy_b = true` (B read in place only) the
+/// kernel also stores each B vector it loads to `TileArgs::b_copy`, which
+/// leaves there the packed micro-panel that the tiles after it read. With
+/// `sparse = true` (packed A and B only) the chain runs over the steps
+/// listed in `TileArgs::steps` against a compacted B panel. The contract
+/// is the one documented on `TileArgs`.
 macro_rules! microkernel {
     (
         $(#[$attr:meta])*
         fn $name:ident;
-        packed = $packed:expr, packed_b = $packed_b:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
+        packed = $packed:expr, packed_b = $packed_b:expr, copy_b = $copy_b:expr, sparse = $sparse:expr, mr = $mr:expr, nv = $nv:expr, lanes = $lanes:expr, vector = $v:ty,
         zero = $zero:expr,
         splat = |$sx:ident| $splat:expr,
         load = |$lp:ident| $load:expr,
@@ -84,6 +87,7 @@ macro_rules! microkernel {
             const PACKED: bool = $packed;
             const PACKED_B: bool = $packed_b;
             const SPARSE: bool = $sparse;
+            const COPY_B: bool = $copy_b;
             /// Steps of k per iteration of the dense loop. With B read in
             /// place, four steps spilled accumulators of the 12 x 32 AVX-512
             /// tile to the stack, because its A rows read in place take most
@@ -92,6 +96,7 @@ macro_rules! microkernel {
             const UNROLL: usize = if $packed_b { 4 } else { 2 };
             const _: () = assert!(PACKED || !SPARSE, "sparse kernels read packed A");
             const _: () = assert!(PACKED_B || !SPARSE, "sparse kernels read packed B");
+            const _: () = assert!(!PACKED_B || !COPY_B, "kernels copy B read in place");
 
             vector_ops! {
                 $(#[$attr])*
@@ -118,12 +123,13 @@ macro_rules! microkernel {
             }
 
             let $crate::gemm::kernel::TileArgs {
-                kc, steps, a, a_rs, b, b_rs, c, c_rs, c_cs, rows, cols, alpha, beta,
+                kc, steps, a, a_rs, b, b_rs, b_copy, c, c_rs, c_cs, rows, cols, alpha, beta,
             } = *args;
             let zero: $v = $zero;
             let mut acc: [[$v; NV]; MR] = [[zero; NV]; MR];
             let mut a_ptr = a;
             let mut b_ptr = b;
+            let mut copy_ptr = b_copy;
             // One of the two loops runs: the sparse one makes the same
             // multiply-adds as the dense one for the steps kept, finding
             // A's column through the step list.
@@ -153,12 +159,17 @@ macro_rules! microkernel {
             }
             // One step of k at `a_ptr` and `b_ptr`. The closure inherits the
             // kernel's target features and inlines into both loops.
-            let mut step = |a_ptr: *const f32, b_ptr: *const f32| {
+            let mut step = |a_ptr: *const f32, b_ptr: *const f32, copy_ptr: *mut f32| {
                 let mut bv: [$v; NV] = [zero; NV];
                 for v in 0..NV {
                     // SAFETY: the B micro-panel has NR floats per step of k
                     // and this is step < kc (TileArgs contract).
                     bv[v] = unsafe { load(b_ptr.add(v * LANES)) };
+                    if COPY_B {
+                        // SAFETY: `b_copy` has NR writable floats for each
+                        // step below kc (TileArgs contract).
+                        unsafe { store(copy_ptr.add(v * LANES), bv[v]) };
+                    }
                 }
                 for i in 0..MR {
                     let offset = if PACKED { i } else { i * a_rs };
@@ -188,16 +199,18 @@ macro_rules! microkernel {
             for _ in 0..dense_steps / UNROLL {
                 for u in 0..UNROLL {
                     // SAFETY: steps u < UNROLL of this group are below kc,
-                    // so both pointers point into their micro-panels.
-                    unsafe { step(a_ptr.add(u * a_step), b_ptr) };
+                    // so the pointers point into their micro-panels.
+                    unsafe { step(a_ptr.add(u * a_step), b_ptr, copy_ptr) };
                     b_ptr = b_ptr.wrapping_add(b_step);
+                    copy_ptr = copy_ptr.wrapping_add(NR);
                 }
                 // SAFETY: advancing by UNROLL steps to at most kc stays
                 // within or one past the end of the A micro-panel.
                 a_ptr = unsafe { a_ptr.add(UNROLL * a_step) };
             }
             for _ in 0..dense_steps % UNROLL {
-                step(a_ptr, b_ptr);
+                step(a_ptr, b_ptr, copy_ptr);
+                copy_ptr = copy_ptr.wrapping_add(NR);
                 // SAFETY: advancing to step + 1 <= kc stays within or one
                 // past the end of the A micro-panel.
                 a_ptr = unsafe { a_ptr.add(a_step) };
@@ -677,6 +690,7 @@ mod tests {
                                 a_rs: 0,
                                 b: b.as_ptr(),
                                 b_rs,
+                                b_copy: std::ptr::null_mut(),
                                 c: c.as_mut_ptr(),
                                 c_rs,
                                 c_cs: 1,

@@ -15,7 +15,7 @@ macro_rules! portable_tile {
     ($name:ident, packed = $packed:expr, sparse = $sparse:expr) => {
         microkernel! {
             fn $name;
-            packed = $packed, packed_b = true, sparse = $sparse, mr = 6, nv = 1, lanes = 8, vector = f32x8,
+            packed = $packed, packed_b = true, copy_b = false, sparse = $sparse, mr = 6, nv = 1, lanes = 8, vector = f32x8,
             zero = f32x8::ZERO,
             splat = |x| f32x8::splat(x),
             load = |p| f32x8::new(core::ptr::read_unaligned(p as *const [f32; 8])),
@@ -66,6 +66,7 @@ pub(crate) static PORTABLE: KernelSpec = KernelSpec {
     strided_b: None,
     plan_weight: 1.0,
     b_in_l1_depth: 0,
+    copy_b_direct: None,
     b_in_place_rows: 0,
     b_in_place_stride: 0,
 };

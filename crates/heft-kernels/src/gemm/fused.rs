@@ -14,7 +14,7 @@
 //! [`Gemm::run`]: super::Gemm::run
 
 use super::kernel::KernelSpec;
-use super::loops::{self, Bias, Block, Post, RawC};
+use super::loops::{self, Bias, Block, PackedPanels, Post, RawC};
 use super::view::MatRef;
 use crate::AlignedVec;
 use std::cell::RefCell;
@@ -171,8 +171,9 @@ pub(crate) fn argmax_count(
                         spec,
                         a: &rows_of_a,
                         direct_a,
-                        b_packed: &b_packed[offset..offset + len],
+                        b_packed: PackedPanels::read_only(&b_packed[offset..offset + len]),
                         b_in_place: None,
+                        copy_b: None,
                         sparse: None,
                         i0: 0,
                         mcb: rows,

@@ -119,6 +119,58 @@ unsafe impl Send for RawC {}
 // SAFETY: as above; no two tasks touch the same element.
 unsafe impl Sync for RawC {}
 
+/// The packed B micro-panels that the tiles of a block read: `len` floats
+/// at `ptr`. A pointer rather than a slice, because the kernels that copy
+/// B (`KernelSpec::copy_b_direct`) fill them during the block that reads
+/// them.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedPanels {
+    ptr: *mut f32,
+    len: usize,
+}
+
+impl PackedPanels {
+    /// Panels that are only read.
+    pub(crate) fn read_only(panels: &[f32]) -> Self {
+        PackedPanels {
+            ptr: panels.as_ptr().cast_mut(),
+            len: panels.len(),
+        }
+    }
+
+    /// Panels that the copying kernels may write.
+    fn writable(panels: &mut [f32]) -> Self {
+        PackedPanels {
+            ptr: panels.as_mut_ptr(),
+            len: panels.len(),
+        }
+    }
+
+    /// Returns the `len` floats from `start`.
+    ///
+    /// # Panics
+    ///
+    /// If they do not lie inside these panels.
+    fn range(self, start: usize, len: usize) -> Self {
+        assert!(
+            start <= self.len && len <= self.len - start,
+            "packed B range"
+        );
+        PackedPanels {
+            ptr: self.ptr.wrapping_add(start),
+            len,
+        }
+    }
+}
+
+// SAFETY: the panels are written only by the one thread that runs the
+// blocks of a product whose tiles copy B (`blocked`), before any tile reads
+// what it wrote, and otherwise only read, inside a scope that outlives
+// every task.
+unsafe impl Send for PackedPanels {}
+// SAFETY: as above.
+unsafe impl Sync for PackedPanels {}
+
 thread_local! {
     static B_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
     static A_BUFFER: RefCell<AlignedVec> = RefCell::new(AlignedVec::new());
@@ -287,8 +339,8 @@ pub(crate) fn pack_b_block(
 ///
 /// # Safety
 ///
-/// `a`, `a_rs`, `b`, `b_rs`, `kc` and `steps` satisfy the `TileArgs`
-/// contract for `tile`,
+/// `a`, `a_rs`, `b`, `b_rs`, `b_copy`, `kc` and `steps` satisfy the
+/// `TileArgs` contract for `tile`,
 /// and elements `(row..row + rows, col..col + cols)` of `c` are valid and
 /// written by no other thread during the call.
 #[allow(clippy::too_many_arguments)]
@@ -298,7 +350,7 @@ pub(crate) unsafe fn run_tile(
     (kc, steps): (usize, *const u32),
     a: *const f32,
     a_rs: usize,
-    (b, b_rs): (*const f32, usize),
+    (b, b_rs, b_copy): (*const f32, usize, *mut f32),
     c: RawC,
     (row, col, rows, cols): (usize, usize, usize, usize),
     alpha: f32,
@@ -311,6 +363,7 @@ pub(crate) unsafe fn run_tile(
         a_rs,
         b,
         b_rs,
+        b_copy,
         // SAFETY: (row, col) is inside C (caller contract).
         c: unsafe { c.ptr.add(row * c.rs + col * c.cs) },
         c_rs: c.rs,
@@ -938,6 +991,20 @@ fn blocked(
     let own_b =
         threads > 1 && !sparse && !prepacked && (resident || k <= kc) && b_len <= OWN_B_FLOATS;
     let shared_len = if own_b { 0 } else { b_len };
+    // With one thread, the first row panel's tiles may pack B as they
+    // read it (see `copies_b_in_tiles`).
+    let copy_b = match b {
+        BSource::View(view)
+            if !resident
+                && !own_b
+                && !sparse
+                && b_in_place.is_none()
+                && copies_b_in_tiles(spec, threads, direct_a, m, &view) =>
+        {
+            Some(view)
+        }
+        _ => None,
+    };
     // Step lists of the sparse path: one entry per packed row of B (depth
     // per panel) and one count per panel and pass held in b_buffer.
     let held_passes = if resident { k.div_ceil(kc) } else { 1 };
@@ -988,7 +1055,7 @@ fn blocked(
                 first_panel..(first_panel + per_chunk).min(panels)
             };
             let run_task =
-                |b_packed: &[f32],
+                |b_packed: PackedPanels,
                  sparse_lists: Option<(&[u32], &[u32])>,
                  task: usize,
                  passes: &mut dyn Iterator<Item = (usize, usize, usize)>| {
@@ -1000,8 +1067,11 @@ fn blocked(
                             spec,
                             a: &a,
                             direct_a,
-                            b_packed: &b_packed[offset..offset + panels * kcb * nr],
+                            b_packed: b_packed.range(offset, panels * kcb * nr),
                             b_in_place: b_in_place.as_ref(),
+                            // Only the first row block holds the first row
+                            // panel, whose tiles then copy B.
+                            copy_b: copy_b.as_ref().filter(|_| i0 == 0),
                             sparse: sparse_lists
                                 .map(|(steps, counts)| (&steps[step_range], &counts[count_range])),
                             i0,
@@ -1029,8 +1099,9 @@ fn blocked(
                 let BSource::View(view) = b else {
                     return;
                 };
-                if b_in_place.is_some() {
-                    // Only the partial last panel is read from the buffer.
+                if b_in_place.is_some() || copy_b.is_some() {
+                    // Only the partial last panel is packed here: the full
+                    // ones are read in place, or packed by the tiles.
                     let full = ncb / nr;
                     if full < panels {
                         let out = &mut out[full * kcb * nr..];
@@ -1075,13 +1146,19 @@ fn blocked(
                             }
                             packed[jp] = true;
                         }
-                        run_task(own, None, task, &mut passes.clone());
+                        run_task(
+                            PackedPanels::read_only(own),
+                            None,
+                            task,
+                            &mut passes.clone(),
+                        );
                     });
                 });
             } else if let BSource::Packed(packed) = b {
                 let lists = Some((&packed.steps[..], &packed.counts[..]));
                 for_each_task(parallel, row_blocks * chunks, |task| {
-                    run_task(packed.data.as_slice(), lists, task, &mut passes.clone());
+                    let panels = PackedPanels::read_only(packed.data.as_slice());
+                    run_task(panels, lists, task, &mut passes.clone());
                 });
             } else if resident {
                 for pass in passes.clone() {
@@ -1089,7 +1166,7 @@ fn blocked(
                     let out = &mut b_buffer[offset..offset + panels * kcb * nr];
                     pack(pass, out, &mut steps_buf, &mut counts_buf);
                 }
-                let b_packed: &[f32] = b_buffer;
+                let b_packed = PackedPanels::read_only(b_buffer);
                 let sparse_lists = sparse.then_some((&steps_buf[..], &counts_buf[..]));
                 for_each_task(parallel, row_blocks * chunks, |task| {
                     run_task(b_packed, sparse_lists, task, &mut passes.clone());
@@ -1097,7 +1174,8 @@ fn blocked(
             } else {
                 for pass in passes {
                     pack(pass, b_buffer, &mut steps_buf, &mut counts_buf);
-                    let b_packed: &[f32] = b_buffer;
+                    // Writable when the tiles copy B into it (one thread).
+                    let b_packed = PackedPanels::writable(b_buffer);
                     let sparse_lists = sparse.then_some((&steps_buf[..], &counts_buf[..]));
                     for_each_task(parallel, row_blocks * chunks, |task| {
                         run_task(b_packed, sparse_lists, task, &mut std::iter::once(pass));
@@ -1226,6 +1304,39 @@ fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
         && !stride.is_multiple_of(1024)
 }
 
+/// Returns whether the tiles of the first row panel of `m` rows of A read
+/// the full micro-panels of `b` in place and leave their packed copy for
+/// the tiles after them (`KernelSpec::copy_b_direct`), instead of a
+/// separate pass that packs B first.
+///
+/// The copy then costs stores in a kernel bound by its multiply-adds,
+/// where the separate pass reads B and writes the copy while no
+/// multiply-add runs. That needs one thread, so that the first row panel
+/// runs before every other, A read in place with a full first micro-panel
+/// (the kernel that copies reads A in place), B's rows contiguous, and B
+/// within half of the L2.
+///
+/// Measured against packing first with the wide AVX-512 tile, one
+/// thread, one process, 21 rounds (BENCHMARKS.md): 128^3 ran 1.04 times
+/// as fast, 256^3 and 512^3 1.01, 384^3 and (12000, 128, 320) 1.00 to
+/// 1.01. Where B lies beyond the L2, the first row panel waits for B's
+/// rows: 1024^3 ran 0.98 times as fast (with B rows 4,096 or 4,160 bytes
+/// apart alike) and (1024, 512, 1024) 0.99, hence the limit on B.
+fn copies_b_in_tiles(
+    spec: &KernelSpec,
+    threads: usize,
+    direct_a: bool,
+    m: usize,
+    b: &MatRef<'_>,
+) -> bool {
+    spec.copy_b_direct.is_some()
+        && threads == 1
+        && direct_a
+        && m >= spec.mr
+        && b.col_stride() == 1
+        && b.rows() * b.cols() * std::mem::size_of::<f32>() <= crate::cache::l2_bytes() / 2
+}
+
 fn padded_len(x: usize, t: usize) -> usize {
     x.div_ceil(t) * t
 }
@@ -1235,10 +1346,15 @@ pub(crate) struct Block<'s, 'a> {
     pub spec: &'s KernelSpec,
     pub a: &'s MatRef<'a>,
     pub direct_a: bool,
-    pub b_packed: &'s [f32],
+    pub b_packed: PackedPanels,
     /// B itself, whose full micro-panels the tiles read in place. Only the
     /// partial last panel of the block is then packed in `b_packed`.
     pub b_in_place: Option<&'s MatRef<'a>>,
+    /// B itself, whose full micro-panels the tiles of the block's first
+    /// row panel read in place and copy into `b_packed`, which must then
+    /// be writable, before the other tiles read them from there. Only the
+    /// partial last panel was packed beforehand.
+    pub copy_b: Option<&'s MatRef<'a>>,
     /// For the sparse path: the steps kept by each B panel (`kcb` entries
     /// per panel) and how many each kept.
     pub sparse: Option<(&'s [u32], &'s [u32])>,
@@ -1337,15 +1453,27 @@ impl Block<'_, '_> {
                 let cols = nr.min(self.ncb - j);
                 // Full panels of a B read in place take the kernels that
                 // step by B's row stride, the same tile with the same chains.
+                let packed = self.b_packed.range(jp * kcb * nr, kcb * nr).ptr;
+                let in_place = |b: &MatRef<'_>| {
+                    let offset = self.pc * b.row_stride() + self.jc + j;
+                    b.data()[offset..].as_ptr()
+                };
+                let full_panel = j + nr <= self.ncb;
                 let (spec, b_panel) = match (self.b_in_place, self.spec.strided_b) {
-                    (Some(b), Some(strided)) if j + nr <= self.ncb => {
-                        let offset = self.pc * b.row_stride() + self.jc + j;
-                        (strided, (b.data()[offset..].as_ptr(), b.row_stride()))
+                    (Some(b), Some(strided)) if full_panel => {
+                        (strided, (in_place(b), b.row_stride(), std::ptr::null_mut()))
                     }
-                    _ => (
-                        self.spec,
-                        (self.b_packed[jp * kcb * nr..][..kcb * nr].as_ptr(), nr),
-                    ),
+                    _ => (self.spec, (packed.cast_const(), nr, std::ptr::null_mut())),
+                };
+                // The first row panel reads a full B panel in place and
+                // leaves its packed copy for the tiles below it.
+                let copying = match (self.copy_b, self.spec.copy_b_direct) {
+                    (Some(b), Some(kernel))
+                        if self.direct_a && ip == 0 && ip < full_rows && full_panel =>
+                    {
+                        Some((kernel, (in_place(b), b.row_stride(), packed)))
+                    }
+                    _ => None,
                 };
                 let (steps, sparse_tile) = match self.sparse {
                     Some((steps, counts)) => (
@@ -1371,6 +1499,7 @@ impl Block<'_, '_> {
                     (a_buffer[ip * mr * kcb..].as_ptr(), 0, packed_tile)
                 };
                 let tile = sparse_tile.unwrap_or(tile);
+                let (tile, b_panel) = copying.unwrap_or((tile, b_panel));
                 let region = (self.i0 + i, self.jc + j, rows, cols);
                 if self.prefetch_c {
                     let first = c.ptr.wrapping_add(region.0 * c.rs + region.1);
@@ -1446,7 +1575,16 @@ mod tests {
             value(next)
         };
         let a = Stored::new(m, k, layout & 1 == 1, 3, || fill(31));
-        let b = Stored::new(k, n, layout & 2 == 2, 5, || fill(17));
+        // Layouts from 8 on put a row-major B's rows 300 floats apart,
+        // more than the wide tile reads in place, so that one thread packs
+        // B in the first row panel's tiles (`copies_b_in_tiles`).
+        let b_col_major = layout & 2 == 2;
+        let b_pad = if layout & 8 == 8 && !b_col_major {
+            300 - n
+        } else {
+            5
+        };
+        let b = Stored::new(k, n, b_col_major, b_pad, || fill(17));
         let c0 = Stored::new(m, n, layout & 4 == 4, 2, || fill(1));
         let mut c = Stored::new(m, n, layout & 4 == 4, 2, || f32::NAN);
         for i in 0..m {
@@ -1514,7 +1652,7 @@ mod tests {
                         // 129 its first depth past the BLIS order.
                         let deep: &[usize] = if ends { &[129, 200, kc + 3] } else { &[] };
                         for &k in [1, 2, 3, 4, 5, 6, 7, 9, 13, 37].iter().chain(deep) {
-                            let layout = (m + n + k) % 8;
+                            let layout = (m + n + k) % 16;
                             let scalar = scalars[(m + 2 * n + 3 * k) % scalars.len()];
                             check_exact(kernel, (m, n, k), layout, scalar);
                             calls += 1;
