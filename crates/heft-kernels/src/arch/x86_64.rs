@@ -403,10 +403,10 @@ pub(crate) static AVX2_FMA_NARROW: KernelSpec = KernelSpec {
 /// stays in a 48 KiB L1d (`KernelSpec::b_in_l1_depth`). Same blocking and
 /// KC as 12 x 32, so both compute the same sums. The sparse products run
 /// the 12 x 32 tile (`kernel::spec`), so this tile has no sparse entry.
-/// It copies B in its first row panel's tiles (`copy_b_direct`), which
-/// 12 x 32 does not: its copying kernel spilled accumulators to the stack
-/// and ran 0.95 to 0.98 times as fast as packing first, in a run with
-/// other work on the host.
+/// It copies B in its first row panel's tiles (`copy_b_direct`). The
+/// 12 x 32 tile does not, because its copying kernel spilled accumulators
+/// to the stack. That kernel ran 0.95 to 0.98 times as fast as packing
+/// first, in a run with other work on the host.
 /// NOTE: the depth of 128 for the BLIS order was measured on a 48 KiB
 /// L1d only. On a 32 KiB L1d its 32 KiB B micro-panel would fill the
 /// whole cache.

@@ -16,9 +16,9 @@ use crate::dispatch::Isa;
 ///   past the matrix edge zero-filled. A panel read in place has B's row
 ///   stride, and all its `NR` columns lie inside B.
 /// - `b_copy` is null, except for the kernels that copy B
-///   ([`KernelSpec::copy_b_direct`]): these read B in place and store its
-///   micro-panel, packed (`NR` floats per step of k), to `kc * NR`
-///   writable floats at `b_copy` that nothing else reads or writes during
+///   ([`KernelSpec::copy_b_direct`]). These read B in place and store its
+///   micro-panel, packed (`NR` floats per step of k), to the `kc * NR`
+///   writable floats at `b_copy`. Nothing else touches those floats during
 ///   the call.
 /// - `c` points at element `(0, 0)` of an `MR x NR` tile, element `(i, j)`
 ///   at `c[i * c_rs + j * c_cs]`. The kernel writes the `rows x cols` part
@@ -121,11 +121,10 @@ pub(crate) struct KernelSpec {
     /// The same tile and edges reading B's micro-panels in place, with
     /// `TileArgs::b_rs` as the distance between steps, or `None`.
     pub strided_b: Option<&'static KernelSpec>,
-    /// Entry point reading A's rows in place and B's micro-panel in place,
-    /// which it also stores packed to `TileArgs::b_copy`: one thread runs
-    /// it for the first row panel of a block, so that packing B costs no
-    /// pass of its own (see `loops::copies_b_in_tiles`). `None` for a
-    /// kernel without one.
+    /// Entry point reading A's rows and B's micro-panel in place, which it
+    /// also stores packed to `TileArgs::b_copy`. One thread runs it for the
+    /// first row panel of a block, so packing B needs no pass of its own
+    /// (see `loops::copies_b_in_tiles`). `None` for a kernel without one.
     pub copy_b_direct: Option<TileFn>,
     /// Maximum number of rows of A for which one thread reads B in place
     /// with `strided_b` (see `loops::reads_b_in_place`).

@@ -38,7 +38,7 @@ pub struct LayoutError {
     problem: Problem,
 }
 
-/// What is wrong with a [`LayoutError`]'s view.
+/// The kind of problem a [`LayoutError`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Problem {
     OutsideSlice,
@@ -46,10 +46,10 @@ enum Problem {
     TooLarge,
 }
 
-/// The most elements a view may have: as many `f32` as one allocation can
-/// hold (`isize::MAX` bytes). A view with zero strides can name more
-/// elements than its slice holds, but a packed copy or a product of it
-/// could not be stored.
+/// The maximum number of elements of a view: as many `f32` as one
+/// allocation can hold (`isize::MAX` bytes). A view with zero strides can
+/// name more elements than its slice contains, but no packed copy or
+/// product of a larger view could be stored.
 pub(crate) const MAX_VIEW_ELEMENTS: usize = isize::MAX as usize / std::mem::size_of::<f32>();
 
 impl fmt::Display for LayoutError {
