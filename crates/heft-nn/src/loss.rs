@@ -62,6 +62,11 @@ fn check_labels(op: &'static str, logits: &Matrix, labels: &[u32]) -> Result<(),
 
 /// Computes the loss of one row and, if `grad` is given, writes
 /// `softmax(row) - onehot(label)` scaled by `scale` into it.
+///
+/// The loss is `(max - row[label]) + log_sum`, added in that order in f64.
+/// `log_sum` is between 0 and `ln(classes)`, so adding it to `max` first,
+/// in f32, would round it away for logits of large magnitude (an f32 ulp
+/// at 1e8 is 8).
 fn row_loss(row: &[f32], label: usize, grad: Option<(&mut [f32], f32)>) -> f64 {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let sum: f32 = row.iter().map(|&z| (z - max).exp()).sum();
@@ -73,7 +78,7 @@ fn row_loss(row: &[f32], label: usize, grad: Option<(&mut [f32], f32)>) -> f64 {
             *g = (p - target) * scale;
         }
     }
-    f64::from(log_sum + max - row[label])
+    (f64::from(max) - f64::from(row[label])) + f64::from(log_sum)
 }
 
 /// Returns the mean softmax cross-entropy of `logits` (`[batch, classes]`)

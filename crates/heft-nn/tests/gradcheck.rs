@@ -66,7 +66,9 @@ fn linear_ref(x: &[f64], w: &[f64], b: &[f64], inputs: usize) -> Vec<f64> {
     y
 }
 
-/// Mean softmax cross-entropy in f64.
+/// Mean softmax cross-entropy in f64. Each row's loss is
+/// `(max - z_label) + ln(sum(exp(z - max)))`, so the log-sum survives
+/// next to logits of any magnitude.
 fn cross_entropy_ref(logits: &[f64], labels: &[u32]) -> f64 {
     let classes = logits.len() / labels.len();
     let total: f64 = logits
@@ -74,11 +76,28 @@ fn cross_entropy_ref(logits: &[f64], labels: &[u32]) -> f64 {
         .zip(labels)
         .map(|(row, &l)| {
             let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let lse = row.iter().map(|z| (z - max).exp()).sum::<f64>().ln() + max;
-            lse - row[l as usize]
+            let log_sum = row.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
+            (max - row[l as usize]) + log_sum
         })
         .sum();
     total / labels.len() as f64
+}
+
+/// Returns the gradient `(softmax(Z_i) - onehot(y_i)) / batch` of the mean
+/// softmax cross-entropy in f64.
+fn cross_entropy_grad_ref(logits: &[f64], labels: &[u32]) -> Vec<f64> {
+    let classes = logits.len() / labels.len();
+    let batch = labels.len() as f64;
+    let mut grad = Vec::with_capacity(logits.len());
+    for (row, &l) in logits.chunks_exact(classes).zip(labels) {
+        let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = row.iter().map(|z| (z - max).exp()).sum();
+        for (j, z) in row.iter().enumerate() {
+            let target = if j == l as usize { 1.0 } else { 0.0 };
+            grad.push(((z - max).exp() / sum - target) / batch);
+        }
+    }
+    grad
 }
 
 #[test]
@@ -171,6 +190,45 @@ fn cross_entropy_stable_for_large_logits() {
         "{loss} vs {expected}"
     );
     assert!(grad.as_slice().iter().all(|g| g.is_finite()));
+}
+
+#[test]
+fn cross_entropy_matches_f64_for_large_logits() {
+    // Rows whose log-sum-exp is small next to their largest logit, where
+    // adding the two in f32 loses the log-sum, plus ordinary rows.
+    let cases: [(&[f32], u32); 9] = [
+        (&[1e8, 1e8], 0),
+        (&[1e7, 1e7], 1),
+        (&[1e6, 1e6 - 1.0], 1),
+        (&[-1e30, -1e30], 0),
+        (&[1e8, 1e8 - 8.0, 1e8], 1),
+        (&[1e30, 0.0], 1),
+        (&[-3e5, -3e5 + 2.5, -3e5 - 1.0], 2),
+        (&[0.5, -1.25, 2.0], 0),
+        (&[-0.1, 0.3, 0.2], 2),
+    ];
+    for (row, label) in cases {
+        let logits = Matrix::from_slice(1, row.len(), row).unwrap();
+        let z = to_f64(row);
+        let expected = cross_entropy_ref(&z, &[label]);
+
+        let loss = cross_entropy(&logits, &[label]).unwrap();
+        assert!(
+            (f64::from(loss) - expected).abs() <= 1e-6 * expected.abs().max(1.0),
+            "cross_entropy of {row:?} with label {label}: {loss}, f64 {expected}"
+        );
+
+        let mut grad = Matrix::zeros(1, row.len()).unwrap();
+        let loss_with_grad = cross_entropy_with_grad(&logits, &[label], &mut grad).unwrap();
+        assert_eq!(loss_with_grad, loss, "{row:?} with label {label}");
+        let grad_expected = cross_entropy_grad_ref(&z, &[label]);
+        for (j, (&g, &e)) in grad.as_slice().iter().zip(&grad_expected).enumerate() {
+            assert!(
+                (f64::from(g) - e).abs() <= 1e-6,
+                "gradient {j} of {row:?} with label {label}: {g}, f64 {e}"
+            );
+        }
+    }
 }
 
 #[test]
