@@ -368,6 +368,38 @@ fn missing_field_in_record() {
 }
 
 #[test]
+fn column_index_beyond_fields() {
+    let dir = TempDir::new("column-index");
+    let path = dir.write("c.csv", b"label,text\npos,fine\n");
+    // (label column, text column, the message's missing column)
+    let cases = [
+        (0, usize::MAX, "the text column is 18446744073709551615"),
+        (usize::MAX, 1, "the label column is 18446744073709551615"),
+        (0, 2, "the text column is 2"),
+    ];
+    for (label_column, text_column, expected) in cases {
+        let opts = TextOptions {
+            label_column: Column::Index(label_column),
+            text_column: Column::Index(text_column),
+            ..options(CachePolicy::Off)
+        };
+        let err = assert_error(
+            TextCorpus::load(&path, &opts),
+            ErrorKind::MissingColumn,
+            &path,
+        );
+        assert_eq!(
+            err.location(),
+            Some(Location::Record {
+                record: 1,
+                byte: 11
+            })
+        );
+        assert!(err.message().contains(expected), "{err}");
+    }
+}
+
+#[test]
 fn invalid_utf8_names_record() {
     let dir = TempDir::new("utf8");
     let path = dir.write("c.csv", b"label,text\npos,fine\nneg,caf\xe9 bad\n");

@@ -453,23 +453,26 @@ fn encode(source: &[u8], options: &TextOptions) -> Result<Encoded> {
     let header_fields = header.as_ref().map(|h| h.fields.as_slice());
     let label_col = resolve_column(&options.label_column, header_fields, "label")?;
     let text_col = resolve_column(&options.text_column, header_fields, "text")?;
-    let needed = label_col.max(text_col) + 1;
 
     let mut label_strings = Vec::new();
     let mut texts = Vec::new();
     for record in reader {
         let record = record?;
-        if record.fields.len() < needed {
-            return Err(Error::new(
-                ErrorKind::MissingColumn,
-                format!(
-                    "record on line {} has {} fields but column {} is needed",
-                    record.line,
-                    record.fields.len(),
-                    needed - 1
-                ),
-            )
-            .at_record(record.number, record.offset));
+        // Each position is compared with the field count as it is, because
+        // adding 1 to it would overflow for Column::Index(usize::MAX).
+        for (role, column) in [("label", label_col), ("text", text_col)] {
+            if column >= record.fields.len() {
+                return Err(Error::new(
+                    ErrorKind::MissingColumn,
+                    format!(
+                        "record on line {} has {} fields but the {role} column is {column} \
+                         (counting from 0); check {role}_column and the delimiter",
+                        record.line,
+                        record.fields.len()
+                    ),
+                )
+                .at_record(record.number, record.offset));
+            }
         }
         let decode = |index: usize, role: &str| -> Result<String> {
             let field = &record.fields[index];
