@@ -35,9 +35,17 @@ impl SplitMix64 {
     }
 
     /// Returns a uniform integer in `0..bound` without modulo bias
-    /// (Lemire's multiply-and-reject method). `bound` must be positive.
+    /// (Lemire's multiply-and-reject method).
+    ///
+    /// # Panics
+    ///
+    /// If `bound` is 0, because the range `0..0` has no value to return.
+    /// Debug and release builds panic alike.
     pub fn below(&mut self, bound: u64) -> u64 {
-        debug_assert!(bound > 0, "bound must be positive");
+        assert!(
+            bound > 0,
+            "SplitMix64::below: bound is 0, so the range 0..0 is empty; pass a bound of at least 1"
+        );
         let threshold = bound.wrapping_neg() % bound;
         loop {
             let product = u128::from(self.next_u64()) * u128::from(bound);

@@ -31,6 +31,12 @@ fn below_stays_in_range_and_is_roughly_uniform() {
 }
 
 #[test]
+#[should_panic(expected = "SplitMix64::below: bound is 0, so the range 0..0 is empty")]
+fn below_zero_panics_with_message() {
+    SplitMix64::new(3).below(0);
+}
+
+#[test]
 fn split_is_pinned_for_a_seed() {
     // These indices fix the split of 20 records for seed 42; a separate
     // Python implementation of SplitMix64, Lemire's bounded draw and
