@@ -156,7 +156,8 @@ impl ImageDataset {
     pub fn image(&self, index: usize) -> Option<&[u8]> {
         let features = self.features();
         let start = index.checked_mul(features)?;
-        self.pixels().get(start..start + features)
+        let end = start.checked_add(features)?;
+        self.pixels().get(start..end)
     }
 
     /// Returns all labels, in place.

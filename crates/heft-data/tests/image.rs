@@ -75,6 +75,23 @@ fn fill_batch_rejects_bad_buffers_and_indices() {
 }
 
 #[test]
+fn huge_image_index_is_out_of_range() {
+    let dir = TempDir::new("batch-huge");
+    write_pair(&dir, 4, 2);
+    let data = ImageDataset::from_dir(dir.path(), Subset::Train, 2).unwrap();
+    // index * 6 fits in usize, but the end of the image, 6 pixels later,
+    // does not.
+    let index = usize::MAX / data.features();
+    assert!(data.image(index).is_none());
+    assert!(data.image(usize::MAX).is_none());
+    let err = data
+        .fill_batch(&[0, index], &mut [0.0; 12], &mut [0; 2])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains(&index.to_string()), "{err}");
+}
+
+#[test]
 fn counts_that_disagree() {
     let dir = TempDir::new("counts");
     let (images, _) = write_pair(&dir, 5, 2);

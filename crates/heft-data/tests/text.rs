@@ -255,6 +255,23 @@ fn fill_batch_copies_rows() {
 }
 
 #[test]
+fn huge_record_index_is_out_of_range() {
+    let dir = TempDir::new("text-huge-index");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let corpus = TextCorpus::load(&path, &options(CachePolicy::Off)).unwrap();
+    // index * max_len fits in usize, but the end of the record, max_len
+    // ids later, does not.
+    let index = usize::MAX / corpus.max_len();
+    assert!(corpus.sequence(index).is_none());
+    assert!(corpus.sequence(usize::MAX).is_none());
+    let err = corpus
+        .fill_batch(&[index], &mut [0; 4], &mut [0], &mut [0])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    assert!(err.message().contains(&index.to_string()), "{err}");
+}
+
+#[test]
 fn cache_is_hit_then_rebuilt_on_change() {
     let dir = TempDir::new("cache");
     let path = dir.write("small.csv", SMALL_CSV);

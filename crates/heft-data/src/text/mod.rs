@@ -311,7 +311,8 @@ impl TextCorpus {
     /// range.
     pub fn sequence(&self, index: usize) -> Option<&[u32]> {
         let start = index.checked_mul(self.max_len())?;
-        self.ids().get(start..start + self.max_len())
+        let end = start.checked_add(self.max_len())?;
+        self.ids().get(start..end)
     }
 
     /// Returns whether the corpus came from the cache or was rebuilt.
