@@ -125,6 +125,18 @@ fn vocab_orders_by_count_then_token() {
     assert_eq!(vocab.token(5), None);
 }
 
+#[test]
+fn vocab_repeated_tokens_take_no_ids() {
+    let vocab = Vocab::from_tokens(vec!["a".into(), "a".into(), "b".into(), "a".into()]);
+    assert_eq!(vocab.tokens(), ["a", "b"]);
+    assert_eq!(vocab.len(), 4);
+    assert_eq!(vocab.id("a"), 2);
+    assert_eq!(vocab.id("b"), 3);
+    assert_eq!(vocab.token(2), Some("a"));
+    assert_eq!(vocab.token(3), Some("b"));
+    assert_eq!(vocab.token(4), None);
+}
+
 fn options(cache: CachePolicy) -> TextOptions {
     TextOptions {
         label_column: Column::Name("label".into()),
@@ -326,6 +338,44 @@ fn cache_is_hit_then_rebuilt_on_change() {
         .filter(|n| n.contains(".tmp-"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn cache_with_repeated_token_is_rebuilt() {
+    let dir = TempDir::new("cache-repeated-token");
+    let path = dir.write("small.csv", SMALL_CSV);
+    let opts = options(CachePolicy::BesideSource);
+    let first = TextCorpus::load(&path, &opts).unwrap();
+    let cache_path = first.cache_path().unwrap().to_path_buf();
+
+    // Overwrite a token in the cache's string block with an earlier token
+    // of the same length, so the block keeps its size.
+    let tokens = first.vocab().tokens();
+    let (earlier, later) = (0..tokens.len())
+        .flat_map(|i| (i + 1..tokens.len()).map(move |j| (i, j)))
+        .find(|&(i, j)| tokens[i].len() == tokens[j].len())
+        .expect("two vocabulary tokens of the same length");
+    let encoded = |token: &str| -> Vec<u8> {
+        let mut bytes = (token.len() as u32).to_ne_bytes().to_vec();
+        bytes.extend_from_slice(token.as_bytes());
+        bytes
+    };
+    let (from, to) = (encoded(&tokens[later]), encoded(&tokens[earlier]));
+    let mut bytes = std::fs::read(&cache_path).unwrap();
+    let positions: Vec<usize> = bytes
+        .windows(from.len())
+        .enumerate()
+        .filter(|(_, window)| *window == from.as_slice())
+        .map(|(position, _)| position)
+        .collect();
+    assert_eq!(positions.len(), 1, "token {:?} in the cache", tokens[later]);
+    bytes[positions[0]..positions[0] + to.len()].copy_from_slice(&to);
+    std::fs::write(&cache_path, &bytes).unwrap();
+
+    let second = TextCorpus::load(&path, &opts).unwrap();
+    assert_eq!(second.cache_status(), &CacheStatus::Rebuilt);
+    assert_eq!(second.vocab(), first.vocab());
+    assert_eq!(second.ids(), first.ids());
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! sizes or values do not check out, is treated as stale and rebuilt; it is
 //! never an error.
 
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::Path;
 
@@ -301,7 +302,11 @@ fn validate_values(bytes: &[u8], layout: &Layout) -> bool {
     let ids_ok = words(&layout.ids)
         .iter()
         .all(|&id| u64::from(id) < vocab_len);
-    in_split && labels_ok && lengths_ok && ids_ok
+    // Vocab::from_tokens drops a repeated token, so the vocabulary would be
+    // shorter than the stored ids assume. Such a cache is damaged.
+    let mut seen = HashSet::with_capacity(layout.tokens.len());
+    let tokens_unique = layout.tokens.iter().all(|token| seen.insert(token));
+    in_split && labels_ok && lengths_ok && ids_ok && tokens_unique
 }
 
 /// Returns the `u32` words of `range` in `bytes`, which `parse` checked to

@@ -1,5 +1,6 @@
 //! Tokeniser and vocabulary.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 
 /// Token id of padding after the end of a sequence.
@@ -54,15 +55,24 @@ impl Vocab {
         Vocab::from_tokens(kept.into_iter().map(|(token, _)| token.clone()).collect())
     }
 
-    /// Builds a vocabulary whose token `i` gets id `i + 2`. Duplicate tokens
-    /// keep their first id.
+    /// Builds a vocabulary that gives the tokens ids from 2 on, in order of
+    /// first appearance. A repeated token keeps its first id and takes no
+    /// new one, so `["a", "a", "b"]` gives `a` id 2, `b` id 3 and a length
+    /// of 4.
     pub fn from_tokens(tokens: Vec<String>) -> Vocab {
         let mut ids = HashMap::with_capacity(tokens.len());
-        for (i, token) in tokens.iter().enumerate() {
-            ids.entry(token.clone())
-                .or_insert((i + RESERVED_IDS) as u32);
+        let mut unique = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let next_id = (unique.len() + RESERVED_IDS) as u32;
+            if let Entry::Vacant(slot) = ids.entry(token) {
+                unique.push(slot.key().clone());
+                slot.insert(next_id);
+            }
         }
-        Vocab { tokens, ids }
+        Vocab {
+            tokens: unique,
+            ids,
+        }
     }
 
     /// Returns the number of ids, the two reserved ones included.
