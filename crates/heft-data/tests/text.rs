@@ -540,6 +540,44 @@ fn invalid_options_are_rejected() {
 }
 
 #[test]
+fn valid_share_leaving_no_training_records() {
+    let dir = TempDir::new("no-training-records");
+    let one_record = dir.write("one.csv", b"label,text\npos,hi\n");
+    let two_records = dir.write("two.csv", b"label,text\npos,hi\nneg,bye\n");
+    // (file, records, share): round(records * share) is every record.
+    for (path, count, share) in [
+        (&one_record, 1, 0.5),
+        (&two_records, 2, 0.75),
+        (&two_records, 2, 0.99),
+    ] {
+        let opts = TextOptions {
+            valid_share: share,
+            cache: CachePolicy::Off,
+            ..TextOptions::default()
+        };
+        let err = assert_error(
+            TextCorpus::load(path, &opts),
+            ErrorKind::InvalidArgument,
+            path,
+        );
+        let expected =
+            format!("valid_share {share} holds out round({count} * {share}) = {count} of them");
+        assert!(err.message().contains(&expected), "{err}");
+        assert!(err.message().contains("lower valid_share"), "{err}");
+    }
+
+    // A share that leaves one record for training is accepted.
+    let opts = TextOptions {
+        valid_share: 0.7,
+        cache: CachePolicy::Off,
+        ..TextOptions::default()
+    };
+    let corpus = TextCorpus::load(&two_records, &opts).unwrap();
+    assert_eq!(corpus.train_indices().len(), 1);
+    assert_eq!(corpus.valid_indices().len(), 1);
+}
+
+#[test]
 fn tab_delimited_without_header() {
     let dir = TempDir::new("tsv");
     let path = dir.write("t.tsv", b"b\tHello world\na\thello\n");

@@ -65,6 +65,8 @@ pub struct TextOptions {
     /// Maximum vocabulary size, the two reserved ids included; default 20,000.
     pub max_vocab: usize,
     /// Share of records held out for validation, in `[0, 1)`; default 0.2.
+    /// [`TextCorpus::load`] rejects a share that holds out every record of
+    /// the file, `round(records * valid_share) == records`.
     pub valid_share: f64,
     /// Seed of the validation split; default 0.
     pub seed: u64,
@@ -520,6 +522,19 @@ fn encode(source: &[u8], options: &TextOptions) -> Result<Encoded> {
         .collect();
 
     let split = split_indices(count as usize, options.valid_share, options.seed)?;
+    if split.train.is_empty() {
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!(
+                "the file has {count} {noun} and valid_share {share} holds out \
+                 round({count} * {share}) = {valid} of them for validation, which leaves \
+                 none for training; lower valid_share or add records",
+                noun = if count == 1 { "record" } else { "records" },
+                share = options.valid_share,
+                valid = split.valid.len()
+            ),
+        ));
+    }
     let tokenized: Vec<Vec<String>> = texts.iter().map(|t| tokenize(t).collect()).collect();
     let mut counts: HashMap<String, u64> = HashMap::new();
     for &i in &split.train {
