@@ -358,13 +358,19 @@ pub fn load_sequence_classifier(path: &Path) -> Result<SequenceClassifier, Check
     if sizes.contains(&0) {
         return Err(file.architecture_error(format!("the sizes {sizes:?} must all be above 0")));
     }
-    let gates = if arch == LSTM_ARCH { 4 } else { 1 };
+    let gates: usize = if arch == LSTM_ARCH { 4 } else { 1 };
+    let gate_rows = gates.checked_mul(hidden).ok_or_else(|| {
+        file.architecture_error(format!(
+            "the sizes {sizes:?} (vocab, embed, hidden, classes) give the {arch} layer \
+             {gates} x {hidden} gate rows, more than usize can count; correct {SIZES_KEY}"
+        ))
+    })?;
     let expected: BTreeMap<String, Vec<usize>> = [
         ("emb.weight", vec![vocab, embed]),
-        ("rnn.weight_ih_l0", vec![gates * hidden, embed]),
-        ("rnn.weight_hh_l0", vec![gates * hidden, hidden]),
-        ("rnn.bias_ih_l0", vec![gates * hidden]),
-        ("rnn.bias_hh_l0", vec![gates * hidden]),
+        ("rnn.weight_ih_l0", vec![gate_rows, embed]),
+        ("rnn.weight_hh_l0", vec![gate_rows, hidden]),
+        ("rnn.bias_ih_l0", vec![gate_rows]),
+        ("rnn.bias_hh_l0", vec![gate_rows]),
         ("fc.weight", vec![classes, hidden]),
         ("fc.bias", vec![classes]),
     ]
@@ -376,20 +382,8 @@ pub fn load_sequence_classifier(path: &Path) -> Result<SequenceClassifier, Check
     let layer_error = |e: NnError| file.architecture_error(e.to_string());
     let emb_weight = take_matrix(&file, &mut values, "emb.weight", vocab, embed)?;
     let emb = Embedding::new(emb_weight).map_err(layer_error)?;
-    let w_ih = take_matrix(
-        &file,
-        &mut values,
-        "rnn.weight_ih_l0",
-        gates * hidden,
-        embed,
-    )?;
-    let w_hh = take_matrix(
-        &file,
-        &mut values,
-        "rnn.weight_hh_l0",
-        gates * hidden,
-        hidden,
-    )?;
+    let w_ih = take_matrix(&file, &mut values, "rnn.weight_ih_l0", gate_rows, embed)?;
+    let w_hh = take_matrix(&file, &mut values, "rnn.weight_hh_l0", gate_rows, hidden)?;
     let b_ih = values.remove("rnn.bias_ih_l0").unwrap_or_default();
     let b_hh = values.remove("rnn.bias_hh_l0").unwrap_or_default();
     let rnn = if gates == 4 {
@@ -423,7 +417,7 @@ fn infer_sequence(file: &File<'_>) -> Result<(String, Vec<usize>), CheckpointErr
     let hidden = hh[1];
     let arch = if hh[0] == hidden {
         RNN_ARCH
-    } else if hh[0] == 4 * hidden {
+    } else if hidden.checked_mul(4) == Some(hh[0]) {
         LSTM_ARCH
     } else {
         return Err(file.architecture_error(format!(

@@ -383,3 +383,54 @@ fn sequence_mismatch_lists_problems() {
         ]
     );
 }
+
+#[test]
+fn sequence_sizes_overflowing_usize_are_errors() {
+    let dir = temp_dir("sequence-overflow");
+    let huge = 1usize << 62;
+
+    // heft.sizes whose hidden size times the LSTM's 4 gates overflows.
+    let path = dir.join("huge-hidden.safetensors");
+    let meta = HashMap::from([
+        ("heft.arch".to_string(), "lstm".to_string()),
+        ("heft.sizes".to_string(), format!("2,2,{huge},2")),
+    ]);
+    write_raw(
+        &path,
+        &[("emb.weight", Dtype::F32, vec![2, 2], f32_bytes(4, 0.0))],
+        Some(meta),
+    );
+    let err = load_sequence_classifier(&path).unwrap_err();
+    assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("huge-hidden.safetensors"), "{err}");
+    assert!(
+        message.contains(&format!("4 x {huge} gate rows, more than usize can count")),
+        "{err}"
+    );
+    assert!(message.contains("correct heft.sizes"), "{err}");
+
+    // No metadata and a weight_hh of shape [0, 2^62]. 4 * 2^62 wraps to 0
+    // in usize, but the file is neither an RNN nor an LSTM.
+    let path = dir.join("huge-weight-hh.safetensors");
+    write_raw(
+        &path,
+        &[
+            ("emb.weight", Dtype::F32, vec![2, 2], f32_bytes(4, 0.0)),
+            ("rnn.weight_hh_l0", Dtype::F32, vec![0, huge], Vec::new()),
+            ("fc.weight", Dtype::F32, vec![2, 2], f32_bytes(4, 0.0)),
+        ],
+        None,
+    );
+    let err = load_sequence_classifier(&path).unwrap_err();
+    assert!(matches!(err, CheckpointError::Architecture { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("huge-weight-hh.safetensors"), "{err}");
+    assert!(
+        message.contains(&format!(
+            "rnn.weight_hh_l0 has shape [0, {huge}], which is neither [H, H] (RNN) nor [4H, H] \
+             (LSTM)"
+        )),
+        "{err}"
+    );
+}
