@@ -1,5 +1,6 @@
 //! The error type of heft-tensor.
 
+use crate::matrix::storage_bytes;
 use heft_kernels::elementwise::ElementwiseError;
 use heft_kernels::gemm::{GemmError, LayoutError};
 use std::fmt;
@@ -33,7 +34,9 @@ pub enum TensorError {
         /// Length of the data given.
         len: usize,
     },
-    /// A shape whose element count overflows `usize`.
+    /// A shape whose element count overflows `usize`, or whose storage
+    /// would exceed `isize::MAX` bytes, the largest allocation Rust
+    /// permits.
     TooLarge {
         /// The operation that was called.
         op: &'static str,
@@ -83,18 +86,35 @@ impl fmt::Display for TensorError {
                 "{op}: {left_name} is {}x{} but {right_name} is {}x{}: {problem}",
                 left.0, left.1, right.0, right.1
             ),
-            TensorError::DataLength { op, shape, len } => write!(
-                f,
-                "{op}: a {}x{} matrix needs {} elements but the data has {len}",
-                shape.0,
-                shape.1,
-                shape.0.saturating_mul(shape.1)
-            ),
-            TensorError::TooLarge { op, shape } => write!(
-                f,
-                "{op}: a {}x{} matrix has more elements than usize can count",
-                shape.0, shape.1
-            ),
+            TensorError::DataLength { op, shape, len } => match shape.0.checked_mul(shape.1) {
+                Some(count) => write!(
+                    f,
+                    "{op}: a {}x{} matrix needs {count} elements but the data has {len}",
+                    shape.0, shape.1
+                ),
+                None => write!(
+                    f,
+                    "{op}: a {}x{} matrix has more elements than usize can count, so the data \
+                     ({len} elements) cannot fill it",
+                    shape.0, shape.1
+                ),
+            },
+            TensorError::TooLarge { op, shape } => match shape.0.checked_mul(shape.1) {
+                None => write!(
+                    f,
+                    "{op}: a {}x{} matrix has more elements than usize can count",
+                    shape.0, shape.1
+                ),
+                Some(count) => write!(
+                    f,
+                    "{op}: a {}x{} matrix has {count} elements, whose {} bytes of storage exceed \
+                     isize::MAX ({}), the largest allocation Rust permits",
+                    shape.0,
+                    shape.1,
+                    storage_bytes(count),
+                    isize::MAX
+                ),
+            },
             TensorError::VectorLength {
                 op,
                 what,

@@ -17,9 +17,15 @@ pub struct Matrix {
     cols: usize,
 }
 
+/// Returns the bytes of storage for `len` elements, rounded up to whole
+/// 64-byte lines of 16 `f32` each as [`AlignedVec`] allocates them.
+pub(crate) fn storage_bytes(len: usize) -> u128 {
+    (len as u128).div_ceil(16) * 64
+}
+
 /// Returns `rows * cols`, or [`TensorError::TooLarge`] when it overflows
-/// or its bytes (rounded up to whole 64-byte lines) exceed `isize::MAX`, the
-/// largest allocation Rust permits.
+/// or its [`storage_bytes`] exceed `isize::MAX`, the largest allocation
+/// Rust permits.
 pub(crate) fn element_count(
     op: &'static str,
     rows: usize,
@@ -30,8 +36,7 @@ pub(crate) fn element_count(
         shape: (rows, cols),
     };
     let len = rows.checked_mul(cols).ok_or(too_large.clone())?;
-    let bytes = len.div_ceil(16).checked_mul(64).ok_or(too_large.clone())?;
-    if bytes > isize::MAX as usize {
+    if storage_bytes(len) > isize::MAX as u128 {
         return Err(too_large);
     }
     Ok(len)
@@ -45,7 +50,17 @@ impl Matrix {
     /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize` or is
     /// beyond the largest possible allocation.
     pub fn zeros(rows: usize, cols: usize) -> Result<Self, TensorError> {
-        let len = element_count("zeros", rows, cols)?;
+        Self::zeros_for("zeros", rows, cols)
+    }
+
+    /// Creates a `rows x cols` matrix of zeros for the operation `op`, which
+    /// an error names.
+    pub(crate) fn zeros_for(
+        op: &'static str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self, TensorError> {
+        let len = element_count(op, rows, cols)?;
         Ok(Matrix {
             data: AlignedVec::zeros(len),
             rows,
@@ -58,6 +73,7 @@ impl Matrix {
     ///
     /// # Errors
     ///
+    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize`, and
     /// [`TensorError::DataLength`] if `data.len() != rows * cols`.
     pub fn from_slice(rows: usize, cols: usize, data: &[f32]) -> Result<Self, TensorError> {
         Self::check_data("from_slice", rows, cols, data.len())?;
@@ -74,6 +90,7 @@ impl Matrix {
     ///
     /// # Errors
     ///
+    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize`, and
     /// [`TensorError::DataLength`] if `data.len() != rows * cols`.
     pub fn from_vec(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self, TensorError> {
         Self::check_data("from_vec", rows, cols, data.len())?;
@@ -89,13 +106,24 @@ impl Matrix {
     ///
     /// # Errors
     ///
-    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize`.
+    /// [`TensorError::TooLarge`] if `rows * cols` overflows `usize` or is
+    /// beyond the largest possible allocation.
     pub fn from_fn(
+        rows: usize,
+        cols: usize,
+        f: impl FnMut(usize, usize) -> f32,
+    ) -> Result<Self, TensorError> {
+        Self::from_fn_for("from_fn", rows, cols, f)
+    }
+
+    /// Runs [`Matrix::from_fn`] for the operation `op`, which an error names.
+    fn from_fn_for(
+        op: &'static str,
         rows: usize,
         cols: usize,
         mut f: impl FnMut(usize, usize) -> f32,
     ) -> Result<Self, TensorError> {
-        let mut m = Self::zeros(rows, cols)?;
+        let mut m = Self::zeros_for(op, rows, cols)?;
         if cols > 0 {
             for (i, row) in m.data.as_mut_slice().chunks_exact_mut(cols).enumerate() {
                 for (j, v) in row.iter_mut().enumerate() {
@@ -114,9 +142,8 @@ impl Matrix {
     /// `usize` (possible only with a zero stride).
     pub fn from_view(view: MatRef<'_>) -> Result<Self, TensorError> {
         let (rows, cols) = (view.rows(), view.cols());
-        element_count("from_view", rows, cols)?;
         let (rs, cs, data) = (view.row_stride(), view.col_stride(), view.data());
-        Self::from_fn(rows, cols, |i, j| data[i * rs + j * cs])
+        Self::from_fn_for("from_view", rows, cols, |i, j| data[i * rs + j * cs])
     }
 
     fn check_data(
@@ -125,14 +152,17 @@ impl Matrix {
         cols: usize,
         len: usize,
     ) -> Result<(), TensorError> {
-        if rows.checked_mul(cols) == Some(len) {
-            Ok(())
-        } else {
-            Err(TensorError::DataLength {
+        match rows.checked_mul(cols) {
+            Some(count) if count == len => Ok(()),
+            Some(_) => Err(TensorError::DataLength {
                 op,
                 shape: (rows, cols),
                 len,
-            })
+            }),
+            None => Err(TensorError::TooLarge {
+                op,
+                shape: (rows, cols),
+            }),
         }
     }
 

@@ -48,10 +48,12 @@ fn check_inner(op: &'static str, a: &MatRef<'_>, b: &MatRef<'_>) -> Result<(), T
 ///
 /// # Errors
 ///
-/// [`TensorError::Shape`] if `A.cols() != B.rows()`.
+/// [`TensorError::Shape`] if `A.cols() != B.rows()`, and
+/// [`TensorError::TooLarge`] if the product cannot be allocated (possible
+/// only with zero strides, which let small slices stand for huge operands).
 pub fn matmul(a: MatRef<'_>, b: MatRef<'_>) -> Result<Matrix, TensorError> {
     check_inner("matmul", &a, &b)?;
-    let mut c = Matrix::zeros(a.rows(), b.cols())?;
+    let mut c = Matrix::zeros_for("matmul", a.rows(), b.cols())?;
     Gemm::new().run(1.0, a, b, 0.0, c.view_mut())?;
     Ok(c)
 }

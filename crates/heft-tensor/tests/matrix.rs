@@ -303,6 +303,85 @@ fn constructors_and_accessors() {
 }
 
 #[test]
+fn too_large_errors_name_operation_and_reason() {
+    const MAX: usize = usize::MAX;
+    let too_large = |op: &'static str, rows: usize, cols: usize| TensorError::TooLarge {
+        op,
+        shape: (rows, cols),
+    };
+
+    // rows * cols overflows usize.
+    let cases = [
+        (
+            Matrix::from_fn(MAX, 3, |_, _| 0.0).unwrap_err(),
+            too_large("from_fn", MAX, 3),
+            "from_fn: a 18446744073709551615x3 matrix has more elements than usize can count",
+        ),
+        (
+            Matrix::from_slice(MAX, 2, &[1.0; 5]).unwrap_err(),
+            too_large("from_slice", MAX, 2),
+            "from_slice: a 18446744073709551615x2 matrix has more elements than usize can count",
+        ),
+        (
+            Matrix::from_vec(MAX, 2, vec![]).unwrap_err(),
+            too_large("from_vec", MAX, 2),
+            "from_vec: a 18446744073709551615x2 matrix has more elements than usize can count",
+        ),
+    ];
+    for (err, expected, message) in cases {
+        assert_eq!(err, expected);
+        assert_eq!(err.to_string(), message);
+    }
+
+    // The count fits, but 2^61 elements of 4 bytes are 2^63 bytes, one more
+    // than isize::MAX.
+    let err = Matrix::zeros(1 << 61, 1).unwrap_err();
+    assert_eq!(err, too_large("zeros", 1 << 61, 1));
+    assert_eq!(
+        err.to_string(),
+        "zeros: a 2305843009213693952x1 matrix has 2305843009213693952 elements, whose \
+         9223372036854775808 bytes of storage exceed isize::MAX (9223372036854775807), the \
+         largest allocation Rust permits"
+    );
+    // 2^61 - 1 elements are 2^63 - 4 bytes, but storage comes in 64-byte
+    // lines, so it rounds up to 2^63 bytes.
+    let err = Matrix::from_fn((1 << 61) - 1, 1, |_, _| 0.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "from_fn: a 2305843009213693951x1 matrix has 2305843009213693951 elements, whose \
+         9223372036854775808 bytes of storage exceed isize::MAX (9223372036854775807), the \
+         largest allocation Rust permits"
+    );
+
+    // Zero strides let one element stand for a view of any shape.
+    let single = [1.0f32];
+    let huge = MatRef::new(&single, MAX, 2, 0, 0).unwrap();
+    assert_eq!(
+        Matrix::from_view(huge).unwrap_err(),
+        too_large("from_view", MAX, 2)
+    );
+    let column = MatRef::new(&single, MAX, 1, 0, 0).unwrap();
+    let row = MatRef::new(&single, 1, 2, 0, 0).unwrap();
+    assert_eq!(
+        matmul(column, row).unwrap_err(),
+        too_large("matmul", MAX, 2)
+    );
+
+    // A DataLength built by hand with an overflowing shape names no
+    // saturated count.
+    let err = TensorError::DataLength {
+        op: "from_slice",
+        shape: (MAX, 2),
+        len: 5,
+    };
+    assert_eq!(
+        err.to_string(),
+        "from_slice: a 18446744073709551615x2 matrix has more elements than usize can count, so \
+         the data (5 elements) cannot fill it"
+    );
+}
+
+#[test]
 fn transpose_and_strided_views() {
     for (rows, cols) in [(1, 1), (2, 3), (33, 65), (64, 31), (0, 4), (4, 0)] {
         let m = Matrix::from_fn(rows, cols, |i, j| (i * 1000 + j) as f32).unwrap();
