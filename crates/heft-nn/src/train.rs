@@ -39,16 +39,37 @@ impl<'a> Dataset<'a> {
     /// [`NnError::Shape`] if `columns` is 0 or `features.len()` is not
     /// `labels.len() * columns`.
     pub fn new(features: &'a [f32], labels: &'a [u32], columns: usize) -> Result<Self, NnError> {
-        if columns == 0 || Some(features.len()) != labels.len().checked_mul(columns) {
+        const OP: &str = "Dataset::new";
+        if columns == 0 {
             return Err(NnError::shape(
-                "Dataset::new",
-                format!(
-                    "{} labels of {columns} features need {} values, but there are {}",
-                    labels.len(),
-                    labels.len().saturating_mul(columns),
-                    features.len()
-                ),
+                OP,
+                "columns is 0, but every row needs at least one feature; pass the number of \
+                 features per row",
             ));
+        }
+        match labels.len().checked_mul(columns) {
+            Some(needed) if needed == features.len() => {}
+            Some(needed) => {
+                return Err(NnError::shape(
+                    OP,
+                    format!(
+                        "{} labels of {columns} features need {needed} values, but there are {}",
+                        labels.len(),
+                        features.len()
+                    ),
+                ));
+            }
+            None => {
+                return Err(NnError::shape(
+                    OP,
+                    format!(
+                        "{} labels of {columns} features need more values than usize can count, \
+                         but there are {}; check columns",
+                        labels.len(),
+                        features.len()
+                    ),
+                ));
+            }
         }
         Ok(Dataset {
             features,

@@ -164,6 +164,23 @@ fn training_rejects_bad_input() {
     let (x, y) = synthetic(10, 1);
     assert!(Dataset::new(&x, &y, FEATURES + 1).is_err());
     assert!(Dataset::new(&x, &y, 0).is_err());
+    let err = Dataset::new(&[], &[], 0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Dataset::new: columns is 0, but every row needs at least one feature; pass the number \
+         of features per row"
+    );
+    let err = Dataset::new(&x, &y, usize::MAX).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Dataset::new: {} labels of {} features need more values than usize can count, but \
+             there are {}; check columns",
+            y.len(),
+            usize::MAX,
+            x.len()
+        )
+    );
     let train = Dataset::new(&x, &y, FEATURES).unwrap();
     let mut mlp = Mlp::init(&[FEATURES, 4, CLASSES], &mut SplitMix64::new(3)).unwrap();
 
