@@ -613,6 +613,15 @@ pub struct RnnTrace {
 }
 
 impl RnnTrace {
+    /// Creates the trace of an empty batch of `steps` steps, which the
+    /// layer never runs on.
+    pub(crate) fn empty(steps: usize) -> Self {
+        RnnTrace {
+            steps,
+            ..RnnTrace::default()
+        }
+    }
+
     /// Returns `h_t`, `[batch, H]` row-major, for step `t` in `0..T`.
     pub fn hidden(&self, t: usize) -> Option<&[f32]> {
         if t >= self.steps {
@@ -928,6 +937,15 @@ pub struct LstmTrace {
 }
 
 impl LstmTrace {
+    /// Creates the trace of an empty batch of `steps` steps, which the
+    /// layer never runs on.
+    pub(crate) fn empty(steps: usize) -> Self {
+        LstmTrace {
+            steps,
+            ..LstmTrace::default()
+        }
+    }
+
     /// Returns `h_t`, `[batch, H]` row-major, for step `t` in `0..T`.
     pub fn hidden(&self, t: usize) -> Option<&[f32]> {
         if t >= self.steps {

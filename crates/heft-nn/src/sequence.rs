@@ -177,6 +177,14 @@ impl Default for RecurrentTrace {
 }
 
 impl RecurrentTrace {
+    /// Creates the trace of an empty batch of `steps` steps through `layer`.
+    fn empty(layer: &RecurrentLayer, steps: usize) -> Self {
+        match layer {
+            RecurrentLayer::Rnn(_) => RecurrentTrace::Rnn(RnnTrace::empty(steps)),
+            RecurrentLayer::Lstm(_) => RecurrentTrace::Lstm(LstmTrace::empty(steps)),
+        }
+    }
+
     /// Returns `h_t` of every sequence, `[batch, H]`, for step `t`.
     fn hidden(&self, t: usize) -> Option<&[f32]> {
         match self {
@@ -389,7 +397,8 @@ impl SequenceClassifier {
         [self.emb.weight_mut(), w_ih, w_hh, b_ih, b_hh, w, b]
     }
 
-    /// Returns the logits `[batch, classes]`.
+    /// Returns the logits `[batch, classes]`. An empty batch gives `[0,
+    /// classes]` logits, as [`Linear::forward`] gives `[0, out]`.
     ///
     /// # Errors
     ///
@@ -418,6 +427,14 @@ impl SequenceClassifier {
         activations: &mut SequenceActivations,
     ) -> Result<(), NnError> {
         let batch = tokens.batch();
+        if batch == 0 {
+            // The recurrent layers need at least one row, so an empty batch
+            // skips them and gets empty logits.
+            activations.trace = RecurrentTrace::empty(&self.rnn, tokens.seq_len);
+            activations.last_hidden = Matrix::zeros(0, self.rnn.hidden_size())?;
+            activations.logits = Matrix::zeros(0, self.fc.out_features())?;
+            return Ok(());
+        }
         let gemm = Gemm::new();
         self.forward_recurrent(&gemm, tokens, &mut activations.trace)?;
         let mut last_hidden = Matrix::zeros(batch, self.rnn.hidden_size())?;
@@ -516,7 +533,7 @@ impl SequenceClassifier {
 
     /// Adds the gradients of the loss to `grads`, given the batch, the
     /// activations from [`SequenceClassifier::forward_train`] on it and
-    /// `dL/dlogits`.
+    /// `dL/dlogits`. An empty batch leaves `grads` unchanged.
     ///
     /// # Errors
     ///
@@ -605,6 +622,12 @@ impl SequenceClassifier {
                 "the gradient buffers do not match the model; create them with \
                  SequenceGrads::zeros_like",
             ));
+        }
+        if batch == 0 {
+            // An empty batch adds nothing to the gradients, and forward_train
+            // ran no recurrent layer on it.
+            scratch.recurrent.grad_inputs.clear();
+            return Ok(());
         }
         // fc: dW += dY^T X, db += column sums of dY, dX = dY W, as
         // Linear::backward computes them.

@@ -181,6 +181,46 @@ fn padding_never_changes_prediction() {
 }
 
 #[test]
+fn empty_batch_gives_empty_logits() {
+    for kind in [RecurrentKind::Rnn, RecurrentKind::Lstm] {
+        let mut rng = SplitMix64::new(6);
+        let model =
+            SequenceClassifier::init(kind, VOCAB, EMBED, HIDDEN, CLASSES, &mut rng).unwrap();
+        for seq_len in [SEQ_LEN, 0] {
+            let empty = TokenBatch::new(&[], &[], seq_len).unwrap();
+            let logits = model.forward(&empty).unwrap();
+            assert_eq!(logits.shape(), (0, CLASSES), "{kind:?}, seq_len {seq_len}");
+
+            // Backward through an empty batch adds nothing.
+            let activations = model.forward_train(&empty).unwrap();
+            assert_eq!(activations.logits.shape(), (0, CLASSES), "{kind:?}");
+            let mut grads = SequenceGrads::zeros_like(&model).unwrap();
+            let grad_logits = Matrix::zeros(0, CLASSES).unwrap();
+            model
+                .backward(&empty, &activations, &grad_logits, &mut grads)
+                .unwrap();
+            assert_eq!(
+                grads,
+                SequenceGrads::zeros_like(&model).unwrap(),
+                "{kind:?}, seq_len {seq_len}"
+            );
+
+            // Activations of an empty batch do not fit a batch of three.
+            let full = TokenBatch::new(&IDS, &LENGTHS, SEQ_LEN).unwrap();
+            let grad_logits = Matrix::zeros(LENGTHS.len(), CLASSES).unwrap();
+            let err = model
+                .backward(&full, &activations, &grad_logits, &mut grads)
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("pass the batch given to forward_train"),
+                "{err}"
+            );
+        }
+    }
+}
+
+#[test]
 fn token_batch_rejects_bad_lengths() {
     assert!(TokenBatch::new(&IDS, &[5, 0, 3], SEQ_LEN).is_err());
     assert!(TokenBatch::new(&IDS, &[5, 6, 3], SEQ_LEN).is_err());
