@@ -79,8 +79,21 @@ impl Linear {
     ///
     /// # Errors
     ///
-    /// [`NnError::Shape`] if `bias.len()` is not the weight's row count.
+    /// [`NnError::Shape`] if the weight has no rows or no columns, as
+    /// [`Linear::init`] rejects 0 sizes, or if `bias.len()` is not the
+    /// weight's row count.
     pub fn new(weight: Matrix, bias: Vec<f32>) -> Result<Self, NnError> {
+        if weight.rows() == 0 || weight.cols() == 0 {
+            return Err(NnError::shape(
+                "Linear::new",
+                format!(
+                    "the weight is {}x{} (out x in) but a Linear layer needs at least one \
+                     output and one input",
+                    weight.rows(),
+                    weight.cols()
+                ),
+            ));
+        }
         if bias.len() != weight.rows() {
             return Err(NnError::shape(
                 "Linear::new",

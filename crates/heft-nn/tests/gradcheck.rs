@@ -9,7 +9,8 @@
 //! index, sign or missing term moves a gradient by far more.
 
 use heft_nn::{
-    cross_entropy, cross_entropy_with_grad, Linear, LinearGrads, Mlp, MlpGrads, Relu, SplitMix64,
+    cross_entropy, cross_entropy_with_grad, Linear, LinearGrads, Mlp, MlpGrads, NnError, Relu,
+    SplitMix64,
 };
 use heft_tensor::Matrix;
 
@@ -143,6 +144,25 @@ fn linear_gradients_match_differences() {
     layer.backward(&x, &r, &mut grads, false).unwrap();
     let doubled: Vec<f64> = dw.iter().map(|g| 2.0 * g).collect();
     assert_grad("accumulated dW", grads.weight.as_slice(), &doubled);
+}
+
+#[test]
+fn linear_rejects_zero_sizes() {
+    for (rows, cols) in [(0, 0), (0, 3), (3, 0)] {
+        let weight = Matrix::zeros(rows, cols).unwrap();
+        let err = Linear::new(weight, vec![0.0; rows]).unwrap_err();
+        assert!(matches!(err, NnError::Shape { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "Linear::new: the weight is {rows}x{cols} (out x in) but a Linear layer needs \
+                 at least one output and one input"
+            )
+        );
+    }
+    let smallest = Linear::new(Matrix::zeros(1, 1).unwrap(), vec![0.0]).unwrap();
+    assert_eq!(smallest.out_features(), 1);
+    assert_eq!(smallest.in_features(), 1);
 }
 
 #[test]
