@@ -127,6 +127,9 @@ unsafe impl Sync for RawC {}
 pub(crate) struct PackedPanels {
     ptr: *mut f32,
     len: usize,
+    /// Whether `ptr` comes from a mutable borrow, so that the copying
+    /// kernels may write through it.
+    writable: bool,
 }
 
 impl PackedPanels {
@@ -135,6 +138,7 @@ impl PackedPanels {
         PackedPanels {
             ptr: panels.as_ptr().cast_mut(),
             len: panels.len(),
+            writable: false,
         }
     }
 
@@ -143,6 +147,7 @@ impl PackedPanels {
         PackedPanels {
             ptr: panels.as_mut_ptr(),
             len: panels.len(),
+            writable: true,
         }
     }
 
@@ -159,6 +164,7 @@ impl PackedPanels {
         PackedPanels {
             ptr: self.ptr.wrapping_add(start),
             len,
+            ..self
         }
     }
 }
@@ -1304,17 +1310,18 @@ fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
         && !stride.is_multiple_of(1024)
 }
 
-/// Returns whether the tiles of the first row panel of `m` rows of A read
-/// the full micro-panels of `b` in place and leave their packed copy for
-/// the tiles after them (`KernelSpec::copy_b_direct`), instead of a
-/// separate pass that packs B first.
+/// Returns whether the tiles of the first row panel of `m` rows of A pack
+/// B as they read it. They then read the full micro-panels of `b` in place
+/// and leave their packed copy for the tiles after them
+/// (`KernelSpec::copy_b_direct`), so no separate pass packs B first.
 ///
 /// The copy then costs stores in a kernel bound by its multiply-adds,
 /// where the separate pass reads B and writes the copy while no
-/// multiply-add runs. That needs one thread, so that the first row panel
-/// runs before every other, A read in place with a full first micro-panel
-/// (the kernel that copies reads A in place), B's rows contiguous, and B
-/// within half of the L2.
+/// multiply-add runs. That needs one thread running the loops (a whole
+/// product, or one slice of [`split_blocked`]), so that the first row
+/// panel runs before every other, A read in place with a full first
+/// micro-panel (the kernel that copies reads A in place), B's rows
+/// contiguous, and B within half of the L2.
 ///
 /// Measured against packing first with the wide AVX-512 tile, one
 /// thread, one process, 21 rounds (BENCHMARKS.md): 128^3 ran 1.04 times
@@ -1471,6 +1478,9 @@ impl Block<'_, '_> {
                     (Some(b), Some(kernel))
                         if self.direct_a && ip == 0 && ip < full_rows && full_panel =>
                     {
+                        // Writing through panels borrowed shared would be
+                        // undefined behaviour.
+                        assert!(self.b_packed.writable, "copying into read-only panels");
                         Some((kernel, (in_place(b), b.row_stride(), packed)))
                     }
                     _ => None,
@@ -1509,7 +1519,10 @@ impl Block<'_, '_> {
                 // inside A, partial ones were packed with zero rows),
                 // the B panel has kcb steps of nr floats (packed, or a
                 // full panel inside B), and the tile is owned by this
-                // task (caller contract).
+                // task (caller contract). A copying tile writes the kcb *
+                // nr floats of its panel in `b_packed`, which are writable
+                // (checked above) and which no other tile reads before it
+                // ends: one thread runs the blocks, this tile first.
                 unsafe {
                     run_tile(
                         tile, steps, a_ptr, a_stride, b_panel, c, region, self.alpha, self.beta,
@@ -1554,7 +1567,7 @@ impl Post<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{split_blocked, Bias, Post, RawC};
+    use super::{copies_b_in_tiles, split_blocked, Bias, Post, RawC};
     use crate::dispatch::Isa;
     use crate::gemm::kernel::{variants, KernelSpec};
     use crate::reference::Stored;
@@ -1627,13 +1640,37 @@ mod tests {
     /// Every kernel the plan chooses from, forced on every m and n in
     /// `1..=2 * MR + 1` and `1..=2 * NR + 1` (an empty C never reaches the
     /// loops), with depths around the unrolled steps and two passes over k,
-    /// with one thread. The layouts of A, B and C cycle through all eight:
+    /// with one thread. The layouts of A, B and C cycle through sixteen:
     /// A and B read in place or packed, B read in place by the strided
-    /// kernels for few rows, C padded or column-major. Alpha and beta cycle
+    /// kernels for few rows or copied by the first row panel's tiles, C
+    /// padded or column-major. Alpha and beta cycle
     /// through {0, 1, other}. For the wide AVX-512 tile, depths 1 to 128 run
     /// the BLIS order and 129 and 200 the A-outer one. The plan would take
     /// some of these shapes to another kernel, so the tests through `Gemm`
     /// leave them out.
+    /// Checks the kernels that copy B in the first row panel's tiles on
+    /// products of several passes outside the resident order. There B fits
+    /// half of the L2 and its padded copy does not, and every pass copies
+    /// its own B.
+    #[test]
+    fn copied_b_exact_over_passes() {
+        let half_l2 = crate::cache::l2_bytes() / 2 / std::mem::size_of::<f32>();
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            for kernel in variants(isa).filter(|k| k.copy_b_direct.is_some()) {
+                // 230 columns pad to 256: k * 230 fits half of the L2 and
+                // k * 256 does not.
+                let (m, n) = (200, 230);
+                let k = half_l2 / 240;
+                assert!(k > kernel.blocking.kc, "{k} steps make one pass");
+                let b = Stored::new(k, n, false, 5, || 0.0);
+                assert!(copies_b_in_tiles(kernel, 1, true, m, &b.view()));
+                for scalar in [(1.0, 0.0), (-1.5, 0.5)] {
+                    check_exact(kernel, (m, n, k), 0, scalar);
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_kernel_exact_on_small_shapes() {
         let scalars = [(1.0, 0.0), (-1.5, 0.5), (0.0, 1.0), (1.0, 1.0), (2.0, -0.5)];

@@ -48,8 +48,8 @@ enum Problem {
 
 /// The maximum number of elements of a view: as many `f32` as one
 /// allocation can hold (`isize::MAX` bytes). A view with zero strides can
-/// name more elements than its slice contains, but no packed copy or
-/// product of a larger view could be stored.
+/// name more elements than its slice contains, but no copy of a larger
+/// view could be stored.
 pub(crate) const MAX_VIEW_ELEMENTS: usize = isize::MAX as usize / std::mem::size_of::<f32>();
 
 impl fmt::Display for LayoutError {
