@@ -27,11 +27,12 @@ pub struct BenchArgs {
     /// Thread counts to measure, comma-separated, each 1 to 1024.
     #[arg(long, default_value = "1,2", value_delimiter = ',', value_parser = parse_thread_count)]
     pub threads: Vec<usize>,
-    /// Timed samples per shape; the table reports their median and best.
+    /// Timed samples per shape, 1 to 10,000; the table reports their median
+    /// and best.
     #[arg(long, default_value_t = 7)]
     pub samples: usize,
-    /// Minimum duration of one sample, in milliseconds; short products are
-    /// repeated until a sample lasts this long.
+    /// Minimum duration of one sample, in milliseconds, 1 to 60,000; short
+    /// products are repeated until a sample lasts this long.
     #[arg(long, default_value_t = 40)]
     pub sample_ms: u64,
     /// Only shapes (or `tune` cases) whose label contains this text,
@@ -47,7 +48,8 @@ pub struct BenchArgs {
     /// complete dataset is installed.
     #[arg(long, conflicts_with = "data")]
     pub embedded_data: bool,
-    /// `tune` only: training epochs of the benchmarked models [default: 1].
+    /// `tune` only: training epochs of the benchmarked models, 1 to
+    /// 100,000 [default: 1].
     #[arg(long)]
     pub epochs: Option<usize>,
 }
@@ -434,8 +436,8 @@ pub(crate) fn check_common(args: &BenchArgs) -> Result<(), String> {
             args.sample_ms
         ));
     }
-    if args.epochs == Some(0) {
-        return Err("--epochs: 0 is invalid; pass at least 1".into());
+    if let Some(epochs) = args.epochs {
+        crate::train::check_epochs(epochs)?;
     }
     Ok(())
 }

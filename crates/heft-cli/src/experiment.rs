@@ -119,10 +119,11 @@ pub struct TrainingArgs {
     /// Hidden-state width of the text model.
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
-    /// Passes over the training split of each seed's model.
+    /// Passes over the training split of each seed's model, 1 to 100,000.
     #[arg(long, default_value_t = DEFAULT_EXPERIMENT_EPOCHS)]
     pub epochs: usize,
-    /// Rows per gradient step.
+    /// Rows per gradient step, 1 or more. A value above the number of
+    /// training rows takes all of them in one step.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
     /// Adam learning rate.
@@ -157,6 +158,7 @@ pub fn run(args: &ExperimentArgs) -> Result<(), String> {
     });
     check_search_size(args.agents, args.iterations)?;
     check_threads(args.threads)?;
+    args.training.model_args(0).check()?;
     prepare_directory(&out, args.resume, args.force)?;
     let pool = thread_pool(args.threads)?;
     let work = || experiment(args, &spec, &out);

@@ -129,10 +129,11 @@ pub struct ModelArgs {
     /// Hidden-state width of the text model.
     #[arg(long, default_value_t = 64)]
     pub hidden: usize,
-    /// Passes over the training split.
+    /// Passes over the training split, 1 to 100,000.
     #[arg(long, default_value_t = DEFAULT_EPOCHS)]
     pub epochs: usize,
-    /// Rows per gradient step.
+    /// Rows per gradient step, 1 or more. A value above the number of
+    /// training rows takes all of them in one step.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
     /// Adam learning rate.
@@ -141,6 +142,18 @@ pub struct ModelArgs {
     /// Seed of the weight initialisation and the shuffling order.
     #[arg(long = "train-seed", default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Largest `--epochs` value accepted: far beyond any useful training of
+/// these models, and small enough that the per-epoch report fits in memory.
+pub const MAX_EPOCHS: usize = 100_000;
+
+/// Checks an `--epochs` value against 1 to [`MAX_EPOCHS`].
+pub fn check_epochs(epochs: usize) -> Result<(), String> {
+    if epochs == 0 || epochs > MAX_EPOCHS {
+        return Err(format!("invalid --epochs {epochs}: pass 1 to {MAX_EPOCHS}"));
+    }
+    Ok(())
 }
 
 /// Default epochs. Twenty epochs of the default MLP on the embedded
@@ -163,12 +176,12 @@ impl Default for ModelArgs {
 }
 
 impl ModelArgs {
-    fn config(&self) -> Result<TrainConfig, String> {
-        if self.epochs == 0 || self.batch_size == 0 {
-            return Err(format!(
-                "invalid --epochs {} or --batch-size {}: both must be at least 1",
-                self.epochs, self.batch_size
-            ));
+    /// Checks the training options that need no data, so that a bad value
+    /// fails before anything is loaded or trained.
+    pub fn check(&self) -> Result<(), String> {
+        check_epochs(self.epochs)?;
+        if self.batch_size == 0 {
+            return Err("invalid --batch-size 0: pass 1 or more".into());
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!(
@@ -176,9 +189,18 @@ impl ModelArgs {
                 self.lr
             ));
         }
+        Ok(())
+    }
+
+    /// Returns the training configuration for a training split of
+    /// `train_rows` rows. A batch larger than the split is cut to the
+    /// split's size: it trains the same way, without buffers for rows
+    /// that do not exist.
+    fn config(&self, train_rows: usize) -> Result<TrainConfig, String> {
+        self.check()?;
         Ok(TrainConfig {
             epochs: self.epochs,
-            batch_size: self.batch_size,
+            batch_size: self.batch_size.min(train_rows.max(1)),
             seed: self.seed,
             optimiser: OptimiserConfig::Adam(AdamConfig {
                 lr: self.lr,
@@ -220,7 +242,11 @@ impl ModelArgs {
     /// Trains a model on `splits`, printing one line per epoch to stderr
     /// when `verbose`.
     pub fn train(&self, splits: &Splits, verbose: bool) -> Result<Model, String> {
-        let config = self.config()?;
+        let train_rows = match splits {
+            Splits::Image(images) => images.train.labels.len(),
+            Splits::Text(text) => text.train.labels.len(),
+        };
+        let config = self.config(train_rows)?;
         let mut rng = SplitMix64::new(self.seed);
         let (model, report) = match splits {
             Splits::Image(images) => {
@@ -447,6 +473,7 @@ pub fn check_model(model: &Model, splits: &Splits, path: &Path) -> Result<(), St
 
 /// Runs `heft train`.
 pub fn run(args: &TrainArgs) -> Result<(), String> {
+    args.model.check()?;
     check_out(&args.out, args.force)?;
     let splits = args.data.load()?;
     let model = args.model.train(&splits, true)?;

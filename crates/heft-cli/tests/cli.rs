@@ -699,3 +699,81 @@ fn text_train_and_tune() {
     assert_eq!(summary["tensor"], "fc.weight");
     assert_eq!(summary["evaluations"], 30);
 }
+
+/// Runs heft in a fresh scratch directory and checks exit status 2, one
+/// error line containing `needle`, no panic report, and nothing written.
+fn assert_command_rejected(name: &str, args: &[&str], needle: &str) {
+    let dir = scratch(name);
+    let out = heft(args, &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("heft: error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{args:?}: {stderr}");
+    assert!(errors[0].contains(needle), "{args:?}: {stderr}");
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(leftovers.is_empty(), "{args:?}: left {leftovers:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A huge --epochs is an error naming the range in every command that
+/// trains, before any memory is reserved for it.
+#[test]
+fn huge_epochs_rejected() {
+    let needle = "invalid --epochs 1000000000: pass 1 to 100000";
+    let cases: [&[&str]; 4] = [
+        &["train", "--epochs", "1000000000"],
+        &["train", "--task", "text", "--epochs", "1000000000"],
+        &[
+            "experiment",
+            "--epochs",
+            "1000000000",
+            "--seeds",
+            "1",
+            "--algorithms",
+            "pso",
+            "--out",
+            "e",
+        ],
+        &["bench", "tune", "--epochs", "1000000000", "--samples", "1"],
+    ];
+    for args in cases {
+        assert_command_rejected("epochs", args, needle);
+    }
+    assert_command_rejected(
+        "epochs-zero",
+        &["train", "--epochs", "0"],
+        "invalid --epochs 0: pass 1 to 100000",
+    );
+    assert_command_rejected(
+        "batch-zero",
+        &["train", "--batch-size", "0"],
+        "invalid --batch-size 0: pass 1 or more",
+    );
+}
+
+/// A batch larger than the training split takes the whole split in one
+/// step instead of reserving buffers for rows that do not exist.
+#[test]
+fn huge_batch_uses_whole_split() {
+    let dir = scratch("huge-batch");
+    let out = heft(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "100000000",
+            "--out",
+            "m.safetensors",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(dir.join("m.safetensors").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -475,7 +475,7 @@ fn run_epochs<M: Clone>(
     };
     let mut rng = SplitMix64::new(config.seed);
     let mut order: Vec<usize> = (0..train_len).collect();
-    let mut reports = Vec::with_capacity(config.epochs);
+    let mut reports = Vec::with_capacity(config.epochs.min(1024));
     let mut best: Option<(usize, usize, M)> = None;
     let mut stopped_early = false;
     let mut progress = Progress::new(config, train_len);
