@@ -73,6 +73,20 @@ pub fn load_images(
     let split = split_indices(train.len(), valid_share, SPLIT_SEED).map_err(|e| {
         format!("invalid validation share {valid_share}: {e}; pass --valid-share between 0 and 1")
     })?;
+    if split.train.is_empty() || split.valid.is_empty() {
+        let (empty, other) = if split.train.is_empty() {
+            ("training", "validation")
+        } else {
+            ("validation", "training")
+        };
+        return Err(format!(
+            "--valid-share {valid_share} leaves the {empty} split of {source} empty (all {} \
+             images go to the {other} split); pass a --valid-share that keeps images on both \
+             sides, such as the default {}",
+            train.len(),
+            heft_data::DEFAULT_VALID_SHARE
+        ));
+    }
     let all_test: Vec<usize> = (0..test.len()).collect();
     let splits = ImageSplits {
         train: gather_images(&train, &split.train)?,
@@ -165,6 +179,21 @@ pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
     let pick = |positions: &[usize]| -> Vec<usize> {
         positions.iter().map(|&p| train_records[p]).collect()
     };
+    for (name, records) in [
+        ("training", held_out.train.len()),
+        ("validation", valid_records.len()),
+        ("test", held_out.valid.len()),
+    ] {
+        if records == 0 {
+            return Err(format!(
+                "the text corpus {} leaves the {name} split empty ({} training and {} \
+                 validation records); pass --data with a larger corpus",
+                path.display(),
+                train_records.len(),
+                valid_records.len()
+            ));
+        }
+    }
     Ok(TextSplits {
         train: gather_tokens(&corpus, &pick(&held_out.train))?,
         valid: gather_tokens(&corpus, &valid_records)?,
