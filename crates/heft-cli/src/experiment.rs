@@ -2,7 +2,7 @@
 //! model per seed, append each run to `runs.jsonl` as it ends, and write
 //! the report with the Wilcoxon and Friedman tests.
 
-use crate::engine::{Fitness, Model, Split};
+use crate::engine::{self, Fitness, Split, Target};
 use crate::rundir::write_atomically;
 use crate::train::{Cell, DataArgs, ModelArgs, Splits, Task};
 use crate::tune::{check_search_size, check_threads, thread_pool, ObjectiveArg};
@@ -83,18 +83,21 @@ pub struct ExperimentArgs {
     pub exclude_initial: bool,
     #[command(flatten)]
     pub training: TrainingArgs,
-    /// Name of the experiment, used for the default --out [default:
-    /// derived from the dataset and the tensors].
+    /// Name of the experiment, used for the default --out: one plain name,
+    /// without `/` [default: derived from the dataset and the tensors].
     #[arg(long)]
     pub name: Option<String>,
     /// Experiment directory [default: experiments/<name>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Continue the experiment in --out: keep its finished runs and run
-    /// only the missing ones.
+    /// only the missing ones. Every setting that changes the results
+    /// (dataset, split, model, training and search options) must equal
+    /// the one recorded in its settings.json; the seeds, algorithms and
+    /// tensors may change.
     #[arg(long, conflicts_with = "force")]
     pub resume: bool,
-    /// Delete the results and report files in --out and start over.
+    /// Delete the results, settings and report files in --out and start over.
     #[arg(long)]
     pub force: bool,
     /// Worker threads for training and scoring, 1 to 1024 [default: all
@@ -149,22 +152,223 @@ impl TrainingArgs {
 /// Runs `heft experiment`.
 pub fn run(args: &ExperimentArgs) -> Result<(), String> {
     let spec = build_spec(args)?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let name = args
-            .name
-            .clone()
-            .unwrap_or_else(|| default_name(&args.data, &spec.tensors));
-        PathBuf::from("experiments").join(name)
-    });
+    let out = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let name = match &args.name {
+                Some(name) => check_name(name)?.to_string(),
+                None => default_name(&args.data, &spec.tensors),
+            };
+            PathBuf::from("experiments").join(name)
+        }
+    };
     check_search_size(args.agents, args.iterations)?;
     check_threads(args.threads)?;
     args.training.model_args(0).check()?;
-    prepare_directory(&out, args.resume, args.force)?;
+    let settings = settings(args);
+    if args.resume {
+        check_settings(&out, &settings)?;
+    }
     let pool = thread_pool(args.threads)?;
-    let work = || experiment(args, &spec, &out);
+    let work = || {
+        // Load the data and check every tensor name before the directory
+        // is created or any model trained.
+        let splits = args.data.load()?;
+        check_tensors(args, &splits, &spec.tensors)?;
+        let created = Created::before(&out);
+        prepare_directory(&out, args.resume, args.force)?;
+        let result =
+            write_settings(&out, &settings).and_then(|()| experiment(args, &spec, &out, &splits));
+        if result.is_err() {
+            remove_if_no_runs(&out, &created);
+        }
+        result
+    };
     match pool {
         Some(pool) => pool.install(work),
         None => work(),
+    }
+}
+
+/// Checks a `--name` value: one plain path component, so the experiment
+/// directory stays inside `experiments/`.
+fn check_name(name: &str) -> Result<&str, String> {
+    let mut components = Path::new(name).components();
+    let plain = matches!(
+        (components.next(), components.next()),
+        (Some(std::path::Component::Normal(_)), None)
+    ) && !name.contains(['/', '\\']);
+    if plain {
+        Ok(name)
+    } else {
+        Err(format!(
+            "invalid --name {name:?}: pass one plain name such as fashion-run-1 (not empty, no \
+             `/`, not `.` or `..`), or pass --out with the directory"
+        ))
+    }
+}
+
+/// The directories that creating the experiment directory adds: the
+/// directory itself and any missing parents, up to the first that exists.
+struct Created {
+    dirs: Vec<PathBuf>,
+}
+
+impl Created {
+    fn before(out: &Path) -> Created {
+        let dirs = out
+            .ancestors()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .take_while(|dir| fs::symlink_metadata(dir).is_err())
+            .map(Path::to_path_buf)
+            .collect();
+        Created { dirs }
+    }
+}
+
+/// After a failure, removes what this run added to an experiment
+/// directory that holds no finished run: the settings file, an empty
+/// results file, and the directories the run created if they are empty.
+/// Finished runs stay, so that --resume can continue them.
+fn remove_if_no_runs(out: &Path, created: &Created) {
+    let runs = out.join(RUNS_FILE);
+    if fs::metadata(&runs).is_ok_and(|m| m.len() > 0) {
+        return;
+    }
+    let _ = fs::remove_file(&runs);
+    let _ = fs::remove_file(out.join(SETTINGS_FILE));
+    for dir in &created.dirs {
+        // `remove_dir` removes empty directories only.
+        if fs::remove_dir(dir).is_err() {
+            break;
+        }
+    }
+}
+
+/// The file of an experiment directory that records the settings its runs
+/// were made with, so that --resume can check them.
+const SETTINGS_FILE: &str = "settings.json";
+
+/// Returns the settings that change the results of a run, as option names
+/// and values in the form the command line takes them. The seeds, the
+/// algorithms and the tensors pick the cells of the grid, so they may
+/// change between resumed runs.
+fn settings(args: &ExperimentArgs) -> Vec<(&'static str, String)> {
+    let training = &args.training;
+    let join = |sizes: &[usize]| {
+        sizes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut list = vec![
+        ("--task", format!("{:?}", args.data.task).to_lowercase()),
+        (
+            "--data",
+            args.data
+                .data
+                .as_ref()
+                .map_or_else(|| "embedded".to_string(), |p| p.display().to_string()),
+        ),
+    ];
+    match args.data.task {
+        Task::Image => list.extend([
+            ("--valid-share", args.data.valid_share().to_string()),
+            ("--classes", args.data.classes.to_string()),
+            ("--sizes", join(&training.sizes)),
+        ]),
+        Task::Text => list.extend([
+            ("--cell", format!("{:?}", training.cell).to_lowercase()),
+            ("--embed", training.embed.to_string()),
+            ("--hidden", training.hidden.to_string()),
+        ]),
+    }
+    list.extend([
+        ("--epochs", training.epochs.to_string()),
+        ("--batch-size", training.batch_size.to_string()),
+        ("--lr", float_text(training.lr)),
+        ("--agents", args.agents.to_string()),
+        ("--iterations", args.iterations.to_string()),
+        ("--bound", float_text(args.bound)),
+        (
+            "--objective",
+            match args.objective {
+                ObjectiveArg::Error => "error",
+                ObjectiveArg::CrossEntropy => "cross-entropy",
+            }
+            .to_string(),
+        ),
+        ("--exclude-initial", args.exclude_initial.to_string()),
+    ]);
+    list
+}
+
+/// With --resume, checks that the runs in `out` were made with `settings`,
+/// and names every setting that differs.
+fn check_settings(out: &Path, settings: &[(&'static str, String)]) -> Result<(), String> {
+    let runs = out.join(RUNS_FILE);
+    if !fs::metadata(&runs).is_ok_and(|m| m.len() > 0) {
+        return Ok(());
+    }
+    let path = out.join(SETTINGS_FILE);
+    let text = fs::read_to_string(&path).map_err(|e| {
+        format!(
+            "cannot read {}: {e}; the settings of the runs in {} are unknown, so pass --force \
+             to start the experiment over or --out to pick another directory",
+            path.display(),
+            runs.display()
+        )
+    })?;
+    let stored: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not a JSON object of settings ({e}); pass --force to start the \
+                 experiment over or --out to pick another directory",
+                path.display()
+            )
+        })?;
+    let differences: Vec<String> = settings
+        .iter()
+        .filter_map(|(name, requested)| {
+            let stored = stored.get(*name).and_then(serde_json::Value::as_str);
+            (stored != Some(requested.as_str())).then(|| {
+                format!(
+                    "{name} {} (requested {requested})",
+                    stored.unwrap_or("not recorded")
+                )
+            })
+        })
+        .collect();
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "cannot resume the experiment in {}: its runs were made with {}; resume with the same \
+         values, or pass --out with a new directory",
+        out.display(),
+        differences.join(", ")
+    ))
+}
+
+/// Writes `settings` to the experiment directory.
+fn write_settings(out: &Path, settings: &[(&'static str, String)]) -> Result<(), String> {
+    let object: serde_json::Map<String, serde_json::Value> = settings
+        .iter()
+        .map(|(name, value)| ((*name).to_string(), value.clone().into()))
+        .collect();
+    let text = serde_json::to_string_pretty(&object).map_err(|e| e.to_string())? + "\n";
+    write_atomically(out, SETTINGS_FILE, text.as_bytes())
+}
+
+/// Formats an f32 option in its shortest form that reads back as the same
+/// value: `0.01`, `1e38`, `2` (not `0.009999999776482582`, `1000...0` or
+/// `2.0`).
+pub(crate) fn float_text(value: f32) -> String {
+    let text = format!("{value:?}");
+    match text.strip_suffix(".0") {
+        Some(whole) => whole.to_string(),
+        None => text,
     }
 }
 
@@ -312,7 +516,7 @@ fn prepare_directory(out: &Path, resume: bool, force: bool) -> Result<(), String
     let runs = out.join(RUNS_FILE);
     let has_runs = fs::metadata(&runs).is_ok_and(|m| m.len() > 0);
     if force {
-        for name in std::iter::once(RUNS_FILE).chain(REPORT_FILES) {
+        for name in [RUNS_FILE, SETTINGS_FILE].into_iter().chain(REPORT_FILES) {
             let path = out.join(name);
             if path.exists() {
                 fs::remove_file(&path)
@@ -334,9 +538,13 @@ fn prepare_directory(out: &Path, resume: bool, force: bool) -> Result<(), String
     })
 }
 
-fn experiment(args: &ExperimentArgs, spec: &ExperimentSpec, out: &Path) -> Result<(), String> {
-    let splits = args.data.load()?;
-    let (validation, test, source) = match &splits {
+fn experiment(
+    args: &ExperimentArgs,
+    spec: &ExperimentSpec,
+    out: &Path,
+    splits: &Splits,
+) -> Result<(), String> {
+    let (validation, test, source) = match splits {
         Splits::Image(s) => (Split::Dense(&s.valid), Split::Dense(&s.test), &s.source),
         Splits::Text(s) => (Split::Tokens(&s.valid), Split::Tokens(&s.test), &s.source),
     };
@@ -365,11 +573,7 @@ fn experiment(args: &ExperimentArgs, spec: &ExperimentSpec, out: &Path) -> Resul
             "seed {seed}: training the pre-trained model ({} epochs)",
             args.training.epochs
         );
-        let model = args
-            .training
-            .model_args(seed)
-            .train(&splits, false)
-            .and_then(|model| check_tensors(&model, &spec.tensors).map(|()| model));
+        let model = args.training.model_args(seed).train(splits, false);
         match model {
             Ok(model) => Ok(SeedSetup {
                 model,
@@ -458,15 +662,18 @@ fn grid_records(spec: &ExperimentSpec, records: &[RunRecord]) -> Vec<RunRecord> 
     keyed.into_iter().map(|(_, r)| r.clone()).collect()
 }
 
-fn check_tensors(model: &Model, tensors: &[String]) -> Result<(), String> {
-    let names = heft_tune::tensor_names(model);
-    match tensors.iter().find(|t| !names.contains(t)) {
-        Some(unknown) => Err(format!(
-            "unknown tensor `{unknown}`: this model has {}; pass some of them with --tensors",
-            names.join(", ")
-        )),
-        None => Ok(()),
+/// Checks, before any training, that the model of the experiment has every
+/// tensor of `tensors` and that each can be tuned.
+fn check_tensors(args: &ExperimentArgs, splits: &Splits, tensors: &[String]) -> Result<(), String> {
+    let model = args.training.model_args(0).init(splits)?;
+    for tensor in tensors {
+        let target = Target {
+            tensor: tensor.clone(),
+            include_bias: false,
+        };
+        engine::check_target(&model, &target).map_err(|e| format!("{e} (in --tensors)"))?;
     }
+    Ok(())
 }
 
 fn print_progress(finished: usize, total: usize, r: &RunRecord) {
@@ -525,12 +732,12 @@ fn report_header(args: &ExperimentArgs, spec: &ExperimentSpec, source: &str) -> 
          - Seeds: {seeds}\n\
          - Search: {} agents, {} iterations, bound {}, objective {}, pre-trained point {} the \
          initial population\n\n",
-        training.lr,
+        float_text(training.lr),
         training.epochs,
         training.batch_size,
         spec.agents,
         spec.iterations,
-        spec.bound,
+        float_text(spec.bound),
         match spec.fitness {
             Fitness::Error => "1 - validation accuracy",
             Fitness::CrossEntropy => "validation cross-entropy",

@@ -34,10 +34,15 @@ pub struct DataArgs {
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Share of the training images held out as the validation split,
-    /// between 0 and 1, both excluded. The split seed is fixed, so every
-    /// command holds out the same images. Image task only.
-    #[arg(long, default_value_t = heft_data::DEFAULT_VALID_SHARE, value_name = "SHARE")]
-    pub valid_share: f64,
+    /// between 0 and 1, both excluded [default: 0.2]. The split seed is
+    /// fixed, so every command holds out the same images. `heft train`
+    /// records the share in the checkpoint, and `tune` and `eval` of that
+    /// checkpoint use the recorded share: passing another one is an error,
+    /// because its validation split would overlap the training images.
+    /// Checkpoints without the record (from PyTorch, say) use the default.
+    /// Image task only.
+    #[arg(long, value_name = "SHARE")]
+    pub valid_share: Option<f64>,
     /// Number of classes of an IDX dataset (labels must be below it).
     /// Image task only.
     #[arg(long, default_value_t = DEFAULT_CLASSES)]
@@ -54,20 +59,24 @@ pub enum Splits {
 }
 
 impl DataArgs {
+    /// Returns the validation share: --valid-share or its default.
+    pub fn valid_share(&self) -> f64 {
+        self.valid_share.unwrap_or(heft_data::DEFAULT_VALID_SHARE)
+    }
+
     pub fn load(&self) -> Result<Splits, String> {
-        if !(self.valid_share > 0.0 && self.valid_share < 1.0) {
+        let valid_share = self.valid_share();
+        if !(valid_share > 0.0 && valid_share < 1.0) {
             return Err(format!(
-                "invalid --valid-share {}: pass a share between 0 and 1, both excluded",
-                self.valid_share
+                "invalid --valid-share {valid_share}: pass a share between 0 and 1, both excluded"
             ));
         }
         if self.task == Task::Text {
             // The text corpus has a fixed split and its own class count.
-            if self.valid_share != heft_data::DEFAULT_VALID_SHARE {
+            if valid_share != heft_data::DEFAULT_VALID_SHARE {
                 return Err(format!(
-                    "--valid-share {} applies to the image task only; the text corpus has a \
-                     fixed split, so leave --valid-share out with --task text",
-                    self.valid_share
+                    "--valid-share {valid_share} applies to the image task only; the text corpus \
+                     has a fixed split, so leave --valid-share out with --task text"
                 ));
             }
             if self.classes != DEFAULT_CLASSES {
@@ -82,7 +91,7 @@ impl DataArgs {
             Task::Image => Ok(Splits::Image(data::load_images(
                 self.data.as_deref(),
                 self.classes,
-                self.valid_share,
+                valid_share,
             )?)),
             Task::Text => Ok(Splits::Text(data::load_text(self.data.as_deref())?)),
         }

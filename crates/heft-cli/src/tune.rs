@@ -523,7 +523,7 @@ fn tune(
         threads: args.threads,
         include_initial: args.include_initial,
         prune: !args.no_prune,
-        valid_share: args.data.valid_share,
+        valid_share: args.data.valid_share(),
     };
 
     write_run(

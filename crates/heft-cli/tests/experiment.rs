@@ -276,3 +276,129 @@ fn invalid_options_exit_2() {
         assert!(errors[0].contains(expected), "{args:?}: {stderr}");
     }
 }
+
+/// Resuming with any setting that changes the results is an error that
+/// names each differing setting with its stored and requested values; the
+/// finished runs and the report stay as they were.
+#[test]
+fn resume_with_other_settings_rejected() {
+    let dir = scratch("resume-settings");
+    let first = experiment(&dir, &["--seeds", "1", "--out", "exp"]);
+    assert_success(&first, "the experiment");
+    assert!(dir.join("exp/settings.json").is_file());
+    let runs = read(&dir.join("exp/runs.jsonl"));
+    let report = read(&dir.join("exp/report.md"));
+    let cases: [(&[&str], &[&str]); 7] = [
+        (&["--epochs", "2"], &["--epochs 1 (requested 2)"]),
+        (&["--lr", "0.01"], &["--lr 0.001 (requested 0.01)"]),
+        (
+            &["--batch-size", "50"],
+            &["--batch-size 100 (requested 50)"],
+        ),
+        (
+            &["--sizes", "784,64,10", "--valid-share", "0.3"],
+            &[
+                "--sizes 784,128,10 (requested 784,64,10)",
+                "--valid-share 0.2 (requested 0.3)",
+            ],
+        ),
+        (
+            &["--objective", "cross-entropy"],
+            &["--objective error (requested cross-entropy)"],
+        ),
+        (
+            &["--exclude-initial"],
+            &["--exclude-initial false (requested true)"],
+        ),
+        (&["--bound", "0.02"], &["--bound 0.01 (requested 0.02)"]),
+    ];
+    for (extra, needles) in cases {
+        // GRID passes --epochs 1, which a case may replace.
+        let mut args: Vec<&str> = GRID
+            .iter()
+            .copied()
+            .map(|a| {
+                if a == "1" && extra[0] == "--epochs" {
+                    extra[1]
+                } else {
+                    a
+                }
+            })
+            .collect();
+        args.extend(["--seeds", "2", "--out", "exp", "--resume"]);
+        if extra[0] != "--epochs" {
+            args.extend_from_slice(extra);
+        }
+        let out = heft(&args, &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{extra:?}: {stderr}");
+        for needle in needles {
+            assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        }
+        assert!(stderr.contains("--out with a new directory"), "{stderr}");
+        assert_eq!(read(&dir.join("exp/runs.jsonl")), runs, "{extra:?}");
+        assert_eq!(read(&dir.join("exp/report.md")), report, "{extra:?}");
+    }
+    // The same settings with another seed resume.
+    let resumed = experiment(&dir, &["--seeds", "2", "--out", "exp", "--resume"]);
+    assert_success(&resumed, "the resumed experiment");
+    assert_eq!(run_lines(&dir.join("exp")), 4);
+}
+
+/// Options that fail only once the data is loaded (a tensor name, a
+/// validation share) fail before any training, and a run that fails
+/// before any run finished (here training diverges) leaves no directory
+/// behind, not even the parents it created.
+#[test]
+fn failed_experiment_leaves_no_directory() {
+    let dir = scratch("no-leftovers");
+    let out = experiment(&dir, &["--seeds", "1", "--lr", "1e30", "--out", "deep/e14"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("training diverged"), "{stderr}");
+    assert!(!dir.join("deep").exists(), "{stderr}");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--seeds", "1", "--tensors", "nope", "--out", "e14"],
+            "unknown tensor `nope`",
+        ),
+        (
+            &["--seeds", "1", "--tensors", "nope", "--name", "n"],
+            "unknown tensor `nope`",
+        ),
+        (
+            &["--seeds", "1", "--valid-share", "0.99999", "--out", "e14"],
+            "--valid-share 0.99999",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let out = experiment(&dir, extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(needle), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("training the pre-trained model"),
+            "{extra:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(left.is_empty(), "{extra:?}: left {left:?}");
+    }
+}
+
+/// `--name` must be one plain path component.
+#[test]
+fn unsafe_names_rejected() {
+    let dir = scratch("names");
+    for name in ["", ".", "..", "../../escape", "/abs", "a/b"] {
+        let out = experiment(&dir, &["--seeds", "1", "--name", name]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid --name {name:?}")),
+            "{name:?}: {stderr}"
+        );
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(left.is_empty(), "{name:?}: left {left:?}");
+    }
+}
