@@ -777,3 +777,46 @@ fn huge_batch_uses_whole_split() {
     assert!(dir.join("m.safetensors").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Makes a FIFO at `path` with `mkfifo`, returning false where that
+/// command is missing.
+fn make_fifo(path: &Path) -> bool {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        println!("mkfifo is not available: the FIFO case is skipped");
+    }
+    made
+}
+
+/// A checkpoint path that is a directory or a FIFO is refused at once
+/// (a FIFO used to block the reader, and a device to be read without end).
+#[test]
+fn non_regular_checkpoint_rejected() {
+    let dir = scratch("not-regular");
+    std::fs::create_dir(dir.join("folder")).unwrap();
+    let mut cases = vec![("folder", "it is a directory")];
+    if make_fifo(&dir.join("fifo")) {
+        cases.push(("fifo", "it is not a regular file"));
+    }
+    for (name, needle) in cases {
+        let commands: [&[&str]; 2] = [
+            &["eval", "--checkpoint", name],
+            &["tune", "--checkpoint", name, "--out", "run"],
+        ];
+        for command in commands {
+            let out = heft(command, &dir);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command:?}: {stderr}");
+            assert!(stderr.contains(needle), "{command:?}: {stderr}");
+            assert!(
+                stderr.contains("must be a regular safetensors file"),
+                "{stderr}"
+            );
+            assert!(!dir.join("run").exists());
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -176,6 +176,45 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ 
     }
 }
 
+/// Reads the checkpoint at `path`, after checking that it is a regular
+/// file: a device such as `/dev/zero` would be read without end, and a
+/// FIFO would block until a writer appears.
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let meta = std::fs::metadata(path).map_err(io_error(path))?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(CheckpointError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("it is {kind}; a checkpoint must be a regular safetensors file"),
+            ),
+        });
+    }
+    std::fs::read(path).map_err(io_error(path))
+}
+
+/// Returns the metadata entries of the safetensors file at `path`, such as
+/// `heft.arch`, or an empty map when it has none.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] if the file cannot be read or is not a regular
+/// file, [`CheckpointError::Format`] if it is not safetensors.
+pub fn read_metadata(path: &Path) -> Result<HashMap<String, String>, CheckpointError> {
+    let bytes = read_file(path)?;
+    let (_, metadata) =
+        SafeTensors::read_metadata(&bytes).map_err(|source| CheckpointError::Format {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(metadata.metadata().clone().unwrap_or_default())
+}
+
 fn to_le_bytes(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -282,6 +321,20 @@ fn architecture_metadata(arch: &str, sizes: &[usize]) -> HashMap<String, String>
     ])
 }
 
+/// Adds the `extra` entries to `metadata`, keeping its own entry when a
+/// key is in both.
+fn with_extra(
+    mut metadata: HashMap<String, String>,
+    extra: &[(&str, String)],
+) -> HashMap<String, String> {
+    for (key, value) in extra {
+        metadata
+            .entry((*key).to_string())
+            .or_insert_with(|| value.clone());
+    }
+    metadata
+}
+
 /// Writes `mlp` to `path` as safetensors with names `fc1.weight`,
 /// `fc1.bias`, ... and the metadata `heft.arch = "mlp"`, `heft.sizes =
 /// "n0,...,nL"`. An existing file is replaced.
@@ -290,6 +343,21 @@ fn architecture_metadata(arch: &str, sizes: &[usize]) -> HashMap<String, String>
 ///
 /// [`CheckpointError::Io`] if the file cannot be written.
 pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<(), CheckpointError> {
+    save_mlp_with_metadata(mlp, path, &[])
+}
+
+/// As [`save_mlp`], with the metadata entries `extra` beside the
+/// architecture's. An entry with a key the architecture uses
+/// (`heft.arch`, `heft.sizes`) is ignored.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] if the file cannot be written.
+pub fn save_mlp_with_metadata(
+    mlp: &Mlp,
+    path: &Path,
+    extra: &[(&str, String)],
+) -> Result<(), CheckpointError> {
     let mut shapes = Vec::new();
     for layer in mlp.layers() {
         shapes.push(vec![layer.out_features(), layer.in_features()]);
@@ -300,7 +368,7 @@ pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<(), CheckpointError> {
         &mlp.parameter_names(),
         &shapes,
         &mlp.parameters(),
-        architecture_metadata(MLP_ARCH, &mlp.sizes()),
+        with_extra(architecture_metadata(MLP_ARCH, &mlp.sizes()), extra),
     )
 }
 
@@ -314,6 +382,21 @@ pub fn save_mlp(mlp: &Mlp, path: &Path) -> Result<(), CheckpointError> {
 pub fn save_sequence_classifier(
     model: &SequenceClassifier,
     path: &Path,
+) -> Result<(), CheckpointError> {
+    save_sequence_classifier_with_metadata(model, path, &[])
+}
+
+/// As [`save_sequence_classifier`], with the metadata entries `extra`
+/// beside the architecture's. An entry with a key the architecture uses
+/// (`heft.arch`, `heft.sizes`) is ignored.
+///
+/// # Errors
+///
+/// [`CheckpointError::Io`] if the file cannot be written.
+pub fn save_sequence_classifier_with_metadata(
+    model: &SequenceClassifier,
+    path: &Path,
+    extra: &[(&str, String)],
 ) -> Result<(), CheckpointError> {
     let emb = model.emb();
     let fc = model.fc();
@@ -331,7 +414,7 @@ pub fn save_sequence_classifier(
         &model.parameter_names(),
         &shapes,
         &model.parameters(),
-        architecture_metadata(arch, &sizes),
+        with_extra(architecture_metadata(arch, &sizes), extra),
     )
 }
 
@@ -344,7 +427,7 @@ pub fn save_sequence_classifier(
 ///
 /// As [`load_mlp`].
 pub fn load_sequence_classifier(path: &Path) -> Result<SequenceClassifier, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let bytes = read_file(path)?;
     let file = File::parse(path, &bytes)?;
     let (arch, sizes) = match file.recorded_architecture(&[RNN_ARCH, LSTM_ARCH])? {
         Some(found) => found,
@@ -596,7 +679,7 @@ fn take_matrix(
 }
 
 fn load(path: &Path, sizes: Option<&[usize]>) -> Result<Mlp, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io_error(path))?;
+    let bytes = read_file(path)?;
     let file = File::parse(path, &bytes)?;
     let sizes = match sizes {
         Some(s) => s.to_vec(),

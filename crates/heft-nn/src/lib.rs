@@ -66,7 +66,8 @@ mod workspace;
 
 pub use activation::Relu;
 pub use checkpoint::{
-    load_mlp, load_mlp_with_sizes, load_sequence_classifier, save_mlp, save_sequence_classifier,
+    load_mlp, load_mlp_with_sizes, load_sequence_classifier, read_metadata, save_mlp,
+    save_mlp_with_metadata, save_sequence_classifier, save_sequence_classifier_with_metadata,
     CheckpointError, Problem,
 };
 pub use embedding::{Embedding, PADDING_ID};

@@ -1,19 +1,44 @@
 //! Checkpoint round trips and the errors for damaged or mismatched files.
 
 use heft_nn::{
-    load_mlp, load_mlp_with_sizes, load_sequence_classifier, save_mlp, save_sequence_classifier,
-    CheckpointError, Mlp, Problem, RecurrentKind, RecurrentLayer, SequenceClassifier, SplitMix64,
+    load_mlp, load_mlp_with_sizes, load_sequence_classifier, read_metadata, save_mlp,
+    save_mlp_with_metadata, save_sequence_classifier, CheckpointError, Mlp, Problem, RecurrentKind,
+    RecurrentLayer, SequenceClassifier, SplitMix64,
 };
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+/// An empty directory under the system temp directory for one test,
+/// removed with its contents when the test ends.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Creates an empty directory under the system temp directory for one test.
-fn temp_dir(test: &str) -> PathBuf {
+fn temp_dir(test: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("heft-nn-{test}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
 }
 
 fn bits(mlp: &Mlp) -> Vec<u32> {
@@ -433,4 +458,55 @@ fn sequence_sizes_overflowing_usize_are_errors() {
         )),
         "{err}"
     );
+}
+
+/// Extra metadata entries are written beside the architecture's, which
+/// they cannot replace, and read back.
+#[test]
+fn extra_metadata_round_trips() {
+    let dir = temp_dir("extra-metadata");
+    let path = dir.join("m.safetensors");
+    let mlp = Mlp::init(&[4, 3, 2], &mut SplitMix64::new(0)).unwrap();
+    let extra = [
+        ("heft.valid_share", "0.5".to_string()),
+        ("heft.arch", "rnn".to_string()),
+    ];
+    save_mlp_with_metadata(&mlp, &path, &extra).unwrap();
+    let meta = read_metadata(&path).unwrap();
+    assert_eq!(meta["heft.valid_share"], "0.5");
+    assert_eq!(meta["heft.arch"], "mlp");
+    load_mlp(&path).unwrap();
+}
+
+/// A path that is not a regular file is refused before it is read: a
+/// FIFO would block the reader and a device could be read without end.
+#[test]
+fn non_regular_files_refused() {
+    let dir = temp_dir("not-regular");
+    let fifo = dir.join("fifo.safetensors");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut paths = vec![(dir.to_path_buf(), "it is a directory")];
+    if made {
+        paths.push((fifo, "it is not a regular file"));
+    } else {
+        println!("mkfifo is not available: the FIFO case is skipped");
+    }
+    for (path, needle) in paths {
+        for err in [
+            load_mlp(&path).unwrap_err(),
+            load_sequence_classifier(&path).unwrap_err(),
+            read_metadata(&path).unwrap_err(),
+        ] {
+            let text = err.to_string();
+            assert!(text.contains(&path.display().to_string()), "{text}");
+            assert!(text.contains(needle), "{text}");
+            assert!(
+                text.contains("must be a regular safetensors file"),
+                "{text}"
+            );
+        }
+    }
 }
