@@ -22,6 +22,8 @@ pub struct ImageSplits {
     pub valid: DenseSplit,
     pub test: DenseSplit,
     pub classes: usize,
+    /// Share of the training images held out as the validation split.
+    pub valid_share: f64,
     /// Description of the image source, for messages and `config.json`.
     pub source: String,
 }
@@ -93,6 +95,7 @@ pub fn load_images(
         valid: gather_images(&train, &split.valid)?,
         test: gather_images(&test, &all_test)?,
         classes,
+        valid_share,
         source,
     };
     for (name, part) in [

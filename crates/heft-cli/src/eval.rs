@@ -46,7 +46,7 @@ struct EvalReport {
 
 /// Runs `heft eval`.
 pub fn run(args: &EvalArgs) -> Result<(), String> {
-    let splits = args.data.load()?;
+    let splits = args.data.load_for_checkpoint(&args.checkpoint)?;
     let model = train::load(&args.checkpoint, args.data.task)?;
     train::check_model(&model, &splits, &args.checkpoint)?;
     let split = match (&splits, args.split) {

@@ -65,7 +65,36 @@ impl DataArgs {
     }
 
     pub fn load(&self) -> Result<Splits, String> {
-        let valid_share = self.valid_share();
+        self.load_with_share(self.valid_share())
+    }
+
+    /// Loads the dataset for the model in `checkpoint`, with the validation
+    /// share it was trained with when the checkpoint records one. An
+    /// explicit --valid-share that differs from it is an error: that
+    /// validation split would contain training images, or leave out some
+    /// that were never trained on.
+    pub fn load_for_checkpoint(&self, checkpoint: &Path) -> Result<Splits, String> {
+        let share = match recorded_valid_share(checkpoint)? {
+            Some(recorded) if self.task == Task::Image => {
+                if let Some(requested) = self.valid_share {
+                    if requested != recorded {
+                        return Err(format!(
+                            "checkpoint {} was trained with --valid-share {recorded}, so \
+                             --valid-share {requested} would give a validation split that \
+                             overlaps its training images or misses some of the held-out \
+                             ones; leave --valid-share out or pass {recorded}",
+                            checkpoint.display()
+                        ));
+                    }
+                }
+                recorded
+            }
+            _ => self.valid_share(),
+        };
+        self.load_with_share(share)
+    }
+
+    fn load_with_share(&self, valid_share: f64) -> Result<Splits, String> {
         if !(valid_share > 0.0 && valid_share < 1.0) {
             return Err(format!(
                 "invalid --valid-share {valid_share}: pass a share between 0 and 1, both excluded"
@@ -364,12 +393,49 @@ fn print_report(report: &TrainReport) {
     }
 }
 
+/// Metadata key of the validation share a checkpoint was trained with.
+const VALID_SHARE_KEY: &str = "heft.valid_share";
+/// Metadata key of the seed of the training/validation split.
+const SPLIT_SEED_KEY: &str = "heft.split_seed";
+
+/// Returns the validation share recorded in `checkpoint`, or `None` for a
+/// checkpoint without the record (one written by PyTorch, or a text model).
+fn recorded_valid_share(checkpoint: &Path) -> Result<Option<f64>, String> {
+    let metadata = heft_nn::read_metadata(checkpoint).map_err(|e| load_error(&e))?;
+    if let Some(seed) = metadata.get(SPLIT_SEED_KEY) {
+        if seed.parse::<u64>() != Ok(data::SPLIT_SEED) {
+            return Err(format!(
+                "checkpoint {} records the split seed {seed:?}, but this heft splits with seed \
+                 {}; retrain the model with this heft",
+                checkpoint.display(),
+                data::SPLIT_SEED
+            ));
+        }
+    }
+    let Some(text) = metadata.get(VALID_SHARE_KEY) else {
+        return Ok(None);
+    };
+    match text.parse::<f64>() {
+        Ok(share) if share > 0.0 && share < 1.0 => Ok(Some(share)),
+        _ => Err(format!(
+            "checkpoint {} records the validation share {text:?}, which is not a number between \
+             0 and 1; retrain the model or remove the {VALID_SHARE_KEY} metadata entry",
+            checkpoint.display()
+        )),
+    }
+}
+
 /// Writes `model` to `path` (the checkpoint functions write a temporary
-/// file and rename it).
-pub fn save(model: &Model, path: &Path) -> Result<(), String> {
+/// file and rename it), recording the split of `splits` it was trained on:
+/// the split seed, and the validation share of an image dataset.
+pub fn save(model: &Model, path: &Path, splits: &Splits) -> Result<(), String> {
+    let mut extra = vec![(SPLIT_SEED_KEY, data::SPLIT_SEED.to_string())];
+    if let Splits::Image(images) = splits {
+        extra.push((VALID_SHARE_KEY, images.valid_share.to_string()));
+    }
     let result = match model {
-        Model::Mlp(m) => heft_nn::save_mlp(m, path),
-        Model::Sequence(s) => heft_nn::save_sequence_classifier(s, path),
+        Model::Mlp(m) => heft_nn::save_mlp_with_metadata(m, path, &extra),
+        Model::Sequence(s) => heft_nn::save_sequence_classifier_with_metadata(s, path, &extra),
     };
     result.map_err(|e| format!("cannot write the checkpoint: {e}; pass --out with a writable path"))
 }
@@ -406,9 +472,16 @@ pub fn load(path: &Path, task: Task) -> Result<Model, String> {
         Task::Image => heft_nn::load_mlp(path).map(Model::Mlp),
         Task::Text => heft_nn::load_sequence_classifier(path).map(Model::Sequence),
     };
-    let model = result.map_err(|e| format!("cannot load the checkpoint: {e}; pass --checkpoint with a safetensors file written by `heft train` or PyTorch (and --task text for a text model)"))?;
+    let model = result.map_err(|e| load_error(&e))?;
     check_finite(&model, path)?;
     Ok(model)
+}
+
+fn load_error(error: &heft_nn::CheckpointError) -> String {
+    format!(
+        "cannot load the checkpoint: {error}; pass --checkpoint with a safetensors file written \
+         by `heft train` or PyTorch (and --task text for a text model)"
+    )
 }
 
 /// Rejects a model with a NaN or infinite parameter: its predictions and
@@ -486,7 +559,7 @@ pub fn run(args: &TrainArgs) -> Result<(), String> {
     check_out(&args.out, args.force)?;
     let splits = args.data.load()?;
     let model = args.model.train(&splits, true)?;
-    save(&model, &args.out)?;
+    save(&model, &args.out, &splits)?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }

@@ -386,7 +386,10 @@ fn tune(
     tensor: &str,
     out: &std::path::Path,
 ) -> Result<(), String> {
-    let splits = args.data.load()?;
+    let splits = match &args.checkpoint {
+        Some(path) => args.data.load_for_checkpoint(path)?,
+        None => args.data.load()?,
+    };
     let target = Target {
         tensor: tensor.to_string(),
         include_bias: args.include_bias,
@@ -523,7 +526,10 @@ fn tune(
         threads: args.threads,
         include_initial: args.include_initial,
         prune: !args.no_prune,
-        valid_share: args.data.valid_share(),
+        valid_share: match &splits {
+            Splits::Image(s) => s.valid_share,
+            Splits::Text(_) => args.data.valid_share(),
+        },
     };
 
     write_run(
@@ -535,6 +541,7 @@ fn tune(
         &tuned,
         &target,
         fitness,
+        &splits,
     )?;
     run_dir.finish()?;
 
@@ -566,6 +573,7 @@ fn write_run(
     tuned: &Model,
     target: &Target,
     fitness: Fitness,
+    splits: &Splits,
 ) -> Result<(), String> {
     run_dir.write("config.json", to_json(config)?.as_bytes())?;
     run_dir.write("summary.json", to_json(summary)?.as_bytes())?;
@@ -580,7 +588,7 @@ fn write_run(
     run_dir.write("history.csv", csv.as_bytes())?;
 
     // The checkpoint writer renames its own temporary file into place.
-    train::save(tuned, &run_dir.staging_path("tuned.safetensors"))?;
+    train::save(tuned, &run_dir.staging_path("tuned.safetensors"), splits)?;
 
     let iterations: Vec<u64> = history.iter().map(|r| r.iteration).collect();
     let best: Vec<f64> = history.iter().map(|r| r.best).collect();

@@ -820,3 +820,127 @@ fn non_regular_checkpoint_rejected() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Returns a copy of the safetensors `bytes` without the `__metadata__`
+/// entry, as `safetensors.torch.save_file` writes a `state_dict`.
+fn without_metadata(bytes: &[u8]) -> Vec<u8> {
+    let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: Value = serde_json::from_slice(&bytes[8..8 + len]).unwrap();
+    header.as_object_mut().unwrap().remove("__metadata__");
+    let mut text = serde_json::to_vec(&header).unwrap();
+    while !text.len().is_multiple_of(8) {
+        text.push(b' ');
+    }
+    let mut out = (text.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&text);
+    out.extend_from_slice(&bytes[8 + len..]);
+    out
+}
+
+/// `tune` and `eval` of a checkpoint use the validation share it was
+/// trained with, and refuse another one, which would score training
+/// images as validation. A checkpoint without the record uses
+/// --valid-share or its default.
+#[test]
+fn checkpoint_records_valid_share() {
+    let dir = scratch("valid-share");
+    let out = heft(
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--valid-share",
+            "0.3",
+            "--out",
+            "m.safetensors",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let eval = |checkpoint: &str, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--checkpoint",
+            checkpoint,
+            "--split",
+            "valid",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        heft(&args, &dir)
+    };
+    // The recorded 0.3 of 12,000 images, with or without the same option.
+    for extra in [&[][..], &["--valid-share", "0.3"]] {
+        let out = eval("m.safetensors", extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["rows"], 3600, "{extra:?}");
+    }
+    let needle = "was trained with --valid-share 0.3, so --valid-share 0.5 would give";
+    let out = eval("m.safetensors", &["--valid-share", "0.5"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    let out = heft(
+        &[
+            "tune",
+            "--checkpoint",
+            "m.safetensors",
+            "--valid-share",
+            "0.5",
+            "--out",
+            "run",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+    assert!(!dir.join("run").exists());
+
+    // The tuned checkpoint carries the record on.
+    let out = heft(
+        &[
+            "tune",
+            "--checkpoint",
+            "m.safetensors",
+            "--iterations",
+            "1",
+            "--out",
+            "run",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = eval("run/tuned.safetensors", &[]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["rows"], 3600);
+
+    // Without the record (as PyTorch writes it), --valid-share applies.
+    let bytes = std::fs::read(dir.join("m.safetensors")).unwrap();
+    std::fs::write(dir.join("torch.safetensors"), without_metadata(&bytes)).unwrap();
+    for (extra, rows) in [(&[][..], 2400), (&["--valid-share", "0.5"][..], 6000)] {
+        let out = eval("torch.safetensors", extra);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["rows"], rows, "{extra:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
