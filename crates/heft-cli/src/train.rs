@@ -145,7 +145,8 @@ pub struct TrainArgs {
     /// directory must exist.
     #[arg(long, default_value = "model.safetensors", value_name = "PATH")]
     pub out: PathBuf,
-    /// Replace an existing checkpoint file at --out.
+    /// Replace an existing checkpoint file at --out. Only a regular file is
+    /// replaced; a device, FIFO, socket or symbolic link is an error.
     #[arg(long)]
     pub force: bool,
 }
@@ -442,7 +443,7 @@ pub fn save(model: &Model, path: &Path, splits: &Splits) -> Result<(), String> {
 
 /// Checks, before any training, that a checkpoint can be written to `out`:
 /// its directory exists, and `out` is not a directory, nor an existing file
-/// unless `force`.
+/// unless `force`, nor anything other than a regular file.
 fn check_out(out: &Path, force: bool) -> Result<(), String> {
     if out.is_dir() {
         return Err(format!(
@@ -450,11 +451,21 @@ fn check_out(out: &Path, force: bool) -> Result<(), String> {
             out.display()
         ));
     }
-    if out.exists() && !force {
-        return Err(format!(
-            "checkpoint {} already exists; pass --force to replace it or --out to pick another path",
-            out.display()
-        ));
+    if let Ok(meta) = std::fs::symlink_metadata(out) {
+        if !force {
+            return Err(format!(
+                "checkpoint {} already exists; pass --force to replace it or --out to pick \
+                 another path",
+                out.display()
+            ));
+        }
+        if !meta.is_file() {
+            return Err(format!(
+                "--out {} is not a regular file (a device, FIFO, socket or link), and --force \
+                 replaces only a regular file; pass --out with another path",
+                out.display()
+            ));
+        }
     }
     match out.parent() {
         Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(format!(

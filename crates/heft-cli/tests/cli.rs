@@ -944,3 +944,33 @@ fn checkpoint_records_valid_share() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `train --force` replaces a regular file only: a FIFO (standing in for
+/// a device such as /dev/full) or a symbolic link at --out is an error
+/// that names the path, and stays as it was.
+#[test]
+fn force_replaces_only_regular_files() {
+    let dir = scratch("force-special");
+    std::fs::write(dir.join("target"), "kept").unwrap();
+    std::os::unix::fs::symlink("target", dir.join("link")).unwrap();
+    let mut names = vec!["link"];
+    if make_fifo(&dir.join("fifo")) {
+        names.push("fifo");
+    }
+    for name in names {
+        let out = heft(&["train", "--epochs", "1", "--force", "--out", name], &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        assert!(
+            stderr.contains(&format!("--out {name} is not a regular file")),
+            "{name}: {stderr}"
+        );
+        assert!(!stderr.contains("epoch"), "{name}: {stderr}");
+        let kind = std::fs::symlink_metadata(dir.join(name))
+            .unwrap()
+            .file_type();
+        assert!(!kind.is_file(), "{name} was replaced");
+    }
+    assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "kept");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
