@@ -53,11 +53,9 @@ pub fn load_images(
                     )
                 })
             };
-            (
-                open(Subset::Train)?,
-                open(Subset::Test)?,
-                dir.display().to_string(),
-            )
+            let (train, test) = (open(Subset::Train)?, open(Subset::Test)?);
+            check_same_shape(dir, &train, &test)?;
+            (train, test, dir.display().to_string())
         }
         None => {
             let open = |subset| {
@@ -82,7 +80,7 @@ pub fn load_images(
             ("validation", "training")
         };
         return Err(format!(
-            "--valid-share {valid_share} leaves the {empty} split of {source} empty (all {} \
+            "--valid-share {valid_share:?} leaves the {empty} split of {source} empty (all {} \
              images go to the {other} split); pass a --valid-share that keeps images on both \
              sides, such as the default {}",
             train.len(),
@@ -118,6 +116,33 @@ pub fn load_images(
         }
     }
     Ok(splits)
+}
+
+/// Rejects train and test images of different shapes: a model trained on
+/// one could not read the other, and the pixel counts may even agree
+/// (14x56 and 28x28) so that nothing else would notice.
+fn check_same_shape(dir: &Path, train: &ImageDataset, test: &ImageDataset) -> Result<(), String> {
+    let (train_shape, test_shape) = (train.image_shape(), test.image_shape());
+    if train_shape == test_shape {
+        return Ok(());
+    }
+    let file = |subset: Subset| {
+        let name = subset.file_names().0;
+        heft_data::idx::find_in_dir(dir, name)
+            .unwrap_or_else(|_| dir.join(name))
+            .display()
+            .to_string()
+    };
+    Err(format!(
+        "the training images {} are {}x{} pixels but the test images {} are {}x{}; pass --data \
+         with a directory whose train and test images have the same shape",
+        file(Subset::Train),
+        train_shape.0,
+        train_shape.1,
+        file(Subset::Test),
+        test_shape.0,
+        test_shape.1
+    ))
 }
 
 fn gather_images(images: &ImageDataset, indices: &[usize]) -> Result<DenseSplit, String> {

@@ -26,7 +26,9 @@ pub struct EvalArgs {
     /// Split to score the checkpoint on.
     #[arg(long, value_enum, default_value_t = SplitArg::Test)]
     pub split: SplitArg,
-    /// Print the result as JSON on stdout.
+    /// Print the result as JSON on stdout. The per-class accuracy of a
+    /// class without rows in the split is `null` there, and `-` in the
+    /// table.
     #[arg(long)]
     pub json: bool,
 }
@@ -39,7 +41,9 @@ struct EvalReport {
     correct: u64,
     accuracy: f64,
     cross_entropy: f64,
-    per_class_accuracy: Vec<f64>,
+    /// Accuracy of each true class; `null` for a class without rows in
+    /// the split, whose accuracy is undefined.
+    per_class_accuracy: Vec<Option<f64>>,
     /// Row = true class, column = predicted class.
     confusion: Vec<Vec<u64>>,
 }
@@ -67,7 +71,10 @@ pub fn run(args: &EvalArgs) -> Result<(), String> {
     let per_class_accuracy = confusion
         .iter()
         .enumerate()
-        .map(|(class, row)| row[class] as f64 / row.iter().sum::<u64>().max(1) as f64)
+        .map(|(class, row)| {
+            let rows = row.iter().sum::<u64>();
+            (rows > 0).then(|| row[class] as f64 / rows as f64)
+        })
         .collect();
     let report = EvalReport {
         checkpoint: args.checkpoint.display().to_string(),
@@ -98,12 +105,17 @@ fn print_report(report: &EvalReport) {
         report.rows,
         report.cross_entropy
     );
-    println!("confusion matrix (rows: true class, columns: predicted class)");
+    println!(
+        "confusion matrix (rows: true class, columns: predicted class; accuracy - for a class \
+         without rows in the split)"
+    );
     let classes = report.confusion.len();
     let header: String = (0..classes).map(|c| format!("{c:>6}")).collect();
     println!("{:>6}{header}  accuracy", "");
     for (class, row) in report.confusion.iter().enumerate() {
         let cells: String = row.iter().map(|n| format!("{n:>6}")).collect();
-        println!("{class:>6}{cells}  {:.4}", report.per_class_accuracy[class]);
+        let accuracy =
+            report.per_class_accuracy[class].map_or_else(|| "-".to_string(), |a| format!("{a:.4}"));
+        println!("{class:>6}{cells}  {accuracy}");
     }
 }

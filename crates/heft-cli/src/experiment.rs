@@ -69,7 +69,7 @@ pub struct ExperimentArgs {
     #[arg(long, default_value_t = 15)]
     pub iterations: u64,
     /// Half-width of the search box around each pre-trained weight, in
-    /// weight units.
+    /// weight units; must be positive and finite.
     #[arg(long, default_value_t = 0.01, allow_hyphen_values = true, value_parser = crate::tune::parse_bound)]
     pub bound: f32,
     /// Fitness the searches minimise on the validation split.
@@ -129,8 +129,8 @@ pub struct TrainingArgs {
     /// training rows takes all of them in one step.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam learning rate, a positive number.
+    #[arg(long, default_value_t = 1e-3, value_parser = crate::train::parse_lr)]
     pub lr: f32,
 }
 

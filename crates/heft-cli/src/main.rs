@@ -54,6 +54,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return parse_failure(&err),
     };
+    // `heft bench` checks HEFT_KERNEL itself, where --kernel auto reads
+    // it; a --kernel list that names the kernels leaves it unused.
+    if !matches!(cli.command, Command::Bench(_)) {
+        if let Err(message) = check_kernel_env() {
+            eprintln!("heft: error: {message}");
+            return ExitCode::from(2);
+        }
+    }
     let result = match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Tune(args) => tune::run(&args),
@@ -68,6 +76,20 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Rejects an unknown `HEFT_KERNEL` value, or a kernel this CPU lacks, as
+/// an unknown `--kernel` is rejected, rather than warn and fall back to
+/// another kernel.
+fn check_kernel_env() -> Result<(), String> {
+    use heft_kernels::dispatch::{Isa, KERNEL_ENV};
+    Isa::from_env().map(|_| ()).map_err(|e| {
+        let value = std::env::var_os(KERNEL_ENV).unwrap_or_default();
+        format!(
+            "invalid {KERNEL_ENV}={:?}: {e}; set {KERNEL_ENV} to one of those names or unset it",
+            value.to_string_lossy()
+        )
+    })
 }
 
 /// Makes a write to a closed standard output end the process with status

@@ -49,6 +49,16 @@ pub struct DataArgs {
     pub classes: usize,
 }
 
+/// Checks a `--valid-share` value: between 0 and 1, both excluded.
+fn check_valid_share(valid_share: f64) -> Result<(), String> {
+    if valid_share > 0.0 && valid_share < 1.0 {
+        return Ok(());
+    }
+    Err(format!(
+        "invalid --valid-share {valid_share:?}: pass a share between 0 and 1, both excluded"
+    ))
+}
+
 /// Default of `--classes`: the ten classes of Fashion-MNIST.
 const DEFAULT_CLASSES: usize = 10;
 
@@ -74,15 +84,16 @@ impl DataArgs {
     /// validation split would contain training images, or leave out some
     /// that were never trained on.
     pub fn load_for_checkpoint(&self, checkpoint: &Path) -> Result<Splits, String> {
+        check_valid_share(self.valid_share())?;
         let share = match recorded_valid_share(checkpoint)? {
             Some(recorded) if self.task == Task::Image => {
                 if let Some(requested) = self.valid_share {
                     if requested != recorded {
                         return Err(format!(
-                            "checkpoint {} was trained with --valid-share {recorded}, so \
-                             --valid-share {requested} would give a validation split that \
+                            "checkpoint {} was trained with --valid-share {recorded:?}, so \
+                             --valid-share {requested:?} would give a validation split that \
                              overlaps its training images or misses some of the held-out \
-                             ones; leave --valid-share out or pass {recorded}",
+                             ones; leave --valid-share out or pass {recorded:?}",
                             checkpoint.display()
                         ));
                     }
@@ -95,11 +106,7 @@ impl DataArgs {
     }
 
     fn load_with_share(&self, valid_share: f64) -> Result<Splits, String> {
-        if !(valid_share > 0.0 && valid_share < 1.0) {
-            return Err(format!(
-                "invalid --valid-share {valid_share}: pass a share between 0 and 1, both excluded"
-            ));
-        }
+        check_valid_share(valid_share)?;
         if self.task == Task::Text {
             // The text corpus has a fixed split and its own class count.
             if valid_share != heft_data::DEFAULT_VALID_SHARE {
@@ -175,12 +182,27 @@ pub struct ModelArgs {
     /// training rows takes all of them in one step.
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = 1e-3)]
+    /// Adam learning rate, a positive number.
+    #[arg(long, default_value_t = 1e-3, value_parser = parse_lr)]
     pub lr: f32,
     /// Seed of the weight initialisation and the shuffling order.
     #[arg(long = "train-seed", default_value_t = 0)]
     pub seed: u64,
+}
+
+/// Parses a `--lr` value as f64 first, so a finite number beyond the f32
+/// range is reported as typed instead of as the infinity f32 parsing makes
+/// of it.
+pub(crate) fn parse_lr(text: &str) -> Result<f32, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|e| format!("{e}; pass a positive number such as 0.001"))?;
+    if value.is_finite() && value.abs() > f64::from(f32::MAX) {
+        return Err(format!(
+            "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as 0.001"
+        ));
+    }
+    Ok(value as f32)
 }
 
 /// Largest `--epochs` value accepted: far beyond any useful training of

@@ -474,7 +474,7 @@ fn tune(
         .optimizer()
         .best()
         .map(|(point, _)| point.to_vec())
-        .ok_or("the search scored no candidate; pass --iterations 1 or more")?;
+        .ok_or_else(|| no_best_message(args, tensor, report.evaluations))?;
 
     let mut tuned = model.clone();
     objective
@@ -554,6 +554,25 @@ fn tune(
         print_table(&summary);
     }
     Ok(())
+}
+
+/// Explains why a search ended without a best point: every fitness it
+/// scored was infinite or NaN (a box so wide that the objective
+/// overflows), or it scored nothing at all.
+fn no_best_message(args: &TuneArgs, tensor: &str, evaluations: u64) -> String {
+    if evaluations == 0 {
+        return "the search scored no candidate; pass --iterations 1 or more".into();
+    }
+    format!(
+        "every one of the {evaluations} candidates scored an infinite or NaN fitness: the box of \
+         --bound {} around {tensor} reaches weights for which the {} objective overflows; pass \
+         a smaller --bound",
+        crate::experiment::float_text(args.bound),
+        objective_name(match args.objective {
+            ObjectiveArg::Error => Fitness::Error,
+            ObjectiveArg::CrossEntropy => Fitness::CrossEntropy,
+        })
+    )
 }
 
 fn objective_name(fitness: Fitness) -> &'static str {
@@ -660,7 +679,7 @@ fn print_table(s: &Summary) {
         s.mode,
         s.tensor,
         s.variables,
-        s.bound,
+        crate::experiment::float_text(s.bound),
         s.evaluations,
         duration_text(s.search_seconds),
         s.candidates_per_second,

@@ -974,3 +974,168 @@ fn force_replaces_only_regular_files() {
     assert_eq!(std::fs::read_to_string(dir.join("target")).unwrap(), "kept");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Messages name the real cause and echo values as typed.
+#[test]
+fn messages_name_the_cause() {
+    for algorithm in ["de", "sep-cma-es", "snes"] {
+        assert_rejected(
+            "huge-bound",
+            &[
+                "--bound",
+                "1e38",
+                "--objective",
+                "cross-entropy",
+                "--algorithm",
+                algorithm,
+            ],
+            "an infinite or NaN fitness: the box of --bound 1e38 around fc2.weight reaches",
+        );
+    }
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["tune", "--valid-share", "1e-9"],
+            "--valid-share 1e-9 leaves the validation split of embedded Fashion-MNIST subset empty",
+        ),
+        (
+            &["train", "--valid-share", "1e-9"],
+            "--valid-share 1e-9 leaves the validation split",
+        ),
+        (
+            &["train", "--valid-share", "0.99999"],
+            "--valid-share 0.99999 leaves the training split",
+        ),
+        (
+            &["train", "--lr", "1e39"],
+            "invalid value '1e39' for '--lr <LR>': 1e39 is beyond the f32 range",
+        ),
+    ];
+    for (args, needle) in cases {
+        assert_command_rejected("messages", args, needle);
+    }
+
+    // An unknown HEFT_KERNEL is an error, as an unknown --kernel is.
+    let dir = scratch("kernel-env");
+    let out = Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(["train", "--epochs", "1", "--out", "m.safetensors"])
+        .env("HEFT_KERNEL", "nope")
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid HEFT_KERNEL=\"nope\""), "{stderr}");
+    assert!(stderr.contains("avx512, avx2, portable"), "{stderr}");
+    assert!(!dir.join("m.safetensors").exists());
+
+    // A bound is printed in its shortest form.
+    let out = tune(&dir, "run", &["--bound", "1e-7"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("bound 1e-7)"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Writes an IDX file of unsigned bytes with the given dimensions.
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Writes a small IDX dataset to `dir`: 20 training images of `train_shape`
+/// with labels 0 to 3, and 4 test images of `test_shape` with labels 0
+/// and 1 only.
+fn write_small_images(dir: &Path, train_shape: (u32, u32), test_shape: (u32, u32)) {
+    let pixels = |n: u32, (r, c): (u32, u32)| -> Vec<u8> {
+        (0..n * r * c).map(|i| (i * 37 % 256) as u8).collect()
+    };
+    let train_labels: Vec<u8> = (0..20).map(|i| (i % 4) as u8).collect();
+    write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[20, train_shape.0, train_shape.1],
+        &pixels(20, train_shape),
+    );
+    write_idx(&dir.join("train-labels-idx1-ubyte"), &[20], &train_labels);
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[4, test_shape.0, test_shape.1],
+        &pixels(4, test_shape),
+    );
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[4], &[0, 1, 0, 1]);
+}
+
+/// A class without test rows has no accuracy: `-` in the table and
+/// `null` in the JSON, not 0.
+#[test]
+fn class_without_rows_has_no_accuracy() {
+    let dir = scratch("empty-class");
+    std::fs::create_dir(dir.join("data")).unwrap();
+    write_small_images(&dir.join("data"), (28, 28), (28, 28));
+    let common = ["--data", "data", "--classes", "4"];
+    let mut args = vec!["train", "--epochs", "1", "--sizes", "784,8,4"];
+    args.extend(common);
+    args.extend(["--out", "m.safetensors"]);
+    let out = heft(&args, &dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut args = vec!["eval", "--checkpoint", "m.safetensors"];
+    args.extend(common);
+    let out = heft(&args, &dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let rows: Vec<&str> = stdout.lines().skip(3).collect();
+    assert_eq!(rows.len(), 4, "{stdout}");
+    for row in &rows[2..] {
+        assert!(row.ends_with("  -"), "{stdout}");
+    }
+    args.push("--json");
+    let out = heft(&args, &dir);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let per_class = report["per_class_accuracy"].as_array().unwrap();
+    assert!(
+        per_class[0].is_f64() && per_class[1].is_f64(),
+        "{per_class:?}"
+    );
+    assert!(
+        per_class[2].is_null() && per_class[3].is_null(),
+        "{per_class:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Train and test images of different shapes are rejected even when their
+/// pixel counts agree, naming both files and shapes.
+#[test]
+fn mismatched_image_shapes_rejected() {
+    let dir = scratch("image-shapes");
+    write_small_images(&dir, (14, 56), (28, 28));
+    let out = heft(
+        &[
+            "train",
+            "--data",
+            ".",
+            "--classes",
+            "4",
+            "--sizes",
+            "784,8,4",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("train-images-idx3-ubyte are 14x56 pixels but the test images"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("t10k-images-idx3-ubyte are 28x28"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -402,3 +402,11 @@ fn unsafe_names_rejected() {
         assert!(left.is_empty(), "{name:?}: left {left:?}");
     }
 }
+
+/// The results file stores the bound as the f32's shortest decimal.
+#[test]
+fn runs_file_stores_shortest_bound() {
+    let (dir, _) = uninterrupted();
+    let runs = read(&dir.join("runs.jsonl"));
+    assert!(runs.contains("\"bound\":0.01,"), "{runs}");
+}

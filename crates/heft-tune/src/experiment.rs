@@ -255,7 +255,9 @@ impl RunRecord {
             "mode": self.mode.name(),
             "agents": self.agents,
             "iterations": self.iterations,
-            "bound": self.bound,
+            // The f32's shortest decimal (0.01), not its f64 widening
+            // (0.009999999776482582); it reads back as the same f32.
+            "bound": self.bound.to_string().parse::<f64>().unwrap_or(f64::NAN),
             "pretrained_validation_correct": self.pretrained_validation.correct,
             "tuned_validation_correct": self.tuned_validation.correct,
             "validation_rows": self.pretrained_validation.rows,
