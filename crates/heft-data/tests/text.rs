@@ -322,6 +322,28 @@ fn cache_is_hit_then_rebuilt_on_change() {
     assert_eq!(fourth.cache_status(), &CacheStatus::Rebuilt);
     assert_eq!(fourth.len(), 9);
 
+    // An edit that keeps the size and restores the modification time
+    // rebuilds too.
+    drop(fourth);
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let edited: Vec<u8> = grown
+        .iter()
+        .map(|&b| if b == b'm' { b'x' } else { b })
+        .collect();
+    assert_eq!(edited.len(), grown.len());
+    std::fs::write(&path, &edited).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(modified)
+        .unwrap();
+    let edited_corpus = TextCorpus::load(&path, &longer).unwrap();
+    assert_eq!(edited_corpus.cache_status(), &CacheStatus::Rebuilt);
+    drop(edited_corpus);
+    std::fs::write(&path, &grown).unwrap();
+    let fourth = TextCorpus::load(&path, &longer).unwrap();
+
     // A damaged cache is rebuilt, not trusted.
     let mut bytes = std::fs::read(&cache_path).unwrap();
     let last = bytes.len() - 1;

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | magic `HEFTTXC1` | 8 bytes |
 //! | byte-order marker `0x01020304`, format version | `u32`, `u32` |
-//! | source length, mtime seconds, mtime nanoseconds | `u64`, `i64`, `u32` |
+//! | source length, mtime seconds, mtime nanoseconds, content hash | `u64`, `i64`, `u32`, `u64` |
 //! | options length, record count, max length, class count, token count, train count, valid count, string block length, zero | 9 x `u32` |
 //! | options fingerprint | options length bytes |
 //! | class names then vocabulary tokens, each `u32` length + UTF-8 | string block |
@@ -26,16 +26,27 @@ use crate::mmap::{self, Backing, Bytes};
 
 const MAGIC: &[u8; 8] = b"HEFTTXC1";
 const BYTE_ORDER_MARKER: u32 = 0x0102_0304;
-const FORMAT_VERSION: u32 = 1;
-const FIXED_HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 4 + 9 * 4;
+const FORMAT_VERSION: u32 = 2;
+const FIXED_HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 4 + 8 + 9 * 4;
 
-/// Size and modification time of a source file, the key that ties a cache
-/// to the file it was built from.
+/// Size, modification time and a hash of the contents of a source file,
+/// the key that ties a cache to the file it was built from. The hash
+/// catches an edit that keeps the size and restores the modification
+/// time; reading the file for it costs far less than training on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SourceStamp {
     pub len: u64,
     pub mtime_secs: i64,
     pub mtime_nanos: u32,
+    pub hash: u64,
+}
+
+/// Returns the 64-bit FNV-1a hash of `bytes`: stable across builds and
+/// platforms, unlike the standard library's hasher.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl SourceStamp {
@@ -53,10 +64,12 @@ impl SourceStamp {
             // the cache to its source.
             Err(_) => (0, 0),
         };
+        let contents = std::fs::read(path).map_err(|e| Error::io(path, "read", e))?;
         Ok(SourceStamp {
             len: meta.len(),
             mtime_secs,
             mtime_nanos,
+            hash: fnv1a(&contents),
         })
     }
 }
@@ -121,6 +134,7 @@ pub(crate) fn serialize(stamp: SourceStamp, options: &[u8], corpus: &Encoded) ->
     out.extend_from_slice(&stamp.len.to_ne_bytes());
     out.extend_from_slice(&stamp.mtime_secs.to_ne_bytes());
     out.extend_from_slice(&stamp.mtime_nanos.to_ne_bytes());
+    out.extend_from_slice(&stamp.hash.to_ne_bytes());
     for word in [
         options.len(),
         corpus.labels.len(),
@@ -234,6 +248,7 @@ pub(crate) fn parse(bytes: &[u8], expected: Option<(SourceStamp, &[u8])>) -> Opt
         len: cur.u64()?,
         mtime_secs: cur.u64()? as i64,
         mtime_nanos: cur.u32()?,
+        hash: cur.u64()?,
     };
     let options_len = cur.u32()? as usize;
     let count = cur.u32()? as usize;

@@ -186,12 +186,8 @@ pub struct TextCorpus {
 
 impl TextCorpus {
     /// Loads and encodes a delimited file, or maps its cache when the cache
-    /// matches the file's size and modification time and the options.
-    ///
-    /// NOTE: the cache key is the source's size and modification time. A
-    /// source rewritten with the same size within the file system's
-    /// timestamp resolution keeps its stale cache, so delete the cache file
-    /// after such an edit.
+    /// matches the file's size, modification time and content hash and the
+    /// options.
     pub fn load(path: impl AsRef<Path>, options: &TextOptions) -> Result<TextCorpus> {
         let path = path.as_ref();
         options.validate().map_err(|e| e.in_file(path))?;
