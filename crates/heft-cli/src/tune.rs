@@ -73,8 +73,15 @@ pub struct TuneArgs {
     /// do not depend on it.
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Put the pre-trained weights into the initial population as agent 0.
+    /// Leave the pre-trained weights out of the initial population. By
+    /// default they are agent 0, as in `heft experiment`, so the tuned
+    /// model never has a worse validation fitness than the pre-trained
+    /// one. With --objective cross-entropy the validation accuracy can
+    /// still drop while the loss improves.
     #[arg(long)]
+    pub exclude_initial: bool,
+    /// The default; kept so that older command lines still run.
+    #[arg(long, hide = true, conflicts_with = "exclude_initial")]
     pub include_initial: bool,
     /// Score every validation row, including those whose prediction no
     /// candidate can change (same results, slower).
@@ -434,7 +441,7 @@ fn tune(
         )
     })?;
     let mut settings = Settings::new(bounds, args.agents, args.seed).with_mode(mode);
-    if args.include_initial {
+    if !args.exclude_initial {
         settings = settings.with_initial_point(w0.clone());
     }
     let optimizer = heft_search::build(algorithm, &settings).map_err(|e| {
@@ -527,7 +534,7 @@ fn tune(
         seed: args.seed,
         objective: objective_name(fitness).into(),
         threads: args.threads,
-        include_initial: args.include_initial,
+        include_initial: !args.exclude_initial,
         prune: !args.no_prune,
         valid_share: match &splits {
             Splits::Image(s) => s.valid_share,
