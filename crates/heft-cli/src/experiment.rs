@@ -93,7 +93,7 @@ pub struct ExperimentArgs {
     /// Continue the experiment in --out: keep its finished runs and run
     /// only the missing ones. Every setting that changes the results
     /// (dataset, split, model, training and search options) must equal
-    /// the one recorded in its settings.json; the seeds, algorithms and
+    /// the one recorded in its settings.json. The seeds, algorithms and
     /// tensors may change.
     #[arg(long, conflicts_with = "force")]
     pub resume: bool,
@@ -227,7 +227,7 @@ impl Created {
 }
 
 /// After a failure, removes what this run added to an experiment
-/// directory that holds no finished run: the settings file, an empty
+/// directory that contains no finished run: the settings file, an empty
 /// results file, and the directories the run created if they are empty.
 /// Finished runs stay, so that --resume can continue them.
 fn remove_if_no_runs(out: &Path, created: &Created) {

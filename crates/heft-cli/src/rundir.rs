@@ -202,9 +202,9 @@ impl RunDir {
 
 /// Removes the staging directories `<any name>.tmp-<pid>` in `parent` that
 /// runs killed before they could clean up (SIGINT, SIGKILL, power loss)
-/// left behind, whatever run directory they were for: those whose process
-/// no longer runs and which contain heft's staging marker, run files and
-/// their temporary copies only. Anything else is left in place. Process
+/// left behind, whatever run directory they were for. A directory is
+/// removed only when its process no longer runs and it contains heft's
+/// staging marker, run files and their temporary copies only. Anything else is left in place. Process
 /// liveness is read from `/proc`, so where it is missing (systems other
 /// than Linux) nothing is removed.
 fn remove_stale_staging(parent: &Path) {

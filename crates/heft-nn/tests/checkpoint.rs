@@ -484,12 +484,12 @@ fn extra_metadata_round_trips() {
 fn non_regular_files_refused() {
     let dir = temp_dir("not-regular");
     let fifo = dir.join("fifo.safetensors");
-    let made = std::process::Command::new("mkfifo")
+    let created = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
         .is_ok_and(|s| s.success());
     let mut paths = vec![(dir.to_path_buf(), "it is a directory")];
-    if made {
+    if created {
         paths.push((fifo, "it is not a regular file"));
     } else {
         println!("mkfifo is not available: the FIFO case is skipped");

@@ -32,7 +32,7 @@ const FIXED_HEADER_LEN: usize = 8 + 4 + 4 + 8 + 8 + 4 + 8 + 9 * 4;
 /// Size, modification time and a hash of the contents of a source file,
 /// the key that ties a cache to the file it was built from. The hash
 /// catches an edit that keeps the size and restores the modification
-/// time; reading the file for it costs far less than training on it.
+/// time. Reading the file for it costs far less than training on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct SourceStamp {
     pub len: u64,
