@@ -666,12 +666,20 @@ fn grid_records(spec: &ExperimentSpec, records: &[RunRecord]) -> Vec<RunRecord> 
 /// tensor of `tensors` and that each can be tuned.
 fn check_tensors(args: &ExperimentArgs, splits: &Splits, tensors: &[String]) -> Result<(), String> {
     let model = args.training.model_args(0).init(splits)?;
+    let names = heft_tune::tensor_names(&model);
+    if let Some(unknown) = tensors.iter().find(|t| !names.contains(t)) {
+        return Err(format!(
+            "unknown tensor `{unknown}` in --tensors: this model has {}; pass some of them with \
+             --tensors",
+            names.join(", ")
+        ));
+    }
     for tensor in tensors {
         let target = Target {
             tensor: tensor.clone(),
             include_bias: false,
         };
-        engine::check_target(&model, &target).map_err(|e| format!("{e} (in --tensors)"))?;
+        engine::check_target(&model, &target)?;
     }
     Ok(())
 }
