@@ -190,19 +190,25 @@ pub struct ModelArgs {
     pub seed: u64,
 }
 
-/// Parses a `--lr` value as f64 first, so a finite number beyond the f32
-/// range is reported as typed instead of as the infinity f32 parsing makes
-/// of it.
+/// Parses a `--lr` value (see [`parse_f32_as_typed`]).
 pub(crate) fn parse_lr(text: &str) -> Result<f32, String> {
+    parse_f32_as_typed(text, "0.001").map(|value| value as f32)
+}
+
+/// Parses a number option as f64, so that a finite number beyond the f32
+/// range is reported as typed, not as the infinity that f32 parsing makes
+/// of it. `example` is the positive value the messages suggest.
+pub(crate) fn parse_f32_as_typed(text: &str, example: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
-        .map_err(|e| format!("{e}; pass a positive number such as 0.001"))?;
+        .map_err(|e| format!("{e}; pass a positive number such as {example}"))?;
     if value.is_finite() && value.abs() > f64::from(f32::MAX) {
         return Err(format!(
-            "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as 0.001"
+            "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as \
+             {example}"
         ));
     }
-    Ok(value as f32)
+    Ok(value)
 }
 
 /// Largest `--epochs` value accepted: far beyond any useful training of

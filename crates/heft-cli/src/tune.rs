@@ -271,18 +271,11 @@ impl NoPool {
     }
 }
 
-/// Parses a `--bound` value as f64 first, so a finite number beyond the f32
-/// range is reported as typed instead of as the infinity f32 parsing makes
-/// of it. Infinity and NaN pass through to the positive-and-finite check.
+/// Parses a `--bound` value as [`parse_f32_as_typed`](crate::train::parse_f32_as_typed)
+/// does, and rejects a positive value that rounds to zero in f32. Infinity
+/// and NaN pass through to the positive-and-finite check.
 pub(crate) fn parse_bound(text: &str) -> Result<f32, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|e| format!("{e}; pass a positive number such as 0.01"))?;
-    if value.is_finite() && value.abs() > f64::from(f32::MAX) {
-        return Err(format!(
-            "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as 0.01"
-        ));
-    }
+    let value = crate::train::parse_f32_as_typed(text, "0.01")?;
     if value != 0.0 && value as f32 == 0.0 {
         return Err(format!(
             "{text} is below the smallest positive f32 (about 1.4e-45); pass a positive number \

@@ -277,9 +277,9 @@ fn invalid_options_exit_2() {
     }
 }
 
-/// Resuming with any setting that changes the results is an error that
-/// names each differing setting with its stored and requested values; the
-/// finished runs and the report stay as they were.
+/// Resuming with any setting that changes the results is an error. It
+/// names each differing setting with its stored and requested values, and
+/// the finished runs and the report stay as they were.
 #[test]
 fn resume_with_other_settings_rejected() {
     let dir = scratch("resume-settings");
@@ -288,6 +288,7 @@ fn resume_with_other_settings_rejected() {
     assert!(dir.join("exp/settings.json").is_file());
     let runs = read(&dir.join("exp/runs.jsonl"));
     let report = read(&dir.join("exp/report.md"));
+
     let cases: [(&[&str], &[&str]); 7] = [
         (&["--epochs", "2"], &["--epochs 1 (requested 2)"]),
         (&["--lr", "0.01"], &["--lr 0.001 (requested 0.01)"]),
@@ -347,9 +348,9 @@ fn resume_with_other_settings_rejected() {
 }
 
 /// Options that fail only once the data is loaded (a tensor name, a
-/// validation share) fail before any training, and a run that fails
-/// before any run finished (here training diverges) leaves no directory
-/// behind, not even the parents it created.
+/// validation share) fail before any training. A run that fails before
+/// any run finished (here training diverges) leaves no directory behind,
+/// not even the parents it created.
 #[test]
 fn failed_experiment_leaves_no_directory() {
     let dir = scratch("no-leftovers");

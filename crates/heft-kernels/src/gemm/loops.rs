@@ -1317,11 +1317,11 @@ fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
 ///
 /// The copy then costs stores in a kernel bound by its multiply-adds,
 /// where the separate pass reads B and writes the copy while no
-/// multiply-add runs. That needs one thread running the loops (a whole
-/// product, or one slice of [`split_blocked`]), so that the first row
-/// panel runs before every other, A read in place with a full first
-/// micro-panel (the kernel that copies reads A in place), B's rows
-/// contiguous, and B within half of the L2.
+/// multiply-add runs. It needs one thread running the loops (a whole
+/// product, or one slice of [`split_blocked`]), so the first row panel
+/// runs before every other. The copying kernel reads A in place, so A
+/// must be read in place with a full first micro-panel. B's rows must be
+/// contiguous, and B must fit half of the L2.
 ///
 /// Measured against packing first with the wide AVX-512 tile, one
 /// thread, one process, 21 rounds (BENCHMARKS.md): 128^3 ran 1.04 times

@@ -408,13 +408,13 @@ mod tests {
     /// but no copy of more than `isize::MAX` bytes could be stored.
     #[test]
     fn views_larger_than_any_buffer_rejected() {
-        let one = [1.0f32];
-        let huge = MatRef::new(&one, 1 << 33, 1 << 33, 0, 0).unwrap_err();
+        let single = [1.0f32];
+        let huge = MatRef::new(&single, 1 << 33, 1 << 33, 0, 0).unwrap_err();
         assert!(huge.to_string().contains("more elements than"), "{huge}");
         let max = MAX_VIEW_ELEMENTS;
-        assert!(MatRef::new(&one, max, 1, 0, 0).is_ok());
-        assert!(MatRef::new(&one, max / 2 + 1, 2, 0, 0).is_err());
-        assert!(MatRef::new(&one, 1, max + 1, 0, 0).is_err());
+        assert!(MatRef::new(&single, max, 1, 0, 0).is_ok());
+        assert!(MatRef::new(&single, max / 2 + 1, 2, 0, 0).is_err());
+        assert!(MatRef::new(&single, 1, max + 1, 0, 0).is_err());
         assert!(MatMut::new(&mut [0.0], 1, usize::MAX, 0, 0).is_err());
     }
 
