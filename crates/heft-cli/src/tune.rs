@@ -34,10 +34,7 @@ pub struct TuneArgs {
     #[arg(long, value_name = "PATH")]
     pub checkpoint: Option<PathBuf>,
     /// Tensor to tune [default: fc2.weight for the image task, fc.weight
-    /// for the text task]. The bias of a linear layer (fc1.bias, fc.bias)
-    /// is tuned only together with its weight: pass the weight and
-    /// --include-bias. The recurrent layer's biases are tensors of their
-    /// own.
+    /// for the text task].
     #[arg(long)]
     pub tensor: Option<String>,
     /// Also tune the bias of the tensor's layer.
