@@ -197,7 +197,8 @@ pub(crate) fn parse_lr(text: &str) -> Result<f32, String> {
 
 /// Parses a number option as f64, so that a finite number beyond the f32
 /// range is reported as typed, not as the infinity that f32 parsing makes
-/// of it. `example` is the positive value the messages suggest.
+/// of it, and a nonzero number that rounds to zero in f32 is rejected.
+/// `example` is the positive value the messages suggest.
 pub(crate) fn parse_f32_as_typed(text: &str, example: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
@@ -206,6 +207,12 @@ pub(crate) fn parse_f32_as_typed(text: &str, example: &str) -> Result<f64, Strin
         return Err(format!(
             "{text} is beyond the f32 range (about 3.4e38); pass a positive number such as \
              {example}"
+        ));
+    }
+    if value != 0.0 && value as f32 == 0.0 {
+        return Err(format!(
+            "{text} is below the smallest positive f32 (about 1.4e-45); pass a positive number \
+             such as {example}"
         ));
     }
     Ok(value)

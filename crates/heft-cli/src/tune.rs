@@ -268,18 +268,11 @@ impl NoPool {
     }
 }
 
-/// Parses a `--bound` value as [`parse_f32_as_typed`](crate::train::parse_f32_as_typed)
-/// does, and rejects a positive value that rounds to zero in f32. Infinity
-/// and NaN pass through to the positive-and-finite check.
+/// Parses a `--bound` value (see
+/// [`parse_f32_as_typed`](crate::train::parse_f32_as_typed)). Infinity and
+/// NaN pass through to the positive-and-finite check.
 pub(crate) fn parse_bound(text: &str) -> Result<f32, String> {
-    let value = crate::train::parse_f32_as_typed(text, "0.01")?;
-    if value != 0.0 && value as f32 == 0.0 {
-        return Err(format!(
-            "{text} is below the smallest positive f32 (about 1.4e-45); pass a positive number \
-             such as 0.01"
-        ));
-    }
-    Ok(value as f32)
+    crate::train::parse_f32_as_typed(text, "0.01").map(|value| value as f32)
 }
 
 /// Largest population `--agents` accepts: 100,000 candidates of

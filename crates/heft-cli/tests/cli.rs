@@ -1011,7 +1011,7 @@ fn messages_name_the_cause() {
             "an infinite or NaN fitness: the box of --bound 1e38 around fc2.weight reaches",
         );
     }
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (
             &["tune", "--valid-share", "1e-9"],
             "--valid-share 1e-9 leaves the validation split of embedded Fashion-MNIST subset empty",
@@ -1027,6 +1027,10 @@ fn messages_name_the_cause() {
         (
             &["train", "--lr", "1e39"],
             "invalid value '1e39' for '--lr <LR>': 1e39 is beyond the f32 range",
+        ),
+        (
+            &["train", "--lr", "1e-50"],
+            "invalid value '1e-50' for '--lr <LR>': 1e-50 is below the smallest positive f32",
         ),
     ];
     for (args, needle) in cases {
