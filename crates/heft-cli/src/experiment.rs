@@ -264,13 +264,7 @@ fn settings(args: &ExperimentArgs) -> Vec<(&'static str, String)> {
     };
     let mut list = vec![
         ("--task", format!("{:?}", args.data.task).to_lowercase()),
-        (
-            "--data",
-            args.data
-                .data
-                .as_ref()
-                .map_or_else(|| "embedded".to_string(), |p| p.display().to_string()),
-        ),
+        ("--data", data_setting(args.data.data.as_deref())),
     ];
     match args.data.task {
         Task::Image => list.extend([
@@ -302,6 +296,20 @@ fn settings(args: &ExperimentArgs) -> Vec<(&'static str, String)> {
         ("--exclude-initial", args.exclude_initial.to_string()),
     ]);
     list
+}
+
+/// Returns the `--data` setting: the directory passed, or the embedded
+/// data with the `HEFT_DATASETS` directory it is read from when that
+/// variable is set, so a resume cannot mix two datasets.
+fn data_setting(data: Option<&std::path::Path>) -> String {
+    match (data, std::env::var_os("HEFT_DATASETS")) {
+        (Some(dir), _) => dir.display().to_string(),
+        (None, Some(dir)) => format!(
+            "embedded, HEFT_DATASETS={}",
+            std::path::Path::new(&dir).display()
+        ),
+        (None, None) => "embedded".to_string(),
+    }
 }
 
 /// With --resume, checks that the runs in `out` were made with `settings`,

@@ -341,6 +341,25 @@ fn resume_with_other_settings_rejected() {
         assert_eq!(read(&dir.join("exp/runs.jsonl")), runs, "{extra:?}");
         assert_eq!(read(&dir.join("exp/report.md")), report, "{extra:?}");
     }
+    // The embedded data read from another HEFT_DATASETS directory (here
+    // the same files, named by another path) is another setting.
+    let datasets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/.");
+    let mut args = GRID.to_vec();
+    args.extend(["--seeds", "2", "--out", "exp", "--resume"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_heft"))
+        .args(&args)
+        .env("HEFT_DATASETS", &datasets)
+        .current_dir(&dir)
+        .output()
+        .expect("the heft binary runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("(requested embedded, HEFT_DATASETS="),
+        "{stderr}"
+    );
+    assert_eq!(read(&dir.join("exp/runs.jsonl")), runs);
+
     // The same settings with another seed resume.
     let resumed = experiment(&dir, &["--seeds", "2", "--out", "exp", "--resume"]);
     assert_success(&resumed, "the resumed experiment");
