@@ -20,7 +20,9 @@ pub(crate) fn row_cross_entropy(logits: &[f32], label: u32) -> f64 {
         return f64::NAN;
     }
     let sum: f64 = logits.iter().map(|&z| (f64::from(z) - max).exp()).sum();
-    max + sum.ln() - f64::from(logits[label as usize])
+    // The difference first: for logits near 1e17 and above, `max +
+    // sum.ln()` rounds the log-sum away.
+    (max - f64::from(logits[label as usize])) + sum.ln()
 }
 
 /// A running sum of per-row losses of one candidate, in row order.
@@ -54,5 +56,23 @@ impl CrossEntropySum {
     /// Returns the sum of every loss added.
     pub(crate) fn total(&self) -> f64 {
         self.total + self.block
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_cross_entropy;
+
+    #[test]
+    fn large_logits_keep_log_sum() {
+        let ln2 = std::f64::consts::LN_2;
+        for z in [1.0f32, 1e8, 1e17, 1e30, -1e30] {
+            let loss = row_cross_entropy(&[z, z], 0);
+            assert!((loss - ln2).abs() < 1e-12, "logits {z}: {loss}");
+        }
+        // Label below the maximum by 8: 8 + ln(2 + e^-8).
+        let loss = row_cross_entropy(&[1e8, 1e8 - 8.0, 1e8], 1);
+        let expected = 8.0 + (2.0 + (-8.0f64).exp()).ln();
+        assert!((loss - expected).abs() < 1e-12, "{loss} against {expected}");
     }
 }
