@@ -344,14 +344,25 @@ fn sequence_step_allocations(threads: usize) -> usize {
     set_counting(false);
     assert!(ALLOCATIONS.load(Ordering::Relaxed) > 0);
 
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    set_counting(true);
-    for rows in [&full, &tail, &full] {
-        pool.install(|| workspace.train_step(&mut model, &data, rows, &mut optimiser))
-            .unwrap();
+    // With several threads, work stealing decides which thread runs which
+    // shard, so a thread may meet its largest product only now and grow
+    // its buffers once. An allocation on every step shows in every
+    // measurement, so the fewest of five is the steady-state count.
+    let mut fewest = usize::MAX;
+    for _ in 0..5 {
+        ALLOCATIONS.store(0, Ordering::Relaxed);
+        set_counting(true);
+        for rows in [&full, &tail, &full] {
+            pool.install(|| workspace.train_step(&mut model, &data, rows, &mut optimiser))
+                .unwrap();
+        }
+        set_counting(false);
+        fewest = fewest.min(ALLOCATIONS.load(Ordering::Relaxed));
+        if fewest == 0 {
+            break;
+        }
     }
-    set_counting(false);
-    ALLOCATIONS.load(Ordering::Relaxed)
+    fewest
 }
 
 #[test]
