@@ -195,10 +195,11 @@ pub(crate) fn parse_lr(text: &str) -> Result<f32, String> {
     parse_f32_as_typed(text, "0.001").map(|value| value as f32)
 }
 
-/// Parses a number option as f64, so that a finite number beyond the f32
-/// range is reported as typed, not as the infinity that f32 parsing makes
-/// of it, and a nonzero number that rounds to zero in f32 is rejected.
-/// `example` is the positive value the messages suggest.
+/// Parses a number option as f64 and checks that it fits an f32. A
+/// finite number beyond the f32 range is reported as typed, not as the
+/// infinity that f32 parsing makes of it. A nonzero number that rounds to
+/// zero in f32 is rejected too. `example` is the value the messages
+/// suggest.
 pub(crate) fn parse_f32_as_typed(text: &str, example: &str) -> Result<f64, String> {
     let value: f64 = text
         .parse()
