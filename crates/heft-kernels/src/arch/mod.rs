@@ -357,36 +357,49 @@ macro_rules! row_kernel {
     };
 }
 
-/// Prefetches the `rows x cols` tile of C at `c` (rows `rs` floats apart,
-/// columns contiguous) into L1. Each row gets one prefetch per 16 floats
-/// (a 64-byte cache line, the line size of current x86-64 cores) and one
-/// at its last column, since a row that starts inside a line spans one
-/// line more. A prefetch changes no value the program reads and cannot
-/// fault, so any address is sound. On other architectures than x86-64
-/// this does nothing.
+/// The cache level a prefetch brings its lines into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CacheLevel {
+    /// L1 and the levels below it (`prefetcht0`).
+    L1,
+    /// L2 and the levels below it, not L1 (`prefetcht1`).
+    L2,
+}
+
+/// Prefetches the `rows x cols` block at `p` (rows `rs` floats apart,
+/// columns contiguous) into `level`. Each row gets one prefetch per 16
+/// floats (a 64-byte cache line, the line size of current x86-64 cores)
+/// and one at its last column, since a row that starts inside a line
+/// spans one line more. A prefetch changes no value the program reads and
+/// cannot fault, so any address is sound. On other architectures than
+/// x86-64 this does nothing.
 #[inline]
-pub(crate) fn prefetch_tile(c: *const f32, rs: usize, rows: usize, cols: usize) {
+pub(crate) fn prefetch_tile(p: *const f32, rs: usize, rows: usize, cols: usize, level: CacheLevel) {
     #[cfg(target_arch = "x86_64")]
     {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0, _MM_HINT_T1};
         if cols == 0 {
             return;
         }
+        let fetch = |line: *const f32| match level {
+            // SAFETY: a prefetch dereferences nothing and cannot fault,
+            // and SSE is part of x86-64.
+            CacheLevel::L1 => unsafe { _mm_prefetch::<_MM_HINT_T0>(line.cast()) },
+            // SAFETY: as above.
+            CacheLevel::L2 => unsafe { _mm_prefetch::<_MM_HINT_T1>(line.cast()) },
+        };
         for i in 0..rows {
-            let row = c.wrapping_add(i * rs);
+            let row = p.wrapping_add(i * rs);
             let mut j = 0;
             while j < cols {
-                // SAFETY: a prefetch dereferences nothing and cannot fault,
-                // and SSE is part of x86-64.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(j).cast()) };
+                fetch(row.wrapping_add(j));
                 j += 16;
             }
-            // SAFETY: as above.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(cols - 1).cast()) };
+            fetch(row.wrapping_add(cols - 1));
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (c, rs, rows, cols);
+    let _ = (p, rs, rows, cols, level);
 }
 
 /// Returns `a * b + c` with two roundings: the scalar twin of the

@@ -185,7 +185,7 @@ pub(crate) fn argmax_count(
                         beta: if pc == 0 { 0.0 } else { 1.0 },
                         post: None,
                         a_outer: false,
-                        prefetch_c: false,
+                        prefetch: super::loops::Prefetch::default(),
                     };
                     // SAFETY: `logits` is a rows x n row-major buffer owned
                     // by this thread, which is exactly the region written.

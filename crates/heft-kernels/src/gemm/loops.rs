@@ -40,6 +40,7 @@ use super::kernel::{KernelSpec, RowArgs, TileArgs, TileFn};
 use super::pack;
 use super::view::{MatMut, MatRef};
 use super::Epilogue;
+use crate::arch::CacheLevel;
 use crate::AlignedVec;
 use std::cell::RefCell;
 
@@ -983,10 +984,7 @@ fn blocked(
     // and at par in a slow one. The 12 x 32 tile lost 2 to 5 % in the BLIS
     // order (BENCHMARKS.md).
     let a_outer = !resident && b_len <= sizes.a_outer_b && depth > spec.b_in_l1_depth;
-    // A C larger than half of the L2 is likely not in L1 or L2 when a
-    // tile's chains end, so each tile prefetches its rows as it starts
-    // (see `Block::prefetch_c`).
-    let prefetch_c = c.cs == 1 && m * n * std::mem::size_of::<f32>() > crate::cache::l2_bytes() / 2;
+    let prefetch = Prefetch::for_product((m, k, n), kc, c.cs == 1, direct_a);
     // With several threads, a B block small enough to stay in a core's L2
     // is packed by every thread that runs its tasks, into the thread's own
     // buffer: each task packs the micro-panels it reads that its thread
@@ -1090,7 +1088,7 @@ fn blocked(
                             beta: if pc == 0 { beta } else { 1.0 },
                             post: (pc + kcb == k).then_some(&post),
                             a_outer,
-                            prefetch_c,
+                            prefetch,
                         };
                         // SAFETY: this task owns rows i0..i0 + mcb and the
                         // columns of its panel range inside C, which the
@@ -1380,18 +1378,79 @@ pub(crate) struct Block<'s, 'a> {
     /// micro-panel against every A micro-panel. Each tile gets the same
     /// call either way, so the result is the same.
     pub a_outer: bool,
-    /// Whether each tile prefetches its rows of C before its chains run,
-    /// so that the stores at their end, and the loads for `beta != 0`,
-    /// find C in L1 rather than waiting on L3 or memory. Measured in one
-    /// process, 11 rounds, one thread: (12000, 128, 320) writes 15 MiB of C, once per
-    /// 128 steps of k, and ran 1.03 to 1.07 times as fast with AVX-512 and
-    /// 1.06 times with AVX2. 1024^3 and (12000, 784, 128) stayed within
-    /// 1 % of no prefetch. Where C fits the caches, 64^3 ran 0.95 times as
-    /// fast, as the prefetches then only add instructions. So [`blocked`]
-    /// sets this only for a C larger than half of the L2 whose rows are
-    /// contiguous in the orientation computed. A column-major C is
-    /// computed as C^T and qualifies.
-    pub prefetch_c: bool,
+    /// The prefetches each tile issues as it starts (see [`Prefetch`]).
+    pub prefetch: Prefetch,
+}
+
+/// Depth of the passes (steps of k) up to which [`Prefetch::for_product`]
+/// prefetches A's next row panel and sends C's prefetches to L2 rather
+/// than L1. A row of A in such a pass spans at most 16 cache lines.
+const SHORT_PASS: usize = 256;
+
+/// The prefetches that each tile of [`blocked`] issues as it starts.
+///
+/// Prefetches change no value, so they change speed only, never a result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Prefetch {
+    /// The level to which each tile prefetches its rows of C, or `None`
+    /// for no prefetch. The stores at the end of its chains, and the loads
+    /// for `beta != 0`, then find C in cache rather than waiting on L3 or
+    /// memory.
+    pub c: Option<CacheLevel>,
+    /// Whether the first tile of each full row panel of A read in place
+    /// prefetches the rows of the next row panel of its block into L2.
+    pub next_a: bool,
+}
+
+impl Prefetch {
+    /// Returns the prefetches for the product of an `m x k` A and a `k x n`
+    /// B in passes of `kc` steps. `contiguous_c` is true when C's rows are
+    /// contiguous in the orientation computed (a column-major C is
+    /// computed as C^T and qualifies), `direct_a` when A is read in place.
+    ///
+    /// - A C larger than half of the L2 is likely not in L1 or L2 when a
+    ///   tile's chains end, so each tile prefetches its rows. Measured in
+    ///   one process, 11 rounds, one thread, on an Intel core with a
+    ///   48 KiB L1d: (12000, 128, 320) writes 15 MiB of C, once per 128
+    ///   steps of k, and ran 1.03 to 1.07 times as fast with AVX-512 and
+    ///   1.06 times with AVX2. 1024^3 and (12000, 784, 128) stayed within
+    ///   1 % of no prefetch. Where C fits the caches, 64^3 ran 0.95 times
+    ///   as fast, as the prefetches then only add instructions.
+    /// - In passes of at most [`SHORT_PASS`] steps, with A read in place
+    ///   and larger than half of the L2, each row panel's first tile also
+    ///   prefetches the next row panel of A, and both go to L2 only. Such
+    ///   a row of A spans at most 16 lines, likely too few for the
+    ///   hardware prefetchers to follow before it ends, and C's lines in a
+    ///   32 KiB L1d would evict the B micro-panel that the tile reads.
+    ///   Measured on Zen 4 (32 KiB L1d, 1 MiB L2), AVX-512, in one
+    ///   process, 11 to 15 rounds (BENCHMARKS.md), against C into L1 and
+    ///   no prefetch of A: with one thread (12000, k, 320) ran 1.11 times
+    ///   as fast for k = 64 and 128 and 1.03 for 256, (12000, 128, 128)
+    ///   1.10 and (12000, 128, 64) 1.03 (AVX2: 1.07); with two threads
+    ///   (12000, 128, 320) ran 1.08 times as fast. Deeper passes and the
+    ///   other shapes of `heft bench gemm` stayed within 1 %. In trials,
+    ///   C into L2 without A ran (12000, 128, 128) 0.93 times as fast,
+    ///   and A into L1 in passes of 392 and 512 steps ((12000, 784, 128),
+    ///   1024^3) lost 1 to 3 %.
+    pub(crate) fn for_product(
+        (m, k, n): (usize, usize, usize),
+        kc: usize,
+        contiguous_c: bool,
+        direct_a: bool,
+    ) -> Prefetch {
+        let half_l2 = crate::cache::l2_bytes() / 2;
+        let bytes = |elements: usize| elements.saturating_mul(std::mem::size_of::<f32>());
+        let next_a = direct_a && kc <= SHORT_PASS && bytes(m.saturating_mul(k)) > half_l2;
+        let large_c = contiguous_c && bytes(m.saturating_mul(n)) > half_l2;
+        Prefetch {
+            c: large_c.then_some(if next_a {
+                CacheLevel::L2
+            } else {
+                CacheLevel::L1
+            }),
+            next_a,
+        }
+    }
 }
 
 impl Block<'_, '_> {
@@ -1455,6 +1514,7 @@ impl Block<'_, '_> {
             }
             let a_data = self.a.data();
             let a_rs = self.a.row_stride();
+            let first_panel = panels.start;
             let tile = |jp: usize, ip: usize| {
                 let j = jp * nr;
                 let cols = nr.min(self.ncb - j);
@@ -1511,9 +1571,17 @@ impl Block<'_, '_> {
                 let tile = sparse_tile.unwrap_or(tile);
                 let (tile, b_panel) = copying.unwrap_or((tile, b_panel));
                 let region = (self.i0 + i, self.jc + j, rows, cols);
-                if self.prefetch_c {
+                // A row panel's first tile prefetches the next one's rows
+                // of A, which the tiles after it read.
+                if self.prefetch.next_a && self.direct_a && ip + 1 < full_rows && jp == first_panel
+                {
+                    let next = (self.i0 + i + mr) * a_rs + self.pc;
+                    let next = a_data[next..].as_ptr();
+                    crate::arch::prefetch_tile(next, a_rs, mr, kcb, CacheLevel::L2);
+                }
+                if let Some(level) = self.prefetch.c {
                     let first = c.ptr.wrapping_add(region.0 * c.rs + region.1);
-                    crate::arch::prefetch_tile(first, c.rs, rows, cols);
+                    crate::arch::prefetch_tile(first, c.rs, rows, cols, level);
                 }
                 // SAFETY: the A rows exist (full direct panels lie
                 // inside A, partial ones were packed with zero rows),
@@ -1567,7 +1635,8 @@ impl Post<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{copies_b_in_tiles, split_blocked, Bias, Post, RawC};
+    use super::{copies_b_in_tiles, split_blocked, Bias, Post, Prefetch, RawC, SHORT_PASS};
+    use crate::arch::CacheLevel;
     use crate::dispatch::Isa;
     use crate::gemm::kernel::{variants, KernelSpec};
     use crate::reference::Stored;
@@ -1637,17 +1706,77 @@ mod tests {
         c.assert_poison_intact(&context);
     }
 
-    /// Every kernel the plan chooses from, forced on every m and n in
-    /// `1..=2 * MR + 1` and `1..=2 * NR + 1` (an empty C never reaches the
-    /// loops), with depths around the unrolled steps and two passes over k,
-    /// with one thread. The layouts of A, B and C cycle through sixteen:
-    /// A and B read in place or packed, B read in place by the strided
-    /// kernels for few rows or copied by the first row panel's tiles, C
-    /// padded or column-major. Alpha and beta cycle
-    /// through {0, 1, other}. For the wide AVX-512 tile, depths 1 to 128 run
-    /// the BLIS order and 129 and 200 the A-outer one. The plan would take
-    /// some of these shapes to another kernel, so the tests through `Gemm`
-    /// leave them out.
+    /// The prefetch rule: none for a C within half of the L2, and C into
+    /// L1 for a larger one. Short passes over an A read in place and larger
+    /// than half of the L2 prefetch A's next row panel, and C into L2.
+    #[test]
+    fn prefetches_follow_sizes() {
+        let half_l2 = crate::cache::l2_bytes() / 2 / std::mem::size_of::<f32>();
+        let k = 128;
+        let tall = half_l2 / k + 1;
+        let rule = |(m, k, n), kc, contiguous_c, direct_a| {
+            let got = Prefetch::for_product((m, k, n), kc, contiguous_c, direct_a);
+            (got.c, got.next_a)
+        };
+        // C and A within half of the L2.
+        assert_eq!(rule((half_l2 / k, k, k), k, true, true), (None, false));
+
+        // C larger, A within: C into L1.
+        assert_eq!(
+            rule((half_l2 / k, k, 2 * k), k, true, true),
+            (Some(CacheLevel::L1), false)
+        );
+
+        // Both larger, short pass, A in place: A and C into L2.
+        assert_eq!(
+            rule((tall, k, 320), k, true, true),
+            (Some(CacheLevel::L2), true)
+        );
+        assert_eq!(
+            rule((tall, 4 * k, 320), SHORT_PASS, true, true),
+            (Some(CacheLevel::L2), true)
+        );
+        // A packed, or a deeper pass: C into L1 only.
+        assert_eq!(
+            rule((tall, k, 320), k, true, false),
+            (Some(CacheLevel::L1), false)
+        );
+        assert_eq!(
+            rule((tall, 4 * k, 320), SHORT_PASS + 1, true, true),
+            (Some(CacheLevel::L1), false)
+        );
+
+        // Strided C rows: A only.
+        assert_eq!(rule((tall, k, 320), k, false, true), (None, true));
+        // Sizes past the address space saturate instead of wrapping.
+        assert_eq!(
+            rule((usize::MAX, k, usize::MAX), k, true, true),
+            (Some(CacheLevel::L2), true)
+        );
+    }
+
+    /// Every kernel on products whose tiles prefetch A's next row panel
+    /// and C into L2. One pass of 128 steps runs over an A read in place
+    /// and larger than half of the L2, with a partial last row panel and a
+    /// partial last column panel.
+    #[test]
+    fn prefetching_products_exact() {
+        let half_l2 = crate::cache::l2_bytes() / 2 / std::mem::size_of::<f32>();
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            for kernel in variants(isa) {
+                // n is at most 4 NR, so every kernel reads A in place
+                // with one thread (`reads_a_in_place`).
+                let (k, n) = (128, 2 * kernel.nr + 3);
+                let m = (half_l2 / n.min(k)).next_multiple_of(kernel.mr) + 1;
+                let prefetch = Prefetch::for_product((m, k, n), k, true, true);
+                assert_eq!(prefetch.c, Some(CacheLevel::L2));
+                assert!(prefetch.next_a);
+                check_exact(kernel, (m, n, k), 0, (1.0, 0.0));
+                check_exact(kernel, (m, n, k), 0, (-1.5, 0.5));
+            }
+        }
+    }
+
     /// Checks the kernels that copy B in the first row panel's tiles on
     /// products of several passes outside the resident order. There B fits
     /// half of the L2 and its padded copy does not, and every pass copies
@@ -1671,6 +1800,17 @@ mod tests {
         }
     }
 
+    /// Every kernel the plan chooses from, forced on every m and n in
+    /// `1..=2 * MR + 1` and `1..=2 * NR + 1` (an empty C never reaches the
+    /// loops), with depths around the unrolled steps and two passes over k,
+    /// with one thread. The layouts of A, B and C cycle through sixteen.
+    /// They cover A and B read in place or packed, B read in place by the
+    /// strided kernels for few rows or copied by the first row panel's
+    /// tiles, and C padded or column-major. Alpha and beta cycle
+    /// through {0, 1, other}. For the wide AVX-512 tile, depths 1 to 128 run
+    /// the BLIS order and 129 and 200 the A-outer one. The plan would take
+    /// some of these shapes to another kernel, so the tests through `Gemm`
+    /// leave them out.
     #[test]
     fn every_kernel_exact_on_small_shapes() {
         let scalars = [(1.0, 0.0), (-1.5, 0.5), (0.0, 1.0), (1.0, 1.0), (2.0, -0.5)];
