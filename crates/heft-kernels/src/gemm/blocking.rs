@@ -134,7 +134,9 @@ const FIXED_L3: BSizing = BSizing::Fixed {
 ///   = 64 KiB each) stream from L2 in the A-outer order of
 ///   `loops::blocked`: 2 B vectors and 12 A broadcasts feed 24 FMAs per
 ///   step of k, within 2 loads per cycle. On a 32 KiB L1d (Zen 4) the A
-///   micro-panel takes three quarters of it (unmeasured). Against KC =
+///   micro-panel takes three quarters of it, and there the plan's wide
+///   tile ran 1024^3 1.08 and 2048^3 1.06 times as fast as this one
+///   (`BENCHMARKS.md`). Against KC =
 ///   256, in interleaved runs with one thread (`BENCHMARKS.md`), 512^3 ran
 ///   4 %, 1024^3 2 % and (100, 784, 128) 2 % faster, with half as many
 ///   loads and stores of C. With two threads the shapes moved by -2 to

@@ -926,8 +926,10 @@ fn blocked(
     // AVX2 (BLIS order), or with two threads sharing these loops, reading A
     // in place ran 2 to 11 % slower on large squares, so those pack A.
     // Large products with several threads now run one-thread loops per
-    // slice instead (`split_blocked`). NOTE: rows 4 KiB apart
-    // were measured only on a 12-way 48 KiB L1d; an 8-way L1d may evict them.
+    // slice instead (`split_blocked`). Rows 4 KiB apart share L1 sets, yet
+    // on the 8-way 32 KiB L1d of Zen 4 packing A instead ran 1024^3 0.94
+    // and 2048^3 0.92 times as fast, and on a 12-way 48 KiB one they
+    // stayed in place as well.
     let one_thread_in_place = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
     let direct_a = !sparse && (one_thread_in_place || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
@@ -982,7 +984,10 @@ fn blocked(
     // `KernelSpec::b_in_l1_depth`). There (12000, 128, 320) ran 1.03 times
     // as fast as in the A-outer order in a fast phase of the test host,
     // and at par in a slow one. The 12 x 32 tile lost 2 to 5 % in the BLIS
-    // order (BENCHMARKS.md).
+    // order (BENCHMARKS.md). On Zen 4, whose 32 KiB L1d that B micro-panel
+    // fills, the BLIS order still ran (12000, 128, 320) 1.13 times as fast
+    // as the parent commit and the A-outer order 1.10, with the prefetches
+    // of `Prefetch::for_product` in both.
     let a_outer = !resident && b_len <= sizes.a_outer_b && depth > spec.b_in_l1_depth;
     let prefetch = Prefetch::for_product((m, k, n), kc, c.cs == 1, direct_a);
     // With several threads, a B block small enough to stay in a core's L2
