@@ -926,10 +926,10 @@ fn blocked(
     // AVX2 (BLIS order), or with two threads sharing these loops, reading A
     // in place ran 2 to 11 % slower on large squares, so those pack A.
     // Large products with several threads now run one-thread loops per
-    // slice instead (`split_blocked`). Rows 4 KiB apart share L1 sets, yet
-    // on the 8-way 32 KiB L1d of Zen 4 packing A instead ran 1024^3 0.94
-    // and 2048^3 0.92 times as fast, and on a 12-way 48 KiB one they
-    // stayed in place as well.
+    // slice instead (`split_blocked`). Rows 4 KiB apart share L1 sets.
+    // Yet on the 8-way 32 KiB L1d of Zen 4, packing A instead ran 1024^3
+    // 0.94 and 2048^3 0.92 times as fast, so they stay in place there as
+    // on a 12-way 48 KiB L1d.
     let one_thread_in_place = threads == 1 && sizes.a_outer_b > 0 && a.col_stride() == 1;
     let direct_a = !sparse && (one_thread_in_place || reads_a_in_place(&a, n, spec.nr));
     let kc = blocking.kc_for(k);
@@ -1414,11 +1414,11 @@ impl Prefetch {
     /// computed as C^T and qualifies), `direct_a` when A is read in place.
     ///
     /// - A C larger than half of the L2 is likely not in L1 or L2 when a
-    ///   tile's chains end, so each tile prefetches its rows. Measured in
-    ///   one process, 11 rounds, one thread, on an Intel core with a
-    ///   48 KiB L1d: (12000, 128, 320) writes 15 MiB of C, once per 128
-    ///   steps of k, and ran 1.03 to 1.07 times as fast with AVX-512 and
-    ///   1.06 times with AVX2. 1024^3 and (12000, 784, 128) stayed within
+    ///   tile's chains end, so each tile prefetches its rows. (12000, 128,
+    ///   320) writes 15 MiB of C, once per 128 steps of k. Measured in one
+    ///   process, 11 rounds, one thread, on an Intel core with a 48 KiB
+    ///   L1d, it ran 1.03 to 1.07 times as fast with AVX-512 and 1.06
+    ///   times with AVX2. 1024^3 and (12000, 784, 128) stayed within
     ///   1 % of no prefetch. Where C fits the caches, 64^3 ran 0.95 times
     ///   as fast, as the prefetches then only add instructions.
     /// - In passes of at most [`SHORT_PASS`] steps, with A read in place
