@@ -1324,14 +1324,17 @@ fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
 /// product, or one slice of [`split_blocked`]), so the first row panel
 /// runs before every other. The copying kernel reads A in place, so A
 /// must be read in place with a full first micro-panel. B's rows must be
-/// contiguous, and B must fit half of the L2.
+/// contiguous, and B must fit [`copy_b_max_bytes`].
 ///
 /// Measured against packing first with the wide AVX-512 tile, one
-/// thread, one process, 21 rounds (BENCHMARKS.md): 128^3 ran 1.04 times
-/// as fast, 256^3 and 512^3 1.01, 384^3 and (12000, 128, 320) 1.00 to
-/// 1.01. Where B lies beyond the L2, the first row panel waits for B's
-/// rows: 1024^3 ran 0.98 times as fast (with B rows 4,096 or 4,160 bytes
-/// apart alike) and (1024, 512, 1024) 0.99, hence the limit on B.
+/// thread, one process, 21 rounds (BENCHMARKS.md): on an Intel core with
+/// a 2 MiB L2, 128^3 ran 1.04 times as fast, 256^3 and 512^3 1.01, 384^3
+/// and (12000, 128, 320) 1.00 to 1.01. Where B lies beyond the L2 there,
+/// the first row panel waits for B's rows: 1024^3 ran 0.98 times as fast
+/// (with B rows 4,096 or 4,160 bytes apart alike) and (1024, 512, 1024)
+/// 0.99. On Zen 4 (1 MiB L2), B of 576 KiB to 1 MiB (384^3 to 512^3,
+/// (256, 1024, 256)) ran 1.008 to 1.013 times as fast, and B of 2 and 4
+/// MiB within 0.5 %.
 fn copies_b_in_tiles(
     spec: &KernelSpec,
     threads: usize,
@@ -1344,7 +1347,19 @@ fn copies_b_in_tiles(
         && direct_a
         && m >= spec.mr
         && b.col_stride() == 1
-        && b.rows() * b.cols() * std::mem::size_of::<f32>() <= crate::cache::l2_bytes() / 2
+        && b.rows()
+            .saturating_mul(b.cols())
+            .saturating_mul(std::mem::size_of::<f32>())
+            <= copy_b_max_bytes(crate::cache::l2_bytes())
+}
+
+/// Largest B, in bytes, that [`copies_b_in_tiles`] copies on a core with
+/// `l2_bytes` of L2: half of the L2, and at least 1 MiB. Both limits come
+/// from measurements. On an Intel core with a 2 MiB L2, B of up to half
+/// of it won and B of 2 MiB lost. On Zen 4 (1 MiB L2), B of 1 MiB won and
+/// larger ones stayed at par.
+fn copy_b_max_bytes(l2_bytes: usize) -> usize {
+    (l2_bytes / 2).max(1 << 20)
 }
 
 fn padded_len(x: usize, t: usize) -> usize {
@@ -1640,7 +1655,9 @@ impl Post<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{copies_b_in_tiles, split_blocked, Bias, Post, Prefetch, RawC, SHORT_PASS};
+    use super::{
+        copies_b_in_tiles, copy_b_max_bytes, split_blocked, Bias, Post, Prefetch, RawC, SHORT_PASS,
+    };
     use crate::arch::CacheLevel;
     use crate::dispatch::Isa;
     use crate::gemm::kernel::{variants, KernelSpec};
@@ -1801,6 +1818,31 @@ mod tests {
                 for scalar in [(1.0, 0.0), (-1.5, 0.5)] {
                     check_exact(kernel, (m, n, k), 0, scalar);
                 }
+            }
+        }
+    }
+
+    /// The copy limit on B, and the kernels that copy a B of one pass at
+    /// that limit, which on a core with less than 2 MiB of L2 is more than
+    /// half of the L2.
+    #[test]
+    fn copied_b_up_to_the_limit() {
+        assert_eq!(copy_b_max_bytes(1 << 20), 1 << 20);
+        assert_eq!(copy_b_max_bytes(2 << 20), 1 << 20);
+        assert_eq!(copy_b_max_bytes(256 << 10), 1 << 20);
+        assert_eq!(copy_b_max_bytes(5 << 20), 5 << 19);
+        let limit = copy_b_max_bytes(crate::cache::l2_bytes()) / std::mem::size_of::<f32>();
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            for kernel in variants(isa).filter(|k| k.copy_b_direct.is_some()) {
+                // One pass of KC steps, with B rows too far apart to read
+                // in place and a partial last panel.
+                let (m, k) = (2 * kernel.mr + 1, kernel.blocking.kc);
+                let widest = limit / k;
+                let at_limit = Stored::new(k, widest, false, 5, || 0.0);
+                assert!(copies_b_in_tiles(kernel, 1, true, m, &at_limit.view()));
+                let past = Stored::new(k, widest + 1, false, 5, || 0.0);
+                assert!(!copies_b_in_tiles(kernel, 1, true, m, &past.view()));
+                check_exact(kernel, (m, widest - 3, k), 0, (1.0, 0.0));
             }
         }
     }
