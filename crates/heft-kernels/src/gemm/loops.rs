@@ -1799,6 +1799,107 @@ mod tests {
         }
     }
 
+    /// Runs `kernel` on an `m x k` A whose rows are `k + 5` floats apart
+    /// in a buffer that ends at A's last element, so an index past A's
+    /// last row panel panics. Compares C with the exact sums of small
+    /// integers, with one thread and with two slices of [`split_blocked`].
+    /// A column-major C is computed as C^T, as `gemm` does when it swaps
+    /// the operands: its transpose is the m x n C with contiguous rows.
+    fn check_tight_a(kernel: &KernelSpec, (m, n, k): (usize, usize, usize), c_col_major: bool) {
+        let value = |x: usize| ((x * 7919 + 13) % 9) as f32 - 4.0;
+        let rs = k + 5;
+        let mut a_data = vec![f32::NAN; (m - 1) * rs + k];
+        for i in 0..m {
+            for p in 0..k {
+                a_data[i * rs + p] = value(i * 31 + p);
+            }
+        }
+        let a = crate::gemm::MatRef::new(&a_data, m, k, rs, 1).unwrap();
+        let mut next = 0;
+        let b = Stored::new(k, n, false, 5, || {
+            next += 17;
+            value(next)
+        });
+        let unread_c = Stored::new(m, n, false, 0, || 0.0);
+        let expected = crate::reference::gemm_f64(1.0, a, b.view(), 0.0, unread_c.view());
+
+        for threads in [1, 2] {
+            let context = format!(
+                "{} {} x {} kernel, m {m} n {n} k {k}, C column-major {c_col_major}, \
+                 {threads} threads",
+                kernel.isa, kernel.mr, kernel.nr
+            );
+            // C, or for a column-major C its n x m transpose.
+            let mut c = if c_col_major {
+                Stored::new(n, m, true, 2, || f32::NAN)
+            } else {
+                Stored::new(m, n, false, 2, || f32::NAN)
+            };
+            let raw = RawC::of(&mut c.view_mut());
+            let raw = if c_col_major { raw.t() } else { raw };
+            let post = Post {
+                bias: Bias::None,
+                relu: false,
+            };
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| split_blocked(kernel, true, 1.0, a, b.view(), 0.0, raw, post));
+            for i in 0..m {
+                for j in 0..n {
+                    let got = if c_col_major {
+                        c.get(j, i)
+                    } else {
+                        c.get(i, j)
+                    };
+                    let want = expected[i * n + j] as f32;
+                    assert!(
+                        got == want,
+                        "{context}: C[{i}, {j}] = {got}, expected {want}"
+                    );
+                }
+            }
+            c.assert_poison_intact(&context);
+        }
+    }
+
+    /// Every kernel on products whose tiles prefetch A's next row panel,
+    /// with A's buffer ending at its last element. A has a whole number of
+    /// row panels, or a last row panel of one row. k is 3, 128, or 300 in
+    /// two passes of 150 for the kernels with KC 256 (one pass of 300
+    /// would exceed `SHORT_PASS`). Each of the two row slices of two
+    /// threads is large enough for the prefetch too.
+    #[test]
+    fn prefetching_a_edges_exact() {
+        let half_l2 = crate::cache::l2_bytes() / 2 / std::mem::size_of::<f32>();
+        for isa in Isa::ALL.into_iter().filter(|isa| isa.is_available()) {
+            for kernel in variants(isa) {
+                let n = kernel.nr + 3;
+                for k in [3, 128, 300] {
+                    let kc = kernel.blocking.kc_for(k);
+                    if kc > SHORT_PASS {
+                        continue;
+                    }
+                    // Each of two row slices, of at least m / 2 - MR rows,
+                    // holds more than half of the L2 of A.
+                    let slice_min = half_l2 / k + 1;
+                    let whole = (2 * (slice_min + kernel.mr)).next_multiple_of(kernel.mr);
+                    for m in [whole, whole + 1] {
+                        let slice = m / 2 - kernel.mr;
+                        let prefetch = Prefetch::for_product((slice, k, n), kc, true, true);
+                        assert!(
+                            prefetch.next_a,
+                            "a {slice} x {k} slice of A, n {n}: no prefetch of A's next row panel"
+                        );
+                        check_tight_a(kernel, (m, n, k), false);
+                    }
+                    check_tight_a(kernel, (whole, n, k), true);
+                }
+            }
+        }
+    }
+
     /// Checks the kernels that copy B in the first row panel's tiles on
     /// products of several passes outside the resident order. There B fits
     /// half of the L2 and its padded copy does not, and every pass copies
