@@ -1333,7 +1333,7 @@ fn reads_b_in_place(spec: &KernelSpec, m: usize, stride: usize) -> bool {
 /// the first row panel waits for B's rows: 1024^3 ran 0.98 times as fast
 /// (with B rows 4,096 or 4,160 bytes apart alike) and (1024, 512, 1024)
 /// 0.99. On Zen 4 (1 MiB L2), B of 576 KiB to 1 MiB (384^3 to 512^3,
-/// (256, 1024, 256)) ran 1.008 to 1.013 times as fast, and B of 2 and 4
+/// (256, 1024, 256)) ran 1.008 to 1.015 times as fast, and B of 2 and 4
 /// MiB within 0.5 %.
 fn copies_b_in_tiles(
     spec: &KernelSpec,
@@ -1404,7 +1404,8 @@ pub(crate) struct Block<'s, 'a> {
 
 /// Depth of the passes (steps of k) up to which [`Prefetch::for_product`]
 /// prefetches A's next row panel and sends C's prefetches to L2 rather
-/// than L1. A row of A in such a pass spans at most 16 cache lines.
+/// than L1. A row of A in such a pass is at most 1 KiB, which spans 16
+/// cache lines, or 17 where it starts inside a line.
 const SHORT_PASS: usize = 256;
 
 /// The prefetches that each tile of [`blocked`] issues as it starts.
@@ -1417,8 +1418,9 @@ pub(crate) struct Prefetch {
     /// for `beta != 0`, then find C in cache rather than waiting on L3 or
     /// memory.
     pub c: Option<CacheLevel>,
-    /// Whether the first tile of each full row panel of A read in place
-    /// prefetches the rows of the next row panel of its block into L2.
+    /// Whether each row panel's first tile prefetches the next row panel
+    /// of its block into L2 where that panel is full, so read in place.
+    /// The block's last full row panel prefetches nothing.
     pub next_a: bool,
 }
 
@@ -1439,19 +1441,22 @@ impl Prefetch {
     /// - In passes of at most [`SHORT_PASS`] steps, with A read in place
     ///   and larger than half of the L2, each row panel's first tile also
     ///   prefetches the next row panel of A, and both go to L2 only. Such
-    ///   a row of A spans at most 16 lines, likely too few for the
+    ///   a row of A spans at most 17 lines, likely too few for the
     ///   hardware prefetchers to follow before it ends, and C's lines in a
     ///   32 KiB L1d would evict the B micro-panel that the tile reads.
     ///   Measured on Zen 4 (32 KiB L1d, 1 MiB L2), AVX-512, in one
-    ///   process, 11 to 15 rounds (BENCHMARKS.md), against C into L1 and
-    ///   no prefetch of A: with one thread (12000, k, 320) ran 1.11 times
-    ///   as fast for k = 64 and 128 and 1.03 for 256, (12000, 128, 128)
-    ///   1.10 and (12000, 128, 64) 1.03 (AVX2: 1.07); with two threads
-    ///   (12000, 128, 320) ran 1.08 times as fast. Deeper passes and the
-    ///   other shapes of `heft bench gemm` stayed within 1 %. In trials,
-    ///   C into L2 without A ran (12000, 128, 128) 0.93 times as fast,
-    ///   and A into L1 in passes of 392 and 512 steps ((12000, 784, 128),
-    ///   1024^3) lost 1 to 3 %.
+    ///   process, 21 rounds (BENCHMARKS.md), against C into L1 and no
+    ///   prefetch of A: with one thread (12000, k, 320) ran 1.11 times as
+    ///   fast for k = 64, 1.09 for 128 and 1.02 for 256, and (12000, 128,
+    ///   128) and (12000, 128, 64) stayed within 1 %. With two threads
+    ///   (12000, 128, 320) ran 1.07 times as fast, and with AVX2 (12000,
+    ///   128, 64) 1.07. In earlier runs, which moved with the host's
+    ///   memory traffic, (12000, 128, 320) ran 1.07 to 1.11 times as fast
+    ///   and (12000, 128, 128) 1.00 to 1.10. Deeper passes and the other
+    ///   shapes of `heft bench gemm` stayed within 1 %. In trials of 11 to
+    ///   15 rounds, C into L2 without A ran (12000, 128, 128) 0.93 times
+    ///   as fast, and prefetching A in passes of 392 and 512 steps
+    ///   ((12000, 784, 128), 1024^3) lost 1 to 3 %.
     pub(crate) fn for_product(
         (m, k, n): (usize, usize, usize),
         kc: usize,
