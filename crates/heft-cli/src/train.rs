@@ -310,6 +310,7 @@ impl ModelArgs {
             Cell::Lstm => RecurrentKind::Lstm,
             Cell::Rnn => RecurrentKind::Rnn,
         };
+        check_sequence_size(self.cell, text, self.embed, self.hidden)?;
         SequenceClassifier::init(kind, text.vocab, self.embed, self.hidden, text.classes, rng)
             .map_err(|e| format!("invalid --embed or --hidden: {e}"))
     }
@@ -413,6 +414,39 @@ fn check_sizes(sizes: &[usize], images: &ImageSplits) -> Result<(), String> {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(",")
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects a text model with more than [`MAX_PARAMETERS`] parameters
+/// before any of it is allocated, because a mistyped --embed or --hidden
+/// would otherwise abort the process on a failed allocation.
+fn check_sequence_size(
+    cell: Cell,
+    text: &TextSplits,
+    embed: usize,
+    hidden: usize,
+) -> Result<(), String> {
+    let gates: usize = match cell {
+        Cell::Lstm => 4,
+        Cell::Rnn => 1,
+    };
+    let gate_rows = gates.saturating_mul(hidden);
+    let parameters = [
+        text.vocab.saturating_mul(embed),
+        gate_rows.saturating_mul(embed.saturating_add(hidden)),
+        gate_rows.saturating_mul(2),
+        text.classes.saturating_mul(hidden.saturating_add(1)),
+    ]
+    .into_iter()
+    .fold(0usize, usize::saturating_add);
+    if parameters > MAX_PARAMETERS {
+        return Err(format!(
+            "invalid --embed {embed} and --hidden {hidden}: with the {} tokens and {} classes of \
+             {} the text model would have {parameters} parameters, and heft trains at most \
+             {MAX_PARAMETERS} (4 GiB of training state); pass a smaller --embed or --hidden",
+            text.vocab, text.classes, text.source
         ));
     }
     Ok(())

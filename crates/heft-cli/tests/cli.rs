@@ -436,6 +436,42 @@ fn train_bad_runs_rejected() {
     }
 }
 
+/// A text model too large to allocate is an error naming --embed and
+/// --hidden in every command that builds one, not an aborted process.
+#[test]
+fn huge_text_model_rejected() {
+    let needle = "parameters, and heft trains at most 268435456";
+    let cases: [&[&str]; 4] = [
+        &["train", "--task", "text", "--embed", "100000000"],
+        &["train", "--task", "text", "--hidden", "1000000"],
+        &[
+            "train",
+            "--task",
+            "text",
+            "--cell",
+            "rnn",
+            "--hidden",
+            "18446744073709551615",
+        ],
+        &[
+            "experiment",
+            "--task",
+            "text",
+            "--hidden",
+            "1000000",
+            "--seeds",
+            "1",
+            "--algorithms",
+            "pso",
+            "--out",
+            "e",
+        ],
+    ];
+    for args in cases {
+        assert_command_rejected("text-size", args, needle);
+    }
+}
+
 #[test]
 fn bad_thread_counts_rejected() {
     for threads in ["0", "1025", "100000"] {
