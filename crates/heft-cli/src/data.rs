@@ -176,6 +176,10 @@ pub struct TextSplits {
     pub test: TokenSplit,
     pub classes: usize,
     pub vocab: usize,
+    /// Fingerprint of the class names and the vocabulary in id order,
+    /// from [`vocabulary_hash`]. A model reads token ids and predicts class
+    /// ids, so it fits only a corpus with the same ones.
+    pub vocab_hash: String,
     pub source: String,
 }
 
@@ -228,8 +232,27 @@ pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
         test: gather_tokens(&corpus, &pick(&held_out.valid))?,
         classes: corpus.classes().len(),
         vocab: corpus.vocab().len(),
+        vocab_hash: vocabulary_hash(corpus.classes(), corpus.vocab().tokens()),
         source: path.display().to_string(),
     })
+}
+
+/// Returns the 64-bit FNV-1a hash, as 16 hex digits, of the class names
+/// and then the tokens, each prefixed with its byte length so that no two
+/// lists give the same byte stream.
+pub fn vocabulary_hash(classes: &[String], tokens: &[String]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes {
+            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    feed(&(classes.len() as u64).to_le_bytes());
+    for text in classes.iter().chain(tokens) {
+        feed(&(text.len() as u64).to_le_bytes());
+        feed(text.as_bytes());
+    }
+    format!("{hash:016x}")
 }
 
 fn gather_tokens(corpus: &TextCorpus, indices: &[usize]) -> Result<TokenSplit, String> {

@@ -468,6 +468,9 @@ fn print_report(report: &TrainReport) {
 const VALID_SHARE_KEY: &str = "heft.valid_share";
 /// Metadata key of the seed of the training/validation split.
 const SPLIT_SEED_KEY: &str = "heft.split_seed";
+/// Metadata key of the fingerprint of a text model's classes and
+/// vocabulary ([`data::vocabulary_hash`]).
+const VOCAB_HASH_KEY: &str = "heft.vocab_hash";
 
 /// Returns the validation share recorded in `checkpoint`, or `None` for a
 /// checkpoint without the record (one written by PyTorch, or a text model).
@@ -497,12 +500,14 @@ fn recorded_valid_share(checkpoint: &Path) -> Result<Option<f64>, String> {
 }
 
 /// Writes `model` to `path` (the checkpoint functions write a temporary
-/// file and rename it), recording the split of `splits` it was trained on:
-/// the split seed, and the validation share of an image dataset.
+/// file and rename it), recording what of `splits` it was trained on: the
+/// split seed, the validation share of an image dataset and the vocabulary
+/// fingerprint of a text corpus.
 pub fn save(model: &Model, path: &Path, splits: &Splits) -> Result<(), String> {
     let mut extra = vec![(SPLIT_SEED_KEY, data::SPLIT_SEED.to_string())];
-    if let Splits::Image(images) = splits {
-        extra.push((VALID_SHARE_KEY, images.valid_share.to_string()));
+    match splits {
+        Splits::Image(images) => extra.push((VALID_SHARE_KEY, images.valid_share.to_string())),
+        Splits::Text(text) => extra.push((VOCAB_HASH_KEY, text.vocab_hash.clone())),
     }
     let result = match model {
         Model::Mlp(m) => heft_nn::save_mlp_with_metadata(m, path, &extra),
@@ -624,6 +629,7 @@ pub fn check_model(model: &Model, splits: &Splits, path: &Path) -> Result<(), St
                     text.classes
                 ));
             }
+            check_vocabulary(path, text)?;
         }
         _ => {
             return Err(
@@ -632,6 +638,26 @@ pub fn check_model(model: &Model, splits: &Splits, path: &Path) -> Result<(), St
         }
     }
     Ok(())
+}
+
+/// Rejects a text checkpoint whose recorded vocabulary fingerprint differs
+/// from the corpus's. The sizes can agree while the tokens differ (another
+/// corpus, or an edited one), and the model would then read every token id
+/// as another word. Checkpoints without the record (from PyTorch, or an
+/// older heft) are accepted as they are.
+fn check_vocabulary(path: &Path, text: &TextSplits) -> Result<(), String> {
+    let metadata = heft_nn::read_metadata(path).map_err(|e| load_error(&e))?;
+    match metadata.get(VOCAB_HASH_KEY) {
+        Some(recorded) if *recorded != text.vocab_hash => Err(format!(
+            "checkpoint {} was trained on a corpus with other classes or tokens than {} (its \
+             vocabulary fingerprint {recorded} differs from {}), so its token ids would mean \
+             other words; pass the --data the model was trained on, or retrain it on this one",
+            path.display(),
+            text.source,
+            text.vocab_hash
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Runs `heft train`.

@@ -752,6 +752,68 @@ fn text_train_and_tune() {
     assert_eq!(summary["evaluations"], 30);
 }
 
+/// Writes a two-class corpus of 60 records whose texts use `words`.
+fn write_corpus(path: &Path, words: [&str; 4]) {
+    let mut text = String::from("sentiment,text\n");
+    for i in 0..60 {
+        let label = ["neg", "pos"][i % 2];
+        text.push_str(&format!(
+            "{label},{} {}\n",
+            words[i % 4],
+            words[(i / 4) % 4]
+        ));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A text checkpoint scored on a corpus with the same number of tokens
+/// but other words is rejected rather than scored with ids that name
+/// other words. The corpus it was trained on is accepted.
+#[test]
+fn text_checkpoint_needs_its_vocabulary() {
+    let dir = scratch("text-vocab");
+    write_corpus(&dir.join("a.csv"), ["good", "bad", "fine", "awful"]);
+    write_corpus(&dir.join("b.csv"), ["nice", "poor", "okay", "vile"]);
+    let out = heft(
+        &[
+            "train", "--task", "text", "--data", "a.csv", "--epochs", "1", "--out", "a.st",
+        ],
+        &dir,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let eval = |data: &str| {
+        heft(
+            &[
+                "eval",
+                "--task",
+                "text",
+                "--data",
+                data,
+                "--checkpoint",
+                "a.st",
+            ],
+            &dir,
+        )
+    };
+    let same = eval("a.csv");
+    assert!(
+        same.status.success(),
+        "{}",
+        String::from_utf8_lossy(&same.stderr)
+    );
+    let other = eval("b.csv");
+    let stderr = String::from_utf8_lossy(&other.stderr);
+    assert_eq!(other.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("vocabulary fingerprint"), "{stderr}");
+    assert!(stderr.contains("b.csv"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 /// Runs heft in a fresh scratch directory and checks exit status 2, one
 /// error line containing `needle`, no panic report, and nothing written.
 fn assert_command_rejected(name: &str, args: &[&str], needle: &str) {
