@@ -74,18 +74,7 @@ pub fn load_images(
         format!("invalid validation share {valid_share}: {e}; pass --valid-share between 0 and 1")
     })?;
     if split.train.is_empty() || split.valid.is_empty() {
-        let (empty, other) = if split.train.is_empty() {
-            ("training", "validation")
-        } else {
-            ("validation", "training")
-        };
-        return Err(format!(
-            "--valid-share {valid_share:?} leaves the {empty} split of {source} empty (all {} \
-             images go to the {other} split); pass a --valid-share that keeps images on both \
-             sides, such as the default {}",
-            train.len(),
-            heft_data::DEFAULT_VALID_SHARE
-        ));
+        return Err(empty_split_message(valid_share, &source, train.len()));
     }
     let all_test: Vec<usize> = (0..test.len()).collect();
     let splits = ImageSplits {
@@ -116,6 +105,36 @@ pub fn load_images(
         }
     }
     Ok(splits)
+}
+
+/// Explains why `valid_share` of the `images` training images of `source`
+/// leaves a split empty, and suggests a share that leaves neither empty:
+/// the default when it does, else one half. No share works for fewer than
+/// two images.
+fn empty_split_message(valid_share: f64, source: &str, images: usize) -> String {
+    if images < 2 {
+        return format!(
+            "the training set of {source} has {images} image, too few to hold out a validation \
+             split; pass --data with at least two training images"
+        );
+    }
+    let valid = |share: f64| ((images as f64) * share).round() as usize;
+    let (empty, other) = if valid(valid_share) == 0 {
+        ("validation", "training")
+    } else {
+        ("training", "validation")
+    };
+    let default = heft_data::DEFAULT_VALID_SHARE;
+    let suggestion = if (1..images).contains(&valid(default)) {
+        format!("the default {default}")
+    } else {
+        "0.5".to_string()
+    };
+    format!(
+        "--valid-share {valid_share:?} leaves the {empty} split of {source} empty (all {images} \
+         images go to the {other} split); pass a --valid-share that keeps images on both sides, \
+         such as {suggestion}"
+    )
 }
 
 /// Rejects train and test images of different shapes: a model trained on
@@ -272,4 +291,35 @@ fn gather_tokens(corpus: &TextCorpus, indices: &[usize]) -> Result<TokenSplit, S
         labels,
         seq_len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The suggested share leaves both splits non-empty, and never repeats
+    /// the share that just failed.
+    #[test]
+    fn empty_split_suggests_working_share() {
+        let one_image = empty_split_message(0.2, "one", 1);
+        assert!(one_image.contains("has 1 image, too few"), "{one_image}");
+        assert!(!one_image.contains("such as"), "{one_image}");
+
+        let two_images = empty_split_message(0.2, "two", 2);
+        assert!(
+            two_images.contains("leaves the validation split of two empty"),
+            "{two_images}"
+        );
+        assert!(two_images.contains("such as 0.5"), "{two_images}");
+
+        let hundred_images = empty_split_message(0.999, "many", 100);
+        assert!(
+            hundred_images.contains("leaves the training split of many empty"),
+            "{hundred_images}"
+        );
+        assert!(
+            hundred_images.contains("such as the default 0.2"),
+            "{hundred_images}"
+        );
+    }
 }

@@ -1260,3 +1260,45 @@ fn mismatched_image_shapes_rejected() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Writes IDX train and test sets of `count` 2x2 images each, labels 0
+/// and 1 in turn, into `dir`.
+fn write_tiny_images(dir: &Path, count: u32) {
+    let pixels: Vec<u8> = (0..count * 4).map(|i| (i * 37 % 256) as u8).collect();
+    let labels: Vec<u8> = (0..count).map(|i| (i % 2) as u8).collect();
+    for prefix in ["train", "t10k"] {
+        write_idx(
+            &dir.join(format!("{prefix}-images-idx3-ubyte")),
+            &[count, 2, 2],
+            &pixels,
+        );
+        write_idx(
+            &dir.join(format!("{prefix}-labels-idx1-ubyte")),
+            &[count],
+            &labels,
+        );
+    }
+}
+
+/// A validation share that leaves a split empty is rejected with a share
+/// that works, not with the default share that just failed, and a single
+/// training image is reported as too few.
+#[test]
+fn empty_split_names_working_share() {
+    let dir = scratch("tiny-split");
+    let train = ["train", "--data", ".", "--classes", "2", "--sizes", "4,3,2"];
+    write_tiny_images(&dir, 2);
+    let out = heft(&train, &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("leaves the validation split"), "{stderr}");
+    assert!(stderr.contains("such as 0.5"), "{stderr}");
+
+    write_tiny_images(&dir, 1);
+    let out = heft(&train, &dir);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has 1 image, too few"), "{stderr}");
+    assert!(!stderr.contains("such as the default"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
