@@ -62,6 +62,9 @@ fn check_valid_share(valid_share: f64) -> Result<(), String> {
 /// Default of `--classes`: the ten classes of Fashion-MNIST.
 const DEFAULT_CLASSES: usize = 10;
 
+/// Largest `--classes` of the image task: IDX labels are `u8`.
+const MAX_IMAGE_CLASSES: usize = 256;
+
 /// Loaded splits of either task.
 pub enum Splits {
     Image(ImageSplits),
@@ -122,6 +125,13 @@ impl DataArgs {
                     self.classes
                 ));
             }
+        }
+        if self.task == Task::Image && !(1..=MAX_IMAGE_CLASSES).contains(&self.classes) {
+            return Err(format!(
+                "invalid --classes {}: IDX labels are single bytes, so pass 1 to \
+                 {MAX_IMAGE_CLASSES}",
+                self.classes
+            ));
         }
         match self.task {
             Task::Image => Ok(Splits::Image(data::load_images(

@@ -1302,3 +1302,35 @@ fn empty_split_names_working_share() {
     assert!(!stderr.contains("such as the default"), "{stderr}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A --classes that no IDX label file can hold is rejected as that
+/// option, not reported as a problem with the --data directory.
+#[test]
+fn classes_beyond_u8_rejected() {
+    for classes in ["0", "257"] {
+        assert_command_rejected(
+            "classes-range",
+            &["train", "--classes", classes, "--sizes", "784,8,257"],
+            &format!("invalid --classes {classes}: IDX labels are single bytes, so pass 1 to 256"),
+        );
+    }
+    let dir = scratch("classes-idx");
+    write_tiny_images(&dir, 10);
+    let out = heft(
+        &[
+            "train",
+            "--data",
+            ".",
+            "--classes",
+            "300",
+            "--sizes",
+            "4,3,300",
+        ],
+        &dir,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("invalid --classes 300"), "{stderr}");
+    assert!(!stderr.contains("pass --data"), "{stderr}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
