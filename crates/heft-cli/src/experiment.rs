@@ -641,8 +641,13 @@ fn count_finished(spec: &ExperimentSpec, runs: &Path) -> Result<usize, String> {
     if !runs.exists() {
         return Ok(0);
     }
-    let records = read_runs(runs).map_err(|e| {
-        format!("{e}; fix or delete the line, or pass --force to start the experiment over")
+    // The error of a damaged line already names its fix, to repair or
+    // delete the line.
+    let records = read_runs(runs).map_err(|e| match e {
+        TuneError::ResultsLine { .. } => {
+            format!("{e}, or pass --force to start the experiment over")
+        }
+        _ => format!("{e}; pass --force to start the experiment over"),
     })?;
     Ok(grid_records(spec, &records).len())
 }

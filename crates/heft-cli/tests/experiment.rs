@@ -430,3 +430,26 @@ fn runs_file_stores_shortest_bound() {
     let runs = read(&dir.join("runs.jsonl"));
     assert!(runs.contains("\"bound\":0.01,"), "{runs}");
 }
+
+/// A damaged record in the middle of the results file is named with its
+/// line and one fix, and resuming keeps the file as it is.
+#[test]
+fn damaged_record_named_once() {
+    let dir = scratch("damaged");
+    let first = experiment(&dir, &["--seeds", "1", "--out", "exp"]);
+    assert_success(&first, "the experiment");
+    let runs = dir.join("exp").join("runs.jsonl");
+    let text = read(&runs);
+    std::fs::write(&runs, format!("{{\"seed\": 0}}\n{text}")).unwrap();
+
+    let resumed = experiment(&dir, &["--seeds", "1", "--out", "exp", "--resume"]);
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("runs.jsonl at line 1"), "{stderr}");
+    assert!(
+        stderr.contains("repair or delete that line, then resume, or pass --force"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("delete").count(), 1, "{stderr}");
+    assert_eq!(read(&runs), format!("{{\"seed\": 0}}\n{text}"));
+}
