@@ -52,9 +52,10 @@ pub struct ExperimentArgs {
         value_name = "MODE,..."
     )]
     pub modes: Vec<String>,
-    /// Seeds: one number N for seeds 0 to N-1, or a comma-separated list
-    /// such as `3,7,11` (`5,` is seed 5 alone). Each seed trains its own
-    /// model and seeds the searches on it.
+    /// Seeds: one number N from 1 to 10,000 for seeds 0 to N-1, or a
+    /// comma-separated list of at most 10,000 seeds such as `3,7,11` (`5,`
+    /// is seed 5 alone). Each seed trains its own model and seeds the
+    /// searches on it.
     #[arg(long, default_value = "15", value_name = "N|SEED,...")]
     pub seeds: String,
     /// Tensors to tune, comma-separated [default: fc2.weight for the image
@@ -484,27 +485,38 @@ fn parse_algorithms(entries: &[String], modes: &[Mode]) -> Result<Vec<(Algorithm
 
 /// Parses `N` (seeds 0 to N-1) or a comma-separated list of seeds.
 /// A repeated seed is left for [`ExperimentSpec::validate`] to reject.
+/// Largest number of seeds `--seeds` accepts. Each seed trains its own
+/// model, so this is far beyond any useful experiment, and small enough
+/// that a mistyped count cannot reserve gigabytes for the list of seeds.
+const MAX_SEEDS: u64 = 10_000;
+
 fn parse_seeds(text: &str) -> Result<Vec<u64>, String> {
     let invalid = || {
         format!(
-            "invalid --seeds {text:?}: pass a count such as 15 or a comma-separated list such as 0,3,7"
+            "invalid --seeds {text:?}: pass a count from 1 to {MAX_SEEDS} such as 15, or a \
+             comma-separated list of at most {MAX_SEEDS} seeds such as 0,3,7"
         )
     };
-    let text = text.trim();
-    if text.contains(',') {
+    let trimmed = text.trim();
+    let seeds: Vec<u64> = if trimmed.contains(',') {
         // Empty items are skipped, so `5,` is seed 5 alone.
-        text.split(',')
+        trimmed
+            .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| s.parse::<u64>().map_err(|_| invalid()))
-            .collect()
+            .collect::<Result<_, _>>()?
     } else {
-        let count: u64 = text.parse().map_err(|_| invalid())?;
-        if count == 0 {
+        let count: u64 = trimmed.parse().map_err(|_| invalid())?;
+        if count > MAX_SEEDS {
             return Err(invalid());
         }
-        Ok((0..count).collect())
+        (0..count).collect()
+    };
+    if seeds.is_empty() || seeds.len() as u64 > MAX_SEEDS {
+        return Err(invalid());
     }
+    Ok(seeds)
 }
 
 fn default_name(data: &DataArgs, tensors: &[String]) -> String {

@@ -453,3 +453,22 @@ fn damaged_record_named_once() {
     assert_eq!(stderr.matches("delete").count(), 1, "{stderr}");
     assert_eq!(read(&runs), format!("{{\"seed\": 0}}\n{text}"));
 }
+
+/// A seed count beyond the limit, or a list with no seed, is an error
+/// naming --seeds and the range, not a panic or gigabytes of seeds.
+#[test]
+fn seed_count_out_of_range_rejected() {
+    let dir = scratch("seed-count");
+    for seeds in ["18446744073709551615", "10001", ",", " , "] {
+        let out = heft(&["experiment", "--seeds", seeds, "--out", "e"], &dir);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{seeds:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "invalid --seeds {seeds:?}: pass a count from 1 to 10000"
+            )),
+            "{seeds:?}: {stderr}"
+        );
+        assert!(!dir.join("e").exists(), "{seeds:?}");
+    }
+}
