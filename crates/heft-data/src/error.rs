@@ -95,13 +95,16 @@ impl Error {
         }
     }
 
+    /// Builds an [`ErrorKind::Io`] error whose message gives the
+    /// operating system's reason, such as "No such file or directory",
+    /// because callers print the message and not the source chain.
     #[cold]
     pub(crate) fn io(path: &Path, action: &str, source: io::Error) -> Self {
         Error {
             kind: ErrorKind::Io,
             path: Some(path.to_path_buf()),
             location: None,
-            message: format!("failed to {action}"),
+            message: format!("failed to {action}: {source}"),
             source: Some(source),
         }
     }

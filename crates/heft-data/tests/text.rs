@@ -671,3 +671,20 @@ fn vocabulary_below_reserved_ids_rejected() {
         );
     }
 }
+
+/// An IDX or text file that cannot be opened is reported with the
+/// operating system's reason, not only the failed action.
+#[test]
+fn io_errors_give_the_reason() {
+    let dir = TempDir::new("io-reason");
+    let missing = dir.join("missing.csv");
+    let reason = std::fs::metadata(&missing).unwrap_err().to_string();
+
+    let text = TextCorpus::load(&missing, &TextOptions::default());
+    let error = assert_error(text, ErrorKind::Io, &missing);
+    assert!(error.to_string().contains(&reason), "{error}");
+
+    let idx = heft_data::IdxFile::open(&missing);
+    let error = assert_error(idx, ErrorKind::Io, &missing);
+    assert!(error.to_string().contains(&reason), "{error}");
+}
