@@ -9,7 +9,7 @@ use std::path::Path;
 
 use memmap2::Mmap;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Source of a raw file's bytes in memory: a memory map or a copy.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +70,7 @@ fn map_file(file: &File) -> std::io::Result<Mmap> {
 /// [`Backing::Map`] and the file is not empty, and reading them otherwise
 /// or when mapping fails.
 pub(crate) fn load(path: &Path, backing: Backing) -> Result<Bytes> {
+    check_regular_file(path)?;
     let mut file = File::open(path).map_err(|e| Error::io(path, "open file", e))?;
     let len = file
         .metadata()
@@ -86,4 +87,20 @@ pub(crate) fn load(path: &Path, backing: Backing) -> Result<Bytes> {
     file.read_to_end(&mut buf)
         .map_err(|e| Error::io(path, "read file", e))?;
     Ok(Bytes::Owned(buf))
+}
+
+/// Rejects a path that is not a regular file (after following links)
+/// before it is opened. Opening a FIFO blocks until a writer appears, and
+/// reading a device such as `/dev/zero` never ends.
+pub(crate) fn check_regular_file(path: &Path) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "read file metadata", e))?;
+    if meta.is_file() {
+        return Ok(());
+    }
+    let message = if meta.is_dir() {
+        "it is a directory, not a regular file"
+    } else {
+        "it is not a regular file but a FIFO, socket or device"
+    };
+    Err(Error::new(ErrorKind::Io, message).in_file(path))
 }

@@ -688,3 +688,36 @@ fn io_errors_give_the_reason() {
     let error = assert_error(idx, ErrorKind::Io, &missing);
     assert!(error.to_string().contains(&reason), "{error}");
 }
+
+/// A FIFO given as a text corpus or an IDX file is rejected at once,
+/// rather than blocking until a writer appears. The load runs on its own
+/// thread so that a regression fails the test instead of hanging it.
+#[test]
+fn fifo_rejected_without_blocking() {
+    let dir = TempDir::new("fifo");
+    let fifo = dir.join("corpus.csv");
+    let mkfifo_status = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !mkfifo_status.is_ok_and(|status| status.success()) {
+        println!("skipped: mkfifo is not available");
+        return;
+    }
+    for loader in ["text", "idx"] {
+        let path = fifo.clone();
+        let (send, receive) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let error = match loader {
+                "text" => TextCorpus::load(&path, &TextOptions::default()).map(|_| ()),
+                _ => heft_data::IdxFile::open(&path).map(|_| ()),
+            };
+            let _ = send.send(error);
+        });
+        let result = receive
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("the {loader} loader blocked on a FIFO"));
+        let error = assert_error(result, ErrorKind::Io, &fifo);
+        assert!(
+            error.to_string().contains("not a regular file"),
+            "{loader}: {error}"
+        );
+    }
+}

@@ -51,6 +51,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
 
 impl SourceStamp {
     pub(crate) fn of(path: &Path) -> Result<SourceStamp> {
+        crate::mmap::check_regular_file(path)?;
         let meta = std::fs::metadata(path).map_err(|e| Error::io(path, "read file metadata", e))?;
         let (mtime_secs, mtime_nanos) = match meta.modified() {
             Ok(time) => match time.duration_since(std::time::UNIX_EPOCH) {
