@@ -102,10 +102,53 @@ pub fn check_target(model: &Model, target: &Target) -> Result<(), String> {
 }
 
 fn cannot_tune(target: &Target, error: &heft_tune::TuneError) -> String {
-    let hint = if target.include_bias {
-        "; drop --include-bias or pick another --tensor"
-    } else {
-        ""
-    };
-    format!("cannot tune {}: {error}{hint}", target.tensor)
+    let fix = "drop --include-bias or pick another --tensor";
+    match error {
+        // The library's message names its own option; name the flag once.
+        heft_tune::TuneError::NoBias { .. } => format!(
+            "cannot tune {}: it has no bias of its own; {fix}",
+            target.tensor
+        ),
+        _ if target.include_bias => format!("cannot tune {}: {error}; {fix}", target.tensor),
+        _ => format!("cannot tune {}: {error}", target.tensor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cannot_tune;
+    use heft_tune::{Target, TuneError};
+
+    fn target(include_bias: bool) -> Target {
+        Target {
+            tensor: "embedding.weight".to_string(),
+            include_bias,
+        }
+    }
+
+    #[test]
+    fn missing_bias_names_the_flag_once() {
+        let error = TuneError::NoBias {
+            tensor: "embedding.weight".to_string(),
+        };
+        let message = cannot_tune(&target(true), &error);
+        assert_eq!(
+            message,
+            "cannot tune embedding.weight: it has no bias of its own; \
+             drop --include-bias or pick another --tensor"
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_their_text_and_the_flag_hint() {
+        let error = TuneError::UnknownTensor {
+            name: "x".to_string(),
+            available: vec!["fc1.weight".to_string()],
+        };
+        let with_bias = cannot_tune(&target(true), &error);
+        assert!(with_bias.starts_with("cannot tune embedding.weight: unknown tensor"));
+        assert!(with_bias.ends_with("; drop --include-bias or pick another --tensor"));
+        let without = cannot_tune(&target(false), &error);
+        assert!(!without.contains("--include-bias"), "{without}");
+    }
 }

@@ -646,6 +646,17 @@ fn tensor_shape(model: &Model, name: &str, len: usize) -> (usize, usize) {
     (len / columns.max(1), columns)
 }
 
+/// Formats a count of scored candidates for a summary line, singular for
+/// one: "1 candidate", "640 candidates".
+fn candidates_text(evaluations: u64) -> String {
+    let noun = if evaluations == 1 {
+        "candidate"
+    } else {
+        "candidates"
+    };
+    format!("{evaluations} {noun}")
+}
+
 /// Formats a duration in seconds for a summary line: milliseconds below
 /// a tenth of a second, where two decimals of a second would print 0.00.
 pub(crate) fn duration_text(seconds: f64) -> String {
@@ -667,17 +678,29 @@ fn print_table(s: &Summary) {
         "tuned", s.tuned_valid.accuracy, s.tuned_test.accuracy
     );
     println!(
-        "{} {} on {} ({} variables, bound {}): {} candidates in {}, {:.0} candidates/s, {:.1} % of validation rows pruned, {:.1} % of multiply-adds skipped on zero inputs",
+        "{} {} on {} ({} variables, bound {}): {} in {}, {:.0} candidates/s, {:.1} % of validation rows pruned, {:.1} % of multiply-adds skipped on zero inputs",
         s.algorithm,
         s.mode,
         s.tensor,
         s.variables,
         crate::experiment::float_text(s.bound),
-        s.evaluations,
+        candidates_text(s.evaluations),
         duration_text(s.search_seconds),
         s.candidates_per_second,
         100.0 * s.pruned_fraction,
         100.0 * s.skipped_zero_fraction
     );
     println!("run directory: {}", s.run_directory);
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use super::candidates_text;
+
+    #[test]
+    fn candidate_count_agrees_in_number() {
+        assert_eq!(candidates_text(0), "0 candidates");
+        assert_eq!(candidates_text(1), "1 candidate");
+        assert_eq!(candidates_text(640), "640 candidates");
+    }
 }
