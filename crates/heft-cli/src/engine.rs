@@ -140,7 +140,7 @@ mod tests {
     }
 
     #[test]
-    fn other_errors_keep_their_text_and_the_flag_hint() {
+    fn other_errors_keep_their_text() {
         let error = TuneError::UnknownTensor {
             name: "x".to_string(),
             available: vec!["fc1.weight".to_string()],
