@@ -218,6 +218,18 @@ pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
     // The loader's error already names the file.
     let corpus = TextCorpus::load(&path, &options)
         .map_err(|e| format!("cannot load the text corpus: {e}; {fix}"))?;
+    let classes = corpus.classes();
+    if classes.len() < 2 {
+        let found = match classes.first() {
+            Some(name) => format!("only the class {name:?}"),
+            None => "no class".to_string(),
+        };
+        return Err(format!(
+            "the text corpus {} has {found} in its `sentiment` column; a classifier needs \
+             at least two; pass --data with a corpus that has records of two or more classes",
+            path.display()
+        ));
+    }
     let train_records: Vec<usize> = corpus.train_indices().iter().map(|&i| i as usize).collect();
     let valid_records: Vec<usize> = corpus.valid_indices().iter().map(|&i| i as usize).collect();
     let held_out =

@@ -766,6 +766,32 @@ fn write_corpus(path: &Path, words: [&str; 4]) {
     std::fs::write(path, text).unwrap();
 }
 
+/// A corpus whose records all have one label trains no classifier: the
+/// model would reach a loss of 0 by predicting that label.
+#[test]
+fn one_class_text_corpus_rejected() {
+    let dir = scratch("text-one-class");
+    let mut text = String::from("sentiment,text\n");
+    for i in 0..60 {
+        text.push_str(&format!("pos,word{} other\n", i % 7));
+    }
+    std::fs::write(dir.join("one.csv"), text).unwrap();
+    let out = heft(
+        &[
+            "train", "--task", "text", "--data", "one.csv", "--epochs", "1",
+        ],
+        &dir,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("one.csv has only the class \"pos\"")
+            && stderr.contains("a classifier needs at least two"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// A text checkpoint scored on a corpus with the same number of tokens
 /// but other words is rejected rather than scored with ids that name
 /// other words. The corpus it was trained on is accepted.
