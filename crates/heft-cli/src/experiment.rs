@@ -94,8 +94,8 @@ pub struct ExperimentArgs {
     /// Continue the experiment in --out: keep its finished runs and run
     /// only the missing ones. Every setting that changes the results
     /// (dataset, split, model, training and search options) must equal
-    /// the one recorded in its settings.json. The seeds, algorithms and
-    /// tensors may change.
+    /// the one recorded in its settings.json, and so must the content of
+    /// the data loaded. The seeds, algorithms and tensors may change.
     #[arg(long, conflicts_with = "force")]
     pub resume: bool,
     /// Delete the results, settings and report files in --out and start over.
@@ -176,6 +176,13 @@ pub fn run(args: &ExperimentArgs) -> Result<(), String> {
         // is created or any model trained.
         let splits = args.data.load()?;
         check_tensors(args, &splits, &spec.tensors)?;
+        // The data's content, so that a resume notices data files that
+        // changed under the same --data path.
+        let mut settings = settings.clone();
+        settings.push((DATA_CONTENT, splits.fingerprint()));
+        if args.resume {
+            check_settings(&out, &settings)?;
+        }
         let created = Created::before(&out);
         prepare_directory(&out, args.resume, args.force)?;
         let result =
@@ -249,6 +256,11 @@ fn remove_if_no_runs(out: &Path, created: &Created) {
 /// The file of an experiment directory that records the settings its runs
 /// were made with, so that --resume can check them.
 const SETTINGS_FILE: &str = "settings.json";
+
+/// The entry of [`SETTINGS_FILE`] with the fingerprint of the loaded data
+/// (`Splits::fingerprint`). Experiments written before it existed
+/// lack it, and resume without the check.
+const DATA_CONTENT: &str = "data content";
 
 /// Returns the settings that change the results of a run, as option names
 /// and values in the form the command line takes them. The seeds, the
@@ -341,6 +353,15 @@ fn check_settings(out: &Path, settings: &[(&'static str, String)]) -> Result<(),
         .iter()
         .filter_map(|(name, requested)| {
             let stored = stored.get(*name).and_then(serde_json::Value::as_str);
+            if *name == DATA_CONTENT {
+                return match stored {
+                    Some(stored) if stored != requested => Some(format!(
+                        "{name} {stored} (the data loaded now gives {requested}: the files \
+                         changed)"
+                    )),
+                    _ => None,
+                };
+            }
             (stored != Some(requested.as_str())).then(|| {
                 format!(
                     "{name} {} (requested {requested})",

@@ -71,6 +71,17 @@ pub enum Splits {
     Text(TextSplits),
 }
 
+impl Splits {
+    /// Returns the content fingerprint of the loaded splits
+    /// ([`ImageSplits::fingerprint`], [`TextSplits::fingerprint`]).
+    pub fn fingerprint(&self) -> String {
+        match self {
+            Splits::Image(splits) => splits.fingerprint(),
+            Splits::Text(splits) => splits.fingerprint(),
+        }
+    }
+}
+
 impl DataArgs {
     /// Returns the validation share: --valid-share or its default.
     pub fn valid_share(&self) -> f64 {

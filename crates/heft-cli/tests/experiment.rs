@@ -472,3 +472,87 @@ fn seed_count_out_of_range_rejected() {
         assert!(!dir.join("e").exists(), "{seeds:?}");
     }
 }
+
+/// Writes an IDX file of unsigned bytes with the given dimensions.
+fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
+    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
+    for d in dims {
+        bytes.extend_from_slice(&d.to_be_bytes());
+    }
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Writes 40 training and 8 test images of 28 x 28 with labels 0 to 3,
+/// the first training label being `first_label`.
+fn write_images(dir: &Path, first_label: u8) {
+    std::fs::create_dir_all(dir).unwrap();
+    let pixels = |n: u32| -> Vec<u8> { (0..n * 784).map(|i| (i * 37 % 256) as u8).collect() };
+    let mut train_labels: Vec<u8> = (0..40).map(|i| (i % 4) as u8).collect();
+    train_labels[0] = first_label;
+    write_idx(
+        &dir.join("train-images-idx3-ubyte"),
+        &[40, 28, 28],
+        &pixels(40),
+    );
+    write_idx(&dir.join("train-labels-idx1-ubyte"), &[40], &train_labels);
+    write_idx(
+        &dir.join("t10k-images-idx3-ubyte"),
+        &[8, 28, 28],
+        &pixels(8),
+    );
+    let test_labels: Vec<u8> = (0..8).map(|i| (i % 4) as u8).collect();
+    write_idx(&dir.join("t10k-labels-idx1-ubyte"), &[8], &test_labels);
+}
+
+/// Data files that change under the same --data path stop a resume: the
+/// settings record a fingerprint of the loaded data. An experiment whose
+/// settings predate the fingerprint still resumes.
+#[test]
+fn resume_notices_changed_data() {
+    let dir = scratch("changed-data");
+    write_images(&dir.join("data"), 0);
+    let common = ["--data", "data", "--classes", "4", "--sizes", "784,8,4"];
+    let run = |seeds: &str, resume: bool| {
+        let mut args = GRID.to_vec();
+        args.extend(common);
+        args.extend(["--seeds", seeds, "--out", "exp"]);
+        if resume {
+            args.push("--resume");
+        }
+        heft(&args, &dir)
+    };
+    assert_success(&run("1", false), "the first experiment");
+    let settings: Value = serde_json::from_str(&read(&dir.join("exp/settings.json"))).unwrap();
+    let recorded = settings["data content"].as_str().unwrap().to_string();
+    assert_eq!(recorded.len(), 16, "{recorded}");
+
+    // One training label changed: the same path, other data.
+    write_images(&dir.join("data"), 3);
+    let runs = read(&dir.join("exp/runs.jsonl"));
+    let out = run("2", true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("data content {recorded}")) && stderr.contains("changed"),
+        "{stderr}"
+    );
+    assert_eq!(read(&dir.join("exp/runs.jsonl")), runs);
+
+    // Back to the original files, the resume goes on.
+    write_images(&dir.join("data"), 0);
+    assert_success(&run("2", true), "the resume on the original data");
+
+    // Settings written before the fingerprint existed have no entry for
+    // it; such an experiment resumes without the check.
+    let mut old: serde_json::Map<String, Value> =
+        serde_json::from_str(&read(&dir.join("exp/settings.json"))).unwrap();
+    old.remove("data content");
+    std::fs::write(
+        dir.join("exp/settings.json"),
+        serde_json::to_string_pretty(&old).unwrap(),
+    )
+    .unwrap();
+    write_images(&dir.join("data"), 3);
+    assert_success(&run("3", true), "the resume of an older experiment");
+}
