@@ -702,11 +702,20 @@ pub fn write<T: Element>(path: impl AsRef<Path>, dims: &[usize], data: &[T]) -> 
 pub fn find_in_dir(dir: impl AsRef<Path>, name: &str) -> Result<PathBuf> {
     let dir = dir.as_ref();
     let candidates = candidate_names(name);
+    // A candidate that exists but is no regular file (a directory, FIFO or
+    // device) is named rather than reported as missing.
+    let mut other = None;
     for candidate in &candidates {
         let path = dir.join(candidate);
         if path.is_file() {
             return Ok(path);
         }
+        if other.is_none() && path.exists() {
+            other = Some(path);
+        }
+    }
+    if let Some(path) = other {
+        return crate::mmap::check_regular_file(&path).map(|()| path);
     }
     Err(Error::new(
         ErrorKind::NotFound,

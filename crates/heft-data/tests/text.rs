@@ -721,3 +721,24 @@ fn fifo_rejected_without_blocking() {
         );
     }
 }
+
+/// A FIFO where a dataset directory should hold an IDX file is named as
+/// what it is, not reported as a missing file.
+#[test]
+fn fifo_in_idx_directory_named() {
+    let dir = TempDir::new("fifo-dir");
+    let fifo = dir.join("train-images-idx3-ubyte");
+    let mkfifo_status = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if !mkfifo_status.is_ok_and(|status| status.success()) {
+        println!("skipped: mkfifo is not available");
+        return;
+    }
+    let result = heft_data::idx::find_in_dir(dir.path(), "train-images-idx3-ubyte");
+    let error = assert_error(result, ErrorKind::Io, &fifo);
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+    // A directory under the name is named too.
+    std::fs::create_dir(dir.join("t10k-images-idx3-ubyte")).unwrap();
+    let result = heft_data::idx::find_in_dir(dir.path(), "t10k-images-idx3-ubyte");
+    let error = assert_error(result, ErrorKind::Io, &dir.join("t10k-images-idx3-ubyte"));
+    assert!(error.to_string().contains("directory"), "{error}");
+}
