@@ -28,7 +28,9 @@ pub struct DataArgs {
     /// Dataset: for `image` a directory with the IDX files of the train and
     /// test sets (default: the 12,000-image Fashion-MNIST subset); for
     /// `text` a delimited file with `sentiment` and `text` columns
-    /// (default: the 6,000-record sentiment corpus). The defaults are read
+    /// (default: the 6,000-record sentiment corpus), whose encoded form is
+    /// cached beside it as `<file name>.heft-cache` and rebuilt whenever
+    /// the file's content changes. The defaults are read
     /// from the repository's `datasets/` directory, found at build time, or
     /// from the directory in the HEFT_DATASETS environment variable.
     #[arg(long, value_name = "PATH")]
