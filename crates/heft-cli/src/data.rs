@@ -1,7 +1,7 @@
 //! Loading the image and text datasets and cutting them into the training,
 //! validation and test splits that `train`, `tune` and `eval` share.
 
-use heft_data::{embedded, split_indices, ImageDataset, Subset, TextCorpus};
+use heft_data::{embedded, split_indices, Fnv1a, ImageDataset, Subset, TextCorpus};
 use std::path::{Path, PathBuf};
 
 /// Seed of the training/validation split. `train`, `tune` and `eval` use
@@ -272,32 +272,23 @@ pub fn load_text(path: Option<&Path>) -> Result<TextSplits, String> {
 /// and then the tokens, each prefixed with its byte length so that no two
 /// lists give the same byte stream.
 pub fn vocabulary_hash(classes: &[String], tokens: &[String]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes {
-            hash = (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    feed(&(classes.len() as u64).to_le_bytes());
+    let mut hash = Fnv1a::new();
+    hash.bytes(&(classes.len() as u64).to_le_bytes());
     for text in classes.iter().chain(tokens) {
-        feed(&(text.len() as u64).to_le_bytes());
-        feed(text.as_bytes());
+        hash.bytes(&(text.len() as u64).to_le_bytes());
+        hash.bytes(text.as_bytes());
     }
-    format!("{hash:016x}")
+    format!("{:016x}", hash.finish())
 }
 
-/// 64-bit FNV-1a over 32-bit words: the content fingerprint of loaded
-/// splits (see [`ImageSplits::fingerprint`]). Words rather than bytes take
-/// a quarter of the steps over the 47 million pixels of Fashion-MNIST.
-struct WordHash(u64);
+/// The content fingerprint of loaded splits (see
+/// [`ImageSplits::fingerprint`]): FNV-1a over 32-bit words, a quarter of
+/// the steps of bytes over the 47 million pixels of Fashion-MNIST.
+struct WordHash(Fnv1a);
 
 impl WordHash {
     fn new() -> Self {
-        WordHash(0xcbf2_9ce4_8422_2325)
-    }
-
-    fn word(&mut self, word: u32) {
-        self.0 = (self.0 ^ u64::from(word)).wrapping_mul(0x0000_0100_0000_01b3);
+        WordHash(Fnv1a::new())
     }
 
     /// Feeds a length, then the words, so that no two lists of lists give
@@ -305,18 +296,18 @@ impl WordHash {
     fn words(&mut self, words: impl ExactSizeIterator<Item = u32>) {
         self.size(words.len());
         for word in words {
-            self.word(word);
+            self.0.word(word);
         }
     }
 
     fn size(&mut self, value: usize) {
         let value = value as u64;
-        self.word(value as u32);
-        self.word((value >> 32) as u32);
+        self.0.word(value as u32);
+        self.0.word((value >> 32) as u32);
     }
 
     fn finish(&self) -> String {
-        format!("{:016x}", self.0)
+        format!("{:016x}", self.0.finish())
     }
 }
 

@@ -69,6 +69,7 @@
 
 mod error;
 mod fsutil;
+mod hash;
 mod mmap;
 
 pub mod embedded;
@@ -78,6 +79,7 @@ mod split;
 pub mod text;
 
 pub use crate::error::{Error, ErrorKind, Location, Result};
+pub use crate::hash::Fnv1a;
 pub use crate::idx::{DType, Element, IdxFile, IdxHeader};
 pub use crate::image::{scale_pixels, ImageDataset, Subset};
 pub use crate::mmap::Backing;

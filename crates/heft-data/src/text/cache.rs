@@ -41,14 +41,6 @@ pub(crate) struct SourceStamp {
     pub hash: u64,
 }
 
-/// Returns the 64-bit FNV-1a hash of `bytes`: stable across builds and
-/// platforms, unlike the standard library's hasher.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 impl SourceStamp {
     pub(crate) fn of(path: &Path) -> Result<SourceStamp> {
         crate::mmap::check_regular_file(path)?;
@@ -70,7 +62,7 @@ impl SourceStamp {
             len: meta.len(),
             mtime_secs,
             mtime_nanos,
-            hash: fnv1a(&contents),
+            hash: crate::Fnv1a::of(&contents),
         })
     }
 }

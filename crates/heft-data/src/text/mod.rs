@@ -384,20 +384,10 @@ fn cache_path(source: &Path, policy: &CachePolicy) -> Result<Option<PathBuf>> {
                 .map_err(|e| Error::io(dir, "create cache directory", e))?;
             let absolute = std::fs::canonicalize(source)
                 .map_err(|e| Error::io(source, "resolve source path", e))?;
-            let hash = fnv1a64(absolute.to_string_lossy().as_bytes());
+            let hash = crate::Fnv1a::of(absolute.to_string_lossy().as_bytes());
             Ok(Some(dir.join(format!("{name}-{hash:016x}.heft-cache"))))
         }
     }
-}
-
-/// FNV-1a, 64-bit: a fixed hash for cache file names (not for security).
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
 }
 
 /// Finds the position of `column` given the header fields, if any.
