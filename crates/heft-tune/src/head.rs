@@ -153,7 +153,7 @@ impl HeadScorer {
         if Some(features.len()) != rows.checked_mul(inputs) {
             return Err(shape(
                 "features",
-                format!("{rows} x {inputs} = {} values", rows * inputs),
+                product_values(rows, inputs),
                 format!("{} values", features.len()),
             ));
         }
@@ -164,10 +164,10 @@ impl HeadScorer {
                 format!("{}", labels.len()),
             ));
         }
-        if w0.len() != classes * inputs {
+        if Some(w0.len()) != classes.checked_mul(inputs) {
             return Err(shape(
                 "weights",
-                format!("{classes} x {inputs} = {} values", classes * inputs),
+                product_values(classes, inputs),
                 format!("{} values", w0.len()),
             ));
         }
@@ -512,6 +512,15 @@ fn scoring_error(e: &heft_kernels::gemm::GemmError) -> TuneError {
         what: "population scoring",
         expected: "consistent shapes".into(),
         actual: e.to_string(),
+    }
+}
+
+/// Describes the `rows x cols` values a shape check expected, without
+/// overflowing when the product exceeds `usize`.
+fn product_values(rows: usize, cols: usize) -> String {
+    match rows.checked_mul(cols) {
+        Some(count) => format!("{rows} x {cols} = {count} values"),
+        None => format!("{rows} x {cols} values, more than usize can count"),
     }
 }
 

@@ -285,3 +285,34 @@ fn bad_inputs_are_rejected() {
     s.evaluate(&p.w0[..5], 12, &mut fitness);
     assert!(fitness.iter().all(|f| f.is_nan()));
 }
+
+#[test]
+fn overflowing_row_count_rejected() {
+    let p = problem(10, 4, 3, 1, true);
+    let err = HeadScorer::new(
+        &p.features,
+        usize::MAX,
+        4,
+        &p.labels,
+        &p.w0,
+        &p.bias,
+        0.1,
+        true,
+    )
+    .err()
+    .unwrap();
+    let TuneError::Shape {
+        what,
+        expected,
+        actual,
+    } = err
+    else {
+        panic!("expected a shape error, got {err:?}");
+    };
+    assert_eq!(what, "features");
+    assert_eq!(
+        expected,
+        format!("{} x 4 values, more than usize can count", usize::MAX)
+    );
+    assert_eq!(actual, "40 values");
+}
