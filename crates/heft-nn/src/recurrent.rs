@@ -160,8 +160,16 @@ impl Cell {
                 ),
             ));
         }
+        let rows = gates.checked_mul(hidden_size).ok_or_else(|| {
+            NnError::config(
+                "layer size",
+                format!(
+                    "a hidden size of {hidden_size} gives {gates} x {hidden_size} gate rows, \
+                     more than usize can count; use a smaller hidden size"
+                ),
+            )
+        })?;
         let bound = 1.0 / (hidden_size as f32).sqrt();
-        let rows = gates * hidden_size;
         let mut draw = |_, _| rng.uniform(-bound, bound);
         let weight_ih = Matrix::from_fn(rows, input_size, &mut draw)?;
         let weight_hh = Matrix::from_fn(rows, hidden_size, &mut draw)?;
@@ -989,7 +997,9 @@ impl Lstm {
     ///
     /// # Errors
     ///
-    /// [`NnError::InvalidConfig`] if a size is 0.
+    /// [`NnError::InvalidConfig`] if a size is 0 or `4 * hidden_size`
+    /// overflows `usize`, and [`NnError::Tensor`] if a weight is too large
+    /// to allocate.
     pub fn init(
         input_size: usize,
         hidden_size: usize,
