@@ -42,7 +42,16 @@ impl SplitMix64 {
 
     /// Returns a uniform `f32` in `[low, high)`.
     pub fn uniform(&mut self, low: f32, high: f32) -> f32 {
-        low + (high - low) * self.next_f32()
+        let unit = self.next_f32();
+        let width = high - low;
+        if width.is_finite() {
+            low + width * unit
+        } else {
+            // The width of finite bounds of opposite signs can overflow to
+            // infinity (for `-f32::MAX..f32::MAX`), but each term here stays
+            // within its bound.
+            low * (1.0 - unit) + high * unit
+        }
     }
 
     /// Returns a uniform integer in `0..bound` without modulo bias (Lemire's
