@@ -230,7 +230,8 @@ impl Default for OptimiserConfig {
 pub struct TrainConfig {
     /// Maximum number of passes over the training data, at least 1.
     pub epochs: usize,
-    /// Rows per batch, at least 1.
+    /// Rows per batch, at least 1. A batch size above the number of
+    /// training rows puts them all in one batch.
     pub batch_size: usize,
     /// Seed of the shuffling order.
     pub seed: u64,
@@ -353,6 +354,13 @@ fn check_config(
     Ok(())
 }
 
+/// Returns the most rows a training batch can hold: the batch size, capped
+/// at the number of training rows. The cap keeps a batch size meant for
+/// full-batch training from sizing the workspace beyond the data.
+fn batch_capacity(config: &TrainConfig, train_len: usize) -> usize {
+    config.batch_size.min(train_len)
+}
+
 /// Trains `mlp` in place on `train` and reports per-epoch loss and
 /// accuracy, with validation accuracy if `val` is given.
 ///
@@ -383,7 +391,7 @@ pub fn train_mlp(
             }
         }
     }
-    let mut workspace = MlpWorkspace::new(mlp, config.batch_size)?;
+    let mut workspace = MlpWorkspace::new(mlp, batch_capacity(config, train.len()))?;
     let eval_batch = config.batch_size.max(256);
     run_epochs(
         mlp,
@@ -413,7 +421,7 @@ pub fn train_sequence_classifier(
     config: &TrainConfig,
 ) -> Result<TrainReport, NnError> {
     check_config(train.len(), val.map(|v| v.len()), config)?;
-    let mut workspace = SequenceWorkspace::new(model, config.batch_size)?;
+    let mut workspace = SequenceWorkspace::new(model, batch_capacity(config, train.len()))?;
     let eval_batch = config.batch_size.max(256);
     run_epochs(
         model,

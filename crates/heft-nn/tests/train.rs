@@ -214,3 +214,26 @@ fn training_rejects_bad_input() {
         "{err}"
     );
 }
+
+/// A batch size above the number of rows trains on the whole set per step,
+/// as a batch size equal to it does, without sizing buffers for the
+/// batch size.
+#[test]
+fn batch_larger_than_data_trains_full_batch() {
+    let (x, y) = synthetic(50, 1);
+    let train = Dataset::new(&x, &y, FEATURES).unwrap();
+    let run = |batch_size| {
+        let mut mlp = Mlp::init(&[FEATURES, 8, CLASSES], &mut SplitMix64::new(3)).unwrap();
+        let config = TrainConfig {
+            batch_size,
+            ..config()
+        };
+        let report = train_mlp(&mut mlp, &train, None, &config).unwrap();
+        (mlp, report)
+    };
+
+    let (full_mlp, full_report) = run(50);
+    let (huge_mlp, huge_report) = run(usize::MAX);
+    assert_eq!(huge_report, full_report);
+    assert_eq!(huge_mlp, full_mlp);
+}

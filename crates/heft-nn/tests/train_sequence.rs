@@ -126,3 +126,34 @@ fn sequence_dataset_rejects_bad_input() {
     long[0] = SEQ_LEN + 1;
     assert!(SequenceDataset::new(&ids, &long, &labels, SEQ_LEN).is_err());
 }
+
+/// A batch size above the number of sequences trains on the whole set per
+/// step, as a batch size equal to it does, without allocating shards for
+/// the batch size.
+#[test]
+fn batch_larger_than_data_trains_full_batch() {
+    let (ids, lengths, labels) = synthetic(40, 1);
+    let train = SequenceDataset::new(&ids, &lengths, &labels, SEQ_LEN).unwrap();
+    let run = |batch_size| {
+        let mut model = SequenceClassifier::init(
+            RecurrentKind::Lstm,
+            VOCAB,
+            8,
+            16,
+            2,
+            &mut SplitMix64::new(4),
+        )
+        .unwrap();
+        let config = TrainConfig {
+            epochs: 2,
+            ..config(batch_size)
+        };
+        let report = train_sequence_classifier(&mut model, &train, None, &config).unwrap();
+        (model, report)
+    };
+
+    let (full_model, full_report) = run(40);
+    let (huge_model, huge_report) = run(usize::MAX);
+    assert_eq!(huge_report, full_report);
+    assert!(bits(&huge_model) == bits(&full_model));
+}
