@@ -310,7 +310,8 @@ pub fn evaluate(mlp: &Mlp, data: &Dataset<'_>, batch_size: usize) -> Result<usiz
     }
     let mut correct = 0;
     let indices: Vec<usize> = (0..data.len()).collect();
-    let mut labels = Vec::with_capacity(batch_size);
+    // No chunk contains more than the data's rows, whatever the batch size.
+    let mut labels = Vec::with_capacity(batch_size.min(data.len()));
     for batch in indices.chunks(batch_size) {
         let x = data.gather(batch, &mut labels)?;
         correct += correct_count(&mlp.forward(&x)?, &labels)?;

@@ -237,3 +237,30 @@ fn batch_larger_than_data_trains_full_batch() {
     assert_eq!(huge_report, full_report);
     assert_eq!(huge_mlp, full_mlp);
 }
+
+#[test]
+fn evaluate_accepts_batch_above_rows() {
+    let (x, y) = synthetic(50, 1);
+    let data = Dataset::new(&x, &y, FEATURES).unwrap();
+    let mlp = Mlp::init(&[FEATURES, 8, CLASSES], &mut SplitMix64::new(3)).unwrap();
+
+    let expected = evaluate(&mlp, &data, 50).unwrap();
+    assert_eq!(evaluate(&mlp, &data, usize::MAX).unwrap(), expected);
+}
+
+#[test]
+fn validation_with_batch_above_rows() {
+    let (x, y) = synthetic(50, 1);
+    let (vx, vy) = synthetic(20, 2);
+    let train = Dataset::new(&x, &y, FEATURES).unwrap();
+    let val = Dataset::new(&vx, &vy, FEATURES).unwrap();
+    let mut mlp = Mlp::init(&[FEATURES, 8, CLASSES], &mut SplitMix64::new(3)).unwrap();
+    let config = TrainConfig {
+        batch_size: usize::MAX,
+        ..config()
+    };
+
+    let report = train_mlp(&mut mlp, &train, Some(&val), &config).unwrap();
+    let last = report.epochs.last().unwrap();
+    assert_eq!(last.val_correct, Some(evaluate(&mlp, &val, 7).unwrap()));
+}
