@@ -1,5 +1,8 @@
 //! End-to-end tests of the `heft` binary on the embedded datasets.
 
+mod common;
+
+use common::write_idx;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -1180,16 +1183,6 @@ fn messages_name_the_cause() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("bound 1e-7)"), "{stdout}");
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// Writes an IDX file of unsigned bytes with the given dimensions.
-fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// Writes a small IDX dataset to `dir`: 20 training images of `train_shape`

@@ -2,6 +2,9 @@
 //! subset: a small grid runs and reports every row, and an interrupted
 //! experiment resumes to the same report as an uninterrupted one.
 
+mod common;
+
+use common::write_idx;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -471,16 +474,6 @@ fn seed_count_out_of_range_rejected() {
         );
         assert!(!dir.join("e").exists(), "{seeds:?}");
     }
-}
-
-/// Writes an IDX file of unsigned bytes with the given dimensions.
-fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {
-    let mut bytes = vec![0, 0, 0x08, dims.len() as u8];
-    for d in dims {
-        bytes.extend_from_slice(&d.to_be_bytes());
-    }
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).unwrap();
 }
 
 /// Writes 40 training and 8 test images of 28 x 28 with labels 0 to 3,
