@@ -53,7 +53,8 @@ impl Default for Fnv1a {
 mod tests {
     use super::Fnv1a;
 
-    /// The published FNV-1a 64 test vectors.
+    /// The 64-bit FNV-1a test vectors of the IETF draft on FNV
+    /// (draft-eastlake-fnv, appendix C).
     #[test]
     fn standard_vectors() {
         assert_eq!(Fnv1a::of(b""), 0xcbf2_9ce4_8422_2325);
