@@ -985,9 +985,9 @@ fn blocked(
     // as fast as in the A-outer order in a fast phase of the test host,
     // and at par in a slow one. The 12 x 32 tile lost 2 to 5 % in the BLIS
     // order (BENCHMARKS.md). On Zen 4, whose 32 KiB L1d that B micro-panel
-    // fills, the BLIS order still ran (12000, 128, 320) 1.13 times as fast
-    // as the parent commit and the A-outer order 1.10, with the prefetches
-    // of `Prefetch::for_product` in both.
+    // fills, the prefetches of `Prefetch::for_product` ran (12000, 128,
+    // 320) 1.13 times as fast in the BLIS order and 1.10 times in the
+    // A-outer one, both against the BLIS order without them.
     let a_outer = !resident && b_len <= sizes.a_outer_b && depth > spec.b_in_l1_depth;
     let prefetch = Prefetch::for_product((m, k, n), kc, c.cs == 1, direct_a);
     // With several threads, a B block small enough to stay in a core's L2
