@@ -355,9 +355,9 @@ fn check_config(
     Ok(())
 }
 
-/// Returns the most rows a training batch can hold: the batch size, capped
-/// at the number of training rows. The cap keeps a batch size meant for
-/// full-batch training from sizing the workspace beyond the data.
+/// Returns the largest number of rows in a training batch: the batch
+/// size, capped at the number of training rows. The cap keeps a batch size
+/// meant for full-batch training from sizing the workspace beyond the data.
 fn batch_capacity(config: &TrainConfig, train_len: usize) -> usize {
     config.batch_size.min(train_len)
 }
